@@ -1,0 +1,341 @@
+//! Braid's shared vocabulary: chain ids, heights, messages, block and batch headers.
+//!
+//! Every committed structure is a Solidity-style struct (declared with [`alloy_sol_types::sol!`])
+//! and hashed as `keccak256(abi.encode(value))`, so a Solidity contract holding the same struct
+//! definition computes exactly the same hashes. The hashing helpers live on the types
+//! ([`Message::leaf_hash`], [`BlockHeader::hash`], [`BatchHeader::hash`]).
+
+use alloy_sol_types::{sol, SolValue};
+
+pub use alloy_primitives::{address, b256, keccak256, Address, Bytes, B256, U256};
+
+/// Identifier of a rollup chain (an EIP-155 chain id).
+pub type ChainId = u64;
+/// Height of a block on one chain; the genesis block has height 0.
+pub type BlockNumber = u64;
+/// Sequence number of a batch on one chain; the first sealed batch is batch 1.
+pub type BatchNumber = u64;
+/// Index of a message in its source chain's message tree.
+pub type MessageNonce = u64;
+/// Hash of a block header: `keccak256(abi.encode(header))`.
+pub type BlockHash = B256;
+/// Root of a chain's message tree after some block (seed 000's `LocalRoot`).
+pub type LocalRoot = B256;
+/// Root of a chain's message tree after the last block of a batch (seed 000's `ChainBatchRoot`).
+pub type ChainBatchRoot = B256;
+
+/// Errors from decoding Braid's committed structures.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PrimitivesError {
+    /// ABI bytes that do not decode as the expected struct.
+    #[error("malformed ABI encoding of {what}: {reason}")]
+    MalformedAbi {
+        /// The struct that was expected.
+        what: &'static str,
+        /// What the decoder objected to.
+        reason: String,
+    },
+    /// A numeric interop-mode tag outside the known set.
+    #[error("unknown import kind {0}")]
+    UnknownImportKind(u8),
+}
+
+sol! {
+    /// A cross-chain message. `nonce` is the message's index in its source chain's message
+    /// tree, so `(sourceChain, nonce)` identifies it uniquely.
+    #[derive(Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+    struct Message {
+        uint64 sourceChain;
+        uint64 nonce;
+        address sender;
+        uint64 destChain;
+        address recipient;
+        uint256 value;
+        bytes payload;
+    }
+
+    /// A root that a destination chain imported from a source chain, recorded in the block that
+    /// imported it. `kind` is an [`ImportKind`] tag; `sourceHeight` is the source block (for
+    /// `precommit`), the source batch (for `commit`), or the SL block (for `proof`) the root
+    /// belongs to; `messageCount` is the size of the source tree at that root.
+    #[derive(Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+    struct ImportedRoot {
+        uint8 kind;
+        uint64 sourceChain;
+        uint64 sourceHeight;
+        bytes32 root;
+        uint64 messageCount;
+    }
+
+    /// A chain's block header. The block hash is `keccak256(abi.encode(header))`.
+    #[derive(Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+    struct BlockHeader {
+        uint64 chainId;
+        uint64 number;
+        bytes32 parentHash;
+        uint64 timestampMs;
+        address sequencer;
+        bytes32 txRoot;
+        bytes32 stateRoot;
+        bytes32 localRoot;
+        uint64 messageCount;
+        bytes32 importsHash;
+        uint64 gasUsed;
+        uint64 gasLimit;
+        uint128 baseFee;
+    }
+
+    /// The record of a sealed batch (consecutive blocks) as committed to the settlement layer.
+    #[derive(Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+    struct BatchHeader {
+        uint64 chainId;
+        uint64 number;
+        uint64 firstBlock;
+        uint64 lastBlock;
+        bytes32 lastBlockHash;
+        bytes32 stateRoot;
+        bytes32 chainBatchRoot;
+        uint64 messageCount;
+        bytes32 importsHash;
+        bytes32 daCommitment;
+    }
+}
+
+/// The interop mode of an imported root (see `SYSTEM.md`, the mode table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[repr(u8)]
+pub enum ImportKind {
+    /// A `LocalRoot` of the source after any block, before the batch is committed.
+    Precommit = 0,
+    /// A `ChainBatchRoot` of a batch committed on the settlement layer.
+    Commit = 1,
+    /// A historical global `MessageRoot` of the settlement layer.
+    Proof = 2,
+}
+
+impl ImportKind {
+    /// All kinds, in tag order.
+    pub const ALL: [ImportKind; 3] = [ImportKind::Precommit, ImportKind::Commit, ImportKind::Proof];
+
+    /// Human-readable mode name, as used in configuration and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImportKind::Precommit => "precommit",
+            ImportKind::Commit => "commit",
+            ImportKind::Proof => "proof",
+        }
+    }
+}
+
+impl TryFrom<u8> for ImportKind {
+    type Error = PrimitivesError;
+    fn try_from(tag: u8) -> Result<Self, Self::Error> {
+        match tag {
+            0 => Ok(ImportKind::Precommit),
+            1 => Ok(ImportKind::Commit),
+            2 => Ok(ImportKind::Proof),
+            other => Err(PrimitivesError::UnknownImportKind(other)),
+        }
+    }
+}
+
+/// The globally unique id of a message: its source chain and its index there.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct MessageId {
+    /// The chain the message was sent from.
+    pub source_chain: ChainId,
+    /// The message's index in the source chain's message tree.
+    pub nonce: MessageNonce,
+}
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.source_chain, self.nonce)
+    }
+}
+
+impl Message {
+    /// The message's leaf in the source message tree: `keccak256(abi.encode(message))`.
+    pub fn leaf_hash(&self) -> B256 {
+        keccak256(self.abi_encode())
+    }
+
+    /// The message's unique id.
+    pub fn id(&self) -> MessageId {
+        MessageId {
+            source_chain: self.sourceChain,
+            nonce: self.nonce,
+        }
+    }
+
+    /// Decodes `abi.encode(message)` bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, PrimitivesError> {
+        decode_canonical(bytes, "Message")
+    }
+}
+
+/// Decodes `abi.encode(value)` and insists the bytes are the canonical encoding, so one value
+/// has exactly one accepted byte string (no trailing bytes, no dirty padding).
+fn decode_canonical<T>(bytes: &[u8], what: &'static str) -> Result<T, PrimitivesError>
+where
+    T: SolValue + From<<T::SolType as alloy_sol_types::SolType>::RustType>,
+{
+    let value = T::abi_decode(bytes).map_err(|e| PrimitivesError::MalformedAbi {
+        what,
+        reason: e.to_string(),
+    })?;
+    if value.abi_encode() != bytes {
+        return Err(PrimitivesError::MalformedAbi {
+            what,
+            reason: "non-canonical encoding".into(),
+        });
+    }
+    Ok(value)
+}
+
+impl ImportedRoot {
+    /// The import's interop mode.
+    pub fn import_kind(&self) -> Result<ImportKind, PrimitivesError> {
+        ImportKind::try_from(self.kind)
+    }
+}
+
+/// Hash committing to the roots a block imported: `keccak256(abi.encode(ImportedRoot[]))`.
+pub fn imports_hash(imports: &[ImportedRoot]) -> B256 {
+    keccak256(imports.to_vec().abi_encode())
+}
+
+/// Hash committing to a block's transactions: `keccak256(abi.encode(bytes32[] txHashes))`.
+pub fn tx_root(tx_hashes: &[B256]) -> B256 {
+    keccak256(tx_hashes.to_vec().abi_encode())
+}
+
+impl BlockHeader {
+    /// The block hash: `keccak256(abi.encode(header))`.
+    pub fn hash(&self) -> BlockHash {
+        keccak256(self.abi_encode())
+    }
+
+    /// Decodes `abi.encode(header)` bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, PrimitivesError> {
+        decode_canonical(bytes, "BlockHeader")
+    }
+}
+
+impl BatchHeader {
+    /// The batch hash: `keccak256(abi.encode(batch))`.
+    pub fn hash(&self) -> B256 {
+        keccak256(self.abi_encode())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_message() -> Message {
+        Message {
+            sourceChain: 901,
+            nonce: 7,
+            sender: address!("00000000000000000000000000000000000000aa"),
+            destChain: 902,
+            recipient: address!("00000000000000000000000000000000000000bb"),
+            value: U256::from(1_000u64),
+            payload: Bytes::from_static(b"hello"),
+        }
+    }
+
+    #[test]
+    fn message_encoding_matches_solidity_abi_encode_of_a_dynamic_struct() {
+        let m = sample_message();
+        let enc = m.abi_encode();
+        // abi.encode(struct with a dynamic member) starts with the offset of the tuple (0x20),
+        // followed by seven head words, the bytes length word and one padded data word.
+        assert_eq!(enc.len(), 32 * (1 + 7 + 1 + 1));
+        assert_eq!(U256::from_be_slice(&enc[..32]), U256::from(32));
+        assert_eq!(U256::from_be_slice(&enc[32..64]), U256::from(901));
+        assert_eq!(U256::from_be_slice(&enc[64..96]), U256::from(7));
+        assert_eq!(Message::decode(&enc).unwrap(), m);
+        assert_eq!(m.leaf_hash(), keccak256(&enc));
+    }
+
+    #[test]
+    fn every_field_changes_the_leaf_hash() {
+        let base = sample_message();
+        let mut variants = vec![];
+        let mut m = base.clone();
+        m.sourceChain += 1;
+        variants.push(m);
+        let mut m = base.clone();
+        m.nonce += 1;
+        variants.push(m);
+        let mut m = base.clone();
+        m.sender = Address::ZERO;
+        variants.push(m);
+        let mut m = base.clone();
+        m.destChain += 1;
+        variants.push(m);
+        let mut m = base.clone();
+        m.recipient = Address::ZERO;
+        variants.push(m);
+        let mut m = base.clone();
+        m.value += U256::from(1);
+        variants.push(m);
+        let mut m = base.clone();
+        m.payload = Bytes::from_static(b"hellp");
+        variants.push(m);
+        for v in variants {
+            assert_ne!(v.leaf_hash(), base.leaf_hash(), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_message_bytes_are_a_typed_error() {
+        let enc = sample_message().abi_encode();
+        assert!(matches!(
+            Message::decode(&enc[..enc.len() - 1]),
+            Err(PrimitivesError::MalformedAbi { .. })
+        ));
+        assert!(Message::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn header_hash_round_trips() {
+        let h = BlockHeader {
+            chainId: 901,
+            number: 3,
+            parentHash: B256::repeat_byte(1),
+            timestampMs: 12_000,
+            sequencer: Address::repeat_byte(2),
+            txRoot: tx_root(&[B256::repeat_byte(3)]),
+            stateRoot: B256::repeat_byte(4),
+            localRoot: B256::repeat_byte(5),
+            messageCount: 9,
+            importsHash: imports_hash(&[]),
+            gasUsed: 21_000,
+            gasLimit: 30_000_000,
+            baseFee: 1_000_000_000,
+        };
+        let enc = h.abi_encode();
+        assert_eq!(
+            enc.len(),
+            13 * 32,
+            "static struct: one word per field, no offset"
+        );
+        assert_eq!(BlockHeader::decode(&enc).unwrap(), h);
+        assert_eq!(h.hash(), keccak256(&enc));
+    }
+
+    #[test]
+    fn import_kind_tags_round_trip_and_reject_unknown() {
+        for k in ImportKind::ALL {
+            assert_eq!(ImportKind::try_from(k as u8).unwrap(), k);
+        }
+        assert_eq!(
+            ImportKind::try_from(9),
+            Err(PrimitivesError::UnknownImportKind(9))
+        );
+    }
+}
