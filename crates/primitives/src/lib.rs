@@ -85,6 +85,46 @@ sol! {
         uint128 baseFee;
     }
 
+    /// Proof that a message is in a root the destination imported. For `precommit` and `commit`
+    /// imports `root` is the source's message-tree root and (`leafIndex`, `treeSize`,
+    /// `siblings`) an inclusion proof against it; the `batchNumber`/`chainBatchRoot`/`outer*`
+    /// fields must be zero/empty. For `proof` imports `root` is an SL `MessageRoot`: the inner
+    /// proof is against `chainBatchRoot`, and (`outerIndex`, `outerSize`, `outerSiblings`) prove
+    /// the batch leaf [`message_root_leaf`] against `root`.
+    #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    struct MessageProof {
+        uint8 kind;
+        uint64 sourceHeight;
+        bytes32 root;
+        uint64 leafIndex;
+        uint64 treeSize;
+        bytes32[] siblings;
+        uint64 batchNumber;
+        bytes32 chainBatchRoot;
+        uint64 outerIndex;
+        uint64 outerSize;
+        bytes32[] outerSiblings;
+    }
+
+    /// The messenger system contract's ABI (deployed at [`MESSENGER_ADDRESS`] on every chain).
+    #[derive(Debug, PartialEq, Eq)]
+    interface IMessenger {
+        /// Emitted when a message leaves this chain; `leaf` is its message-tree leaf.
+        event MessageSent(uint64 indexed destChain, uint64 indexed nonce, address indexed sender, address recipient, uint256 value, bytes payload, bytes32 leaf);
+        /// Emitted when a message from another chain is executed here.
+        event MessageExecuted(uint64 indexed sourceChain, uint64 indexed nonce, address indexed recipient, uint256 value, bytes32 leaf);
+        /// Emitted by the system transaction that imports a root.
+        event RootImported(uint8 indexed kind, uint64 indexed sourceChain, uint64 sourceHeight, bytes32 root, uint64 messageCount);
+        /// Sends `payload` and the attached value to `recipient` on `destChain`.
+        function sendMessage(uint256 destChain, address recipient, bytes payload) external payable returns (uint64 nonce);
+        /// Executes a message from another chain, proven against an imported root.
+        function executeMessage(Message message, MessageProof proof) external;
+        /// Whether a message id has executed on this chain.
+        function isExecuted(uint64 sourceChain, uint64 nonce) external view returns (bool);
+        /// The current root and size of this chain's outgoing message tree.
+        function localRoot() external view returns (bytes32 root, uint64 messageCount);
+    }
+
     /// The record of a sealed batch (consecutive blocks) as committed to the settlement layer.
     #[derive(Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
     struct BatchHeader {
@@ -101,8 +141,39 @@ sol! {
     }
 }
 
+/// Address of the messenger system contract on every Braid chain.
+pub const MESSENGER_ADDRESS: Address = address!("00000000000000000000000000000000000b1a1d");
+
+/// Chain id under which settlement-layer roots (`proof` mode) are imported.
+pub const SETTLEMENT_LAYER_CHAIN_ID: ChainId = 0;
+
+/// Leaf of the settlement layer's global `MessageRoot` tree for one executed batch:
+/// `keccak256(abi.encode(uint64 chainId, uint64 batchNumber, bytes32 chainBatchRoot, uint64 messageCount))`.
+pub fn message_root_leaf(
+    chain_id: ChainId,
+    batch_number: BatchNumber,
+    chain_batch_root: ChainBatchRoot,
+    message_count: u64,
+) -> B256 {
+    keccak256((chain_id, batch_number, chain_batch_root, message_count).abi_encode())
+}
+
+/// A block as gossiped and stored: the header, the roots it imported (system transactions,
+/// applied before the user transactions) and the raw EIP-2718 user transactions.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Block {
+    /// The header; its hash is the block hash.
+    pub header: BlockHeader,
+    /// Roots imported by this block, in order; `header.importsHash` commits to them.
+    pub imports: Vec<ImportedRoot>,
+    /// Raw signed transactions (EIP-2718 encoding); `header.txRoot` commits to their hashes.
+    pub transactions: Vec<Bytes>,
+}
+
 /// The interop mode of an imported root (see `SYSTEM.md`, the mode table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[repr(u8)]
 pub enum ImportKind {
     /// A `LocalRoot` of the source after any block, before the batch is committed.

@@ -1,0 +1,300 @@
+//! The messenger system contract: `sendMessage` and `executeMessage`.
+//!
+//! Calls are handled in two phases: [`plan_call`] decodes and checks everything against the
+//! current state without writing, and [`commit_effect`] writes the planned effect. That split is
+//! what guarantees a rejected call leaves the state unchanged.
+
+use alloy_primitives::{Address, Log, B256, U256};
+use alloy_sol_types::{SolCall, SolEvent};
+use braid_merkle::{verify_inclusion, InclusionProof};
+use braid_primitives::{
+    message_root_leaf, IMessenger, ImportKind, Message, MessageProof, MESSENGER_ADDRESS,
+    SETTLEMENT_LAYER_CHAIN_ID,
+};
+
+use crate::{state::ValueTotals, ChainState, ExecutionError, ImportKey, TxReceipt};
+
+/// Largest message payload.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+/// Most siblings accepted in one level of a message proof (the tree depth).
+pub const MAX_PROOF_SIBLINGS: usize = braid_merkle::TREE_DEPTH;
+/// Execution gas of `sendMessage` on top of the intrinsic cost.
+pub const SEND_MESSAGE_GAS: u64 = 25_000;
+/// Execution gas of `executeMessage`, plus [`EXECUTE_GAS_PER_SIBLING`] per proof hash.
+pub const EXECUTE_MESSAGE_GAS: u64 = 30_000;
+/// Gas per proof hash verified.
+pub const EXECUTE_GAS_PER_SIBLING: u64 = 1_000;
+
+/// The effect of a call, checked but not yet written.
+#[derive(Debug)]
+pub(crate) enum CallEffect {
+    /// A plain value transfer to the recipient.
+    Transfer,
+    /// `sendMessage`: append this message to the outgoing tree.
+    Send { message: Message, leaf: B256 },
+    /// `executeMessage`: mark executed and credit the recipient.
+    Execute {
+        message: Message,
+        leaf: B256,
+        proof_hashes: u64,
+    },
+}
+
+impl CallEffect {
+    pub(crate) fn execution_gas(&self) -> u64 {
+        match self {
+            CallEffect::Transfer => 0,
+            CallEffect::Send { .. } => SEND_MESSAGE_GAS,
+            CallEffect::Execute { proof_hashes, .. } => {
+                EXECUTE_MESSAGE_GAS + proof_hashes * EXECUTE_GAS_PER_SIBLING
+            }
+        }
+    }
+}
+
+fn malformed(e: alloy_sol_types::Error) -> ExecutionError {
+    ExecutionError::MalformedCall {
+        reason: e.to_string(),
+    }
+}
+
+/// Decodes and checks a messenger call without writing anything.
+pub(crate) fn plan_call(
+    state: &ChainState,
+    sender: Address,
+    value: U256,
+    input: &[u8],
+) -> Result<CallEffect, ExecutionError> {
+    let selector: [u8; 4] = match input.get(..4).and_then(|s| s.try_into().ok()) {
+        Some(s) => s,
+        None => {
+            return Err(ExecutionError::UnknownSelector {
+                selector: input.to_vec(),
+            })
+        }
+    };
+    match selector {
+        IMessenger::sendMessageCall::SELECTOR => {
+            let call = IMessenger::sendMessageCall::abi_decode(input).map_err(malformed)?;
+            plan_send(state, sender, value, call)
+        }
+        IMessenger::executeMessageCall::SELECTOR => {
+            if !value.is_zero() {
+                return Err(ExecutionError::ValueNotAccepted);
+            }
+            let call = IMessenger::executeMessageCall::abi_decode(input).map_err(malformed)?;
+            plan_execute(state, call.message, &call.proof)
+        }
+        other => Err(ExecutionError::UnknownSelector {
+            selector: other.to_vec(),
+        }),
+    }
+}
+
+fn plan_send(
+    state: &ChainState,
+    sender: Address,
+    value: U256,
+    call: IMessenger::sendMessageCall,
+) -> Result<CallEffect, ExecutionError> {
+    let dest: u64 = call
+        .destChain
+        .try_into()
+        .map_err(|_| ExecutionError::InvalidDestination {
+            dest: call.destChain,
+        })?;
+    if dest == state.chain_id() || dest == SETTLEMENT_LAYER_CHAIN_ID {
+        return Err(ExecutionError::InvalidDestination {
+            dest: call.destChain,
+        });
+    }
+    if call.payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(ExecutionError::PayloadTooLarge {
+            size: call.payload.len(),
+            max: MAX_PAYLOAD_BYTES,
+        });
+    }
+    if state.outbox().len() >= braid_merkle::MAX_LEAVES {
+        return Err(ExecutionError::MessageTreeFull);
+    }
+    let message = Message {
+        sourceChain: state.chain_id(),
+        nonce: state.outbox().len(),
+        sender,
+        destChain: dest,
+        recipient: call.recipient,
+        value,
+        payload: call.payload,
+    };
+    let leaf = message.leaf_hash();
+    Ok(CallEffect::Send { message, leaf })
+}
+
+/// Verifies `proof` for `message` against the roots `state` imported. Returns the message leaf
+/// and the number of hashes the proof made the verifier check.
+pub fn verify_message_proof(
+    state: &ChainState,
+    message: &Message,
+    proof: &MessageProof,
+) -> Result<(B256, u64), ExecutionError> {
+    let kind = ImportKind::try_from(proof.kind).map_err(|e| ExecutionError::ProofMismatch {
+        reason: e.to_string(),
+    })?;
+    if proof.siblings.len() > MAX_PROOF_SIBLINGS || proof.outerSiblings.len() > MAX_PROOF_SIBLINGS {
+        return Err(ExecutionError::ProofMismatch {
+            reason: "too many proof hashes".into(),
+        });
+    }
+    if proof.leafIndex != message.nonce {
+        return Err(ExecutionError::ProofMismatch {
+            reason: format!(
+                "leaf index {} but message nonce {}",
+                proof.leafIndex, message.nonce
+            ),
+        });
+    }
+    let import_source = match kind {
+        ImportKind::Proof => SETTLEMENT_LAYER_CHAIN_ID,
+        _ => message.sourceChain,
+    };
+    let key = ImportKey {
+        kind,
+        source_chain: import_source,
+        root: proof.root,
+    };
+    let imported = state
+        .imported(&key)
+        .ok_or(ExecutionError::RootNotImported {
+            kind,
+            source_chain: import_source,
+            root: proof.root,
+        })?;
+    let leaf = message.leaf_hash();
+    let inner = InclusionProof {
+        index: proof.leafIndex,
+        size: proof.treeSize,
+        siblings: proof.siblings.clone(),
+    };
+    match kind {
+        ImportKind::Precommit | ImportKind::Commit => {
+            if proof.batchNumber != 0
+                || proof.chainBatchRoot != B256::ZERO
+                || proof.outerIndex != 0
+                || proof.outerSize != 0
+                || !proof.outerSiblings.is_empty()
+            {
+                return Err(ExecutionError::ProofMismatch {
+                    reason: "single-level proof carries outer fields".into(),
+                });
+            }
+            if imported.messageCount != proof.treeSize {
+                return Err(ExecutionError::ProofMismatch {
+                    reason: format!(
+                        "imported root holds {} messages, proof claims {}",
+                        imported.messageCount, proof.treeSize
+                    ),
+                });
+            }
+            verify_inclusion(proof.root, leaf, &inner)?;
+            Ok((leaf, inner.siblings.len() as u64))
+        }
+        ImportKind::Proof => {
+            verify_inclusion(proof.chainBatchRoot, leaf, &inner)?;
+            let batch_leaf = message_root_leaf(
+                message.sourceChain,
+                proof.batchNumber,
+                proof.chainBatchRoot,
+                proof.treeSize,
+            );
+            let outer = InclusionProof {
+                index: proof.outerIndex,
+                size: proof.outerSize,
+                siblings: proof.outerSiblings.clone(),
+            };
+            verify_inclusion(proof.root, batch_leaf, &outer)?;
+            Ok((leaf, (inner.siblings.len() + outer.siblings.len()) as u64))
+        }
+    }
+}
+
+fn plan_execute(
+    state: &ChainState,
+    message: Message,
+    proof: &MessageProof,
+) -> Result<CallEffect, ExecutionError> {
+    if message.destChain != state.chain_id() {
+        return Err(ExecutionError::WrongDestination {
+            expected: state.chain_id(),
+            got: message.destChain,
+        });
+    }
+    if state.is_executed(&message.id()) {
+        return Err(ExecutionError::AlreadyExecuted { id: message.id() });
+    }
+    let (leaf, proof_hashes) = verify_message_proof(state, &message, proof)?;
+    Ok(CallEffect::Execute {
+        message,
+        leaf,
+        proof_hashes,
+    })
+}
+
+/// Writes a planned effect. Only fails on conditions [`plan_call`] already excluded.
+pub(crate) fn commit_effect(
+    state: &mut ChainState,
+    totals: &mut ValueTotals,
+    effect: CallEffect,
+    to: Address,
+    value: U256,
+    receipt: &mut TxReceipt,
+) -> Result<(), ExecutionError> {
+    match effect {
+        CallEffect::Transfer => {
+            if !value.is_zero() {
+                let mut acct = state.account(&to);
+                acct.balance = acct.balance.saturating_add(value);
+                state.set_account(to, acct);
+            }
+        }
+        CallEffect::Send { message, leaf } => {
+            state.append_outgoing(leaf)?;
+            totals.sent_out = totals.sent_out.saturating_add(message.value);
+            let event = IMessenger::MessageSent {
+                destChain: message.destChain,
+                nonce: message.nonce,
+                sender: message.sender,
+                recipient: message.recipient,
+                value: message.value,
+                payload: message.payload.clone(),
+                leaf,
+            };
+            receipt.logs.push(Log {
+                address: MESSENGER_ADDRESS,
+                data: event.encode_log_data(),
+            });
+            receipt.message_sent = Some(message.id());
+        }
+        CallEffect::Execute { message, leaf, .. } => {
+            state.mark_executed(message.id(), leaf);
+            if !message.value.is_zero() {
+                let mut acct = state.account(&message.recipient);
+                acct.balance = acct.balance.saturating_add(message.value);
+                state.set_account(message.recipient, acct);
+            }
+            totals.received_in = totals.received_in.saturating_add(message.value);
+            let event = IMessenger::MessageExecuted {
+                sourceChain: message.sourceChain,
+                nonce: message.nonce,
+                recipient: message.recipient,
+                value: message.value,
+                leaf,
+            };
+            receipt.logs.push(Log {
+                address: MESSENGER_ADDRESS,
+                data: event.encode_log_data(),
+            });
+            receipt.message_executed = Some(message.id());
+        }
+    }
+    Ok(())
+}

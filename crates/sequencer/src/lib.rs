@@ -1,0 +1,572 @@
+//! Braid's sequencer core: a sans-IO state machine that pools transactions, produces a block
+//! every `block_time_ms` and seals a batch every `batch_blocks` blocks.
+//!
+//! Inputs are [`SequencerInput`]s carrying the current time; outputs are [`SequencerOutput`]s
+//! (accepted or rejected transactions, sealed blocks with their receipts and state changes to
+//! persist, sealed batches to commit). No clock, I/O or randomness inside: the simulator and the
+//! live node drive the same core.
+//!
+//! Block production: at the first tick at or after the scheduled time the sequencer applies the
+//! pending imported roots (system transactions), then executable pool transactions in order of
+//! the tip they pay, skipping (and evicting) any that fail, until the block's gas is used up.
+//! The base fee follows EIP-1559 from the parent block, floored at
+//! [`SequencerConfig::min_base_fee`].
+
+mod mempool;
+
+pub use mempool::{Mempool, MempoolConfig, MempoolError};
+
+use alloy_eips::eip1559::{calc_next_block_base_fee, BaseFeeParams};
+use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use alloy_sol_types::SolValue;
+use braid_execution::{
+    apply_import, apply_transaction, intrinsic_gas, seal_header, BlockEnv, ChainState,
+    ExecutionError, RecoveredTx, StateChanges, TxReceipt,
+};
+use braid_primitives::{
+    imports_hash, BatchHeader, BatchNumber, Block, BlockHeader, ChainId, ImportedRoot,
+};
+
+/// Configuration of one chain's sequencer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SequencerConfig {
+    /// The chain.
+    pub chain_id: ChainId,
+    /// Time between blocks.
+    pub block_time_ms: u64,
+    /// Blocks per batch.
+    pub batch_blocks: u64,
+    /// Gas limit of every block.
+    pub block_gas_limit: u64,
+    /// Lowest base fee.
+    pub min_base_fee: u128,
+    /// Receives priority fees.
+    pub fee_recipient: Address,
+    /// Most imports queued for the next block.
+    pub max_pending_imports: usize,
+    /// Pool limits.
+    pub mempool: MempoolConfig,
+}
+
+impl SequencerConfig {
+    /// Defaults for a chain: 1 s blocks, 10-block batches, 30M gas, 1 gwei minimum base fee.
+    pub fn new(chain_id: ChainId) -> Self {
+        Self {
+            chain_id,
+            block_time_ms: 1_000,
+            batch_blocks: 10,
+            block_gas_limit: 30_000_000,
+            min_base_fee: 1_000_000_000,
+            fee_recipient: Address::ZERO,
+            max_pending_imports: 1_024,
+            mempool: MempoolConfig::default(),
+        }
+    }
+
+    /// Checks the configuration for values the sequencer cannot run with.
+    pub fn validate(&self) -> Result<(), SequencerError> {
+        let bad = |reason: &str| {
+            Err(SequencerError::InvalidConfig {
+                reason: reason.to_string(),
+            })
+        };
+        if self.block_time_ms == 0 {
+            return bad("block_time_ms must be positive");
+        }
+        if self.batch_blocks == 0 {
+            return bad("batch_blocks must be positive");
+        }
+        if self.block_gas_limit < braid_execution::TX_BASE_GAS {
+            return bad("block_gas_limit must fit one transfer (21000)");
+        }
+        if self.min_base_fee == 0 || self.min_base_fee > u64::MAX as u128 {
+            return bad("min_base_fee must be in 1..=u64::MAX");
+        }
+        Ok(())
+    }
+}
+
+/// Errors of the sequencer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SequencerError {
+    /// The transaction failed validation.
+    #[error(transparent)]
+    Execution(#[from] ExecutionError),
+    /// The pool refused the transaction.
+    #[error(transparent)]
+    Mempool(#[from] MempoolError),
+    /// Too many imports are queued.
+    #[error("import queue full ({limit})")]
+    ImportQueueFull {
+        /// The limit.
+        limit: usize,
+    },
+    /// A configuration value the sequencer cannot run with.
+    #[error("invalid sequencer configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Restoring from storage found inconsistent data.
+    #[error("cannot restore sequencer: {reason}")]
+    Restore {
+        /// What is inconsistent.
+        reason: String,
+    },
+}
+
+/// An input event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SequencerInput {
+    /// Time passed; produce a block if one is due.
+    Tick {
+        /// Current time.
+        now_ms: u64,
+    },
+    /// A raw signed transaction from a user.
+    SubmitTx {
+        /// EIP-2718 bytes.
+        raw: Bytes,
+    },
+    /// A root to import in the next block.
+    Import(ImportedRoot),
+}
+
+/// A block produced by the sequencer, with what the shell must persist before announcing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedBlock {
+    /// The block.
+    pub block: Block,
+    /// Its hash.
+    pub hash: B256,
+    /// Receipts of its transactions.
+    pub receipts: Vec<TxReceipt>,
+    /// State changes since the previous block.
+    pub changes: StateChanges,
+}
+
+/// A sealed batch: its record for the settlement layer and its blocks (the DA data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedBatch {
+    /// The record committed to the SL.
+    pub header: BatchHeader,
+    /// Every block of the batch, in order.
+    pub blocks: Vec<Block>,
+}
+
+/// DA commitment of a batch: `keccak256(abi.encode(bytes32[] blockHashes))`. The block hashes
+/// commit to every transaction (tx root) and import (imports hash) of the batch.
+pub fn da_commitment(blocks: &[Block]) -> B256 {
+    let hashes: Vec<B256> = blocks.iter().map(|b| b.header.hash()).collect();
+    keccak256(hashes.abi_encode())
+}
+
+/// An output action.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SequencerOutput {
+    /// The transaction entered the pool.
+    TxAccepted {
+        /// Its hash.
+        hash: B256,
+        /// The pooled transaction it replaced, if any.
+        replaced: Option<B256>,
+    },
+    /// The transaction was refused.
+    TxRejected {
+        /// Its hash, if it decoded.
+        hash: Option<B256>,
+        /// Why.
+        error: SequencerError,
+    },
+    /// A pooled transaction failed at block building and was evicted.
+    TxDropped {
+        /// Its hash.
+        hash: B256,
+        /// Why.
+        error: ExecutionError,
+    },
+    /// An import was queued.
+    ImportQueued(ImportedRoot),
+    /// An import was refused (at queueing or block building).
+    ImportRejected {
+        /// The import.
+        import: ImportedRoot,
+        /// Why.
+        error: SequencerError,
+    },
+    /// A block was produced; persist, then announce.
+    BlockSealed(Box<SealedBlock>),
+    /// A batch was sealed; commit it to the SL.
+    BatchSealed(Box<SealedBatch>),
+}
+
+/// The sequencer state machine.
+#[derive(Debug, Clone)]
+pub struct Sequencer {
+    config: SequencerConfig,
+    state: ChainState,
+    head: BlockHeader,
+    mempool: Mempool,
+    pending_imports: Vec<ImportedRoot>,
+    next_block_at_ms: u64,
+    /// Blocks of the batch being built (after the last sealed batch).
+    open_batch: Vec<Block>,
+    last_batch: BatchNumber,
+}
+
+impl Sequencer {
+    /// A fresh chain: genesis state from `alloc` and the genesis block (height 0, time 0).
+    pub fn genesis(
+        config: SequencerConfig,
+        alloc: &[(Address, U256)],
+    ) -> Result<(Self, SealedBlock), SequencerError> {
+        config.validate()?;
+        let mut state = ChainState::genesis(config.chain_id, alloc);
+        let env = BlockEnv {
+            chain_id: config.chain_id,
+            number: 0,
+            timestamp_ms: 0,
+            sequencer: config.fee_recipient,
+            base_fee: config.min_base_fee,
+            gas_limit: config.block_gas_limit,
+        };
+        let header = seal_header(&mut state, &env, B256::ZERO, &[], &[], 0);
+        let block = Block {
+            header: header.clone(),
+            imports: vec![],
+            transactions: vec![],
+        };
+        let sealed = SealedBlock {
+            hash: header.hash(),
+            block,
+            receipts: vec![],
+            changes: state.take_changes(),
+        };
+        let seq = Self {
+            mempool: Mempool::new(config.mempool),
+            next_block_at_ms: config.block_time_ms,
+            config,
+            state,
+            head: header,
+            pending_imports: vec![],
+            open_batch: vec![],
+            last_batch: 0,
+        };
+        Ok((seq, sealed))
+    }
+
+    /// Resumes from persisted state: the state after `head`, the blocks after the last sealed
+    /// batch, and that batch's number. The pool starts empty.
+    pub fn restore(
+        config: SequencerConfig,
+        mut state: ChainState,
+        head: BlockHeader,
+        open_batch: Vec<Block>,
+        last_batch: BatchNumber,
+    ) -> Result<Self, SequencerError> {
+        config.validate()?;
+        if state.state_root() != head.stateRoot {
+            return Err(SequencerError::Restore {
+                reason: format!(
+                    "state root {} does not match head block {} root {}",
+                    state.state_root(),
+                    head.number,
+                    head.stateRoot
+                ),
+            });
+        }
+        if let Some(last) = open_batch.last() {
+            if last.header != head {
+                return Err(SequencerError::Restore {
+                    reason: "open batch does not end at the head block".into(),
+                });
+            }
+        }
+        Ok(Self {
+            mempool: Mempool::new(config.mempool),
+            next_block_at_ms: head.timestampMs.saturating_add(config.block_time_ms),
+            config,
+            state,
+            head,
+            pending_imports: vec![],
+            open_batch,
+            last_batch,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SequencerConfig {
+        &self.config
+    }
+    /// The state after the head block.
+    pub fn state(&self) -> &ChainState {
+        &self.state
+    }
+    /// Mutable access to the state (proof generation updates the tree cache).
+    pub fn state_mut(&mut self) -> &mut ChainState {
+        &mut self.state
+    }
+    /// The head block's header.
+    pub fn head(&self) -> &BlockHeader {
+        &self.head
+    }
+    /// The pool.
+    pub fn mempool(&self) -> &Mempool {
+        &self.mempool
+    }
+    /// When the next block is due.
+    pub fn next_block_at_ms(&self) -> u64 {
+        self.next_block_at_ms
+    }
+    /// The number of the last sealed batch (0 before the first).
+    pub fn last_batch(&self) -> BatchNumber {
+        self.last_batch
+    }
+    /// Base fee of the next block (EIP-1559 from the head, floored at `min_base_fee`).
+    pub fn next_base_fee(&self) -> u128 {
+        let parent_fee = u64::try_from(self.head.baseFee).unwrap_or(u64::MAX);
+        let next = calc_next_block_base_fee(
+            self.head.gasUsed,
+            self.head.gasLimit,
+            parent_fee,
+            BaseFeeParams::ethereum(),
+        ) as u128;
+        next.max(self.config.min_base_fee)
+    }
+
+    /// Handles one input.
+    pub fn handle(&mut self, input: SequencerInput) -> Vec<SequencerOutput> {
+        match input {
+            SequencerInput::SubmitTx { raw } => vec![self.submit(&raw)],
+            SequencerInput::Import(import) => vec![self.queue_import(import)],
+            SequencerInput::Tick { now_ms } => {
+                if now_ms < self.next_block_at_ms {
+                    return vec![];
+                }
+                self.produce_block(now_ms)
+            }
+        }
+    }
+
+    fn submit(&mut self, raw: &[u8]) -> SequencerOutput {
+        let tx = match RecoveredTx::decode(raw) {
+            Ok(tx) => tx,
+            Err(e) => {
+                return SequencerOutput::TxRejected {
+                    hash: None,
+                    error: e.into(),
+                }
+            }
+        };
+        let hash = tx.hash;
+        match self.admit(tx) {
+            Ok(replaced) => SequencerOutput::TxAccepted { hash, replaced },
+            Err(error) => SequencerOutput::TxRejected {
+                hash: Some(hash),
+                error,
+            },
+        }
+    }
+
+    /// Pool admission: the checks that do not depend on the transaction's position in a block.
+    fn admit(&mut self, tx: RecoveredTx) -> Result<Option<B256>, SequencerError> {
+        let chain = self.config.chain_id;
+        match tx.chain_id() {
+            Some(c) if c == chain => {}
+            Some(c) => {
+                return Err(ExecutionError::WrongChainId {
+                    expected: chain,
+                    got: c,
+                }
+                .into())
+            }
+            None => return Err(ExecutionError::MissingChainId.into()),
+        }
+        let account = self.state.account(&tx.sender);
+        if tx.nonce() < account.nonce {
+            return Err(ExecutionError::NonceTooLow {
+                sender: tx.sender,
+                expected: account.nonce,
+                got: tx.nonce(),
+            }
+            .into());
+        }
+        let intrinsic = intrinsic_gas(tx.input());
+        if tx.gas_limit() < intrinsic {
+            return Err(ExecutionError::IntrinsicGasTooLow {
+                gas_limit: tx.gas_limit(),
+                intrinsic,
+            }
+            .into());
+        }
+        if tx.gas_limit() > self.config.block_gas_limit {
+            return Err(ExecutionError::GasLimitAboveBlock {
+                gas_limit: tx.gas_limit(),
+                available: self.config.block_gas_limit,
+            }
+            .into());
+        }
+        if tx.max_priority_fee_per_gas() > tx.max_fee_per_gas() {
+            return Err(ExecutionError::TipAboveFeeCap {
+                tip: tx.max_priority_fee_per_gas(),
+                max_fee: tx.max_fee_per_gas(),
+            }
+            .into());
+        }
+        if tx.max_fee_per_gas() < self.config.min_base_fee {
+            return Err(ExecutionError::FeeCapBelowBaseFee {
+                max_fee: tx.max_fee_per_gas(),
+                base_fee: self.config.min_base_fee,
+            }
+            .into());
+        }
+        let max_cost = U256::from(tx.gas_limit())
+            .saturating_mul(U256::from(tx.max_fee_per_gas()))
+            .saturating_add(tx.value());
+        if account.balance < max_cost {
+            return Err(ExecutionError::InsufficientBalance {
+                sender: tx.sender,
+                needed: max_cost,
+                available: account.balance,
+            }
+            .into());
+        }
+        if tx.to().is_none() {
+            return Err(ExecutionError::ContractCreationUnsupported.into());
+        }
+        Ok(self.mempool.insert(tx, account.nonce)?)
+    }
+
+    fn queue_import(&mut self, import: ImportedRoot) -> SequencerOutput {
+        if self.pending_imports.len() >= self.config.max_pending_imports {
+            return SequencerOutput::ImportRejected {
+                import,
+                error: SequencerError::ImportQueueFull {
+                    limit: self.config.max_pending_imports,
+                },
+            };
+        }
+        if let Err(e) = braid_execution::ImportKey::of(&import) {
+            return SequencerOutput::ImportRejected {
+                import,
+                error: e.into(),
+            };
+        }
+        if import.sourceChain == self.config.chain_id {
+            let error = ExecutionError::ImportFromSelf {
+                chain: self.config.chain_id,
+            }
+            .into();
+            return SequencerOutput::ImportRejected { import, error };
+        }
+        self.pending_imports.push(import.clone());
+        SequencerOutput::ImportQueued(import)
+    }
+
+    fn produce_block(&mut self, now_ms: u64) -> Vec<SequencerOutput> {
+        let mut out = Vec::new();
+        let env = BlockEnv {
+            chain_id: self.config.chain_id,
+            number: self.head.number + 1,
+            timestamp_ms: now_ms.max(self.head.timestampMs + 1),
+            sequencer: self.config.fee_recipient,
+            base_fee: self.next_base_fee(),
+            gas_limit: self.config.block_gas_limit,
+        };
+        let mut imports = Vec::new();
+        for import in std::mem::take(&mut self.pending_imports) {
+            match apply_import(&mut self.state, &import) {
+                Ok(()) => imports.push(import),
+                Err(e) => out.push(SequencerOutput::ImportRejected {
+                    import,
+                    error: e.into(),
+                }),
+            }
+        }
+        let mut gas_used = 0u64;
+        let mut receipts = Vec::new();
+        let mut included: Vec<RecoveredTx> = Vec::new();
+        let state = &self.state;
+        let ready = self.mempool.ready(|a| state.account(a).nonce, env.base_fee);
+        for tx in ready {
+            if env.gas_limit.saturating_sub(gas_used) < braid_execution::TX_BASE_GAS {
+                break;
+            }
+            if tx.gas_limit() > env.gas_limit.saturating_sub(gas_used) {
+                continue; // may fit in the next block
+            }
+            match apply_transaction(&mut self.state, &env, &tx, gas_used) {
+                Ok(receipt) => {
+                    gas_used = receipt.cumulative_gas_used;
+                    receipts.push(receipt);
+                    included.push(tx);
+                }
+                Err(ExecutionError::NonceGap { .. }) => {} // an earlier tx of the sender failed
+                Err(error) => {
+                    self.mempool.remove(&tx.hash);
+                    out.push(SequencerOutput::TxDropped {
+                        hash: tx.hash,
+                        error,
+                    });
+                }
+            }
+        }
+        for tx in &included {
+            self.mempool
+                .prune_sender(&tx.sender, self.state.account(&tx.sender).nonce);
+        }
+        let hashes: Vec<B256> = included.iter().map(|t| t.hash).collect();
+        let header = seal_header(
+            &mut self.state,
+            &env,
+            self.head.hash(),
+            &imports,
+            &hashes,
+            gas_used,
+        );
+        let block = Block {
+            header: header.clone(),
+            imports,
+            transactions: included.into_iter().map(|t| t.raw).collect(),
+        };
+        self.head = header.clone();
+        self.next_block_at_ms = env.timestamp_ms.saturating_add(self.config.block_time_ms);
+        self.open_batch.push(block.clone());
+        out.push(SequencerOutput::BlockSealed(Box::new(SealedBlock {
+            hash: header.hash(),
+            block,
+            receipts,
+            changes: self.state.take_changes(),
+        })));
+        if self.open_batch.len() as u64 >= self.config.batch_blocks {
+            out.push(SequencerOutput::BatchSealed(Box::new(self.seal_batch())));
+        }
+        out
+    }
+
+    fn seal_batch(&mut self) -> SealedBatch {
+        let blocks = std::mem::take(&mut self.open_batch);
+        self.last_batch += 1;
+        let first = blocks.first().map_or(self.head.number, |b| b.header.number);
+        let all_imports: Vec<ImportedRoot> = blocks
+            .iter()
+            .flat_map(|b| b.imports.iter().cloned())
+            .collect();
+        let header = BatchHeader {
+            chainId: self.config.chain_id,
+            number: self.last_batch,
+            firstBlock: first,
+            lastBlock: self.head.number,
+            lastBlockHash: self.head.hash(),
+            stateRoot: self.head.stateRoot,
+            chainBatchRoot: self.head.localRoot,
+            messageCount: self.head.messageCount,
+            importsHash: imports_hash(&all_imports),
+            daCommitment: da_commitment(&blocks),
+        };
+        SealedBatch { header, blocks }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,305 @@
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use super::*;
+use alloy_consensus::TxEip1559;
+use alloy_primitives::TxKind;
+use braid_execution::{execute_block, TxSigner};
+
+const CHAIN: ChainId = 901;
+const ETH: u128 = 1_000_000_000_000_000_000;
+
+fn config() -> SequencerConfig {
+    let mut c = SequencerConfig::new(CHAIN);
+    c.batch_blocks = 3;
+    c.fee_recipient = Address::repeat_byte(0xfe);
+    c
+}
+
+fn alloc() -> Vec<(Address, U256)> {
+    (0..4)
+        .map(|i| (TxSigner::dev(i).address(), U256::from(10 * ETH)))
+        .collect()
+}
+
+fn tx(signer: u32, nonce: u64, max_fee: u128, tip: u128) -> Bytes {
+    TxSigner::dev(signer)
+        .sign_eip1559(TxEip1559 {
+            chain_id: CHAIN,
+            nonce,
+            gas_limit: 21_000,
+            max_fee_per_gas: max_fee,
+            max_priority_fee_per_gas: tip,
+            to: TxKind::Call(Address::repeat_byte(0x77)),
+            value: U256::from(1u64),
+            access_list: Default::default(),
+            input: Bytes::new(),
+        })
+        .unwrap()
+}
+
+fn blocks(outputs: &[SequencerOutput]) -> Vec<SealedBlock> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            SequencerOutput::BlockSealed(b) => Some((**b).clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn accepted(out: &[SequencerOutput]) -> bool {
+    matches!(out, [SequencerOutput::TxAccepted { .. }])
+}
+
+#[test]
+fn blocks_follow_the_block_time_and_batches_seal_every_n_blocks() {
+    let (mut seq, genesis) = Sequencer::genesis(config(), &alloc()).unwrap();
+    assert_eq!(genesis.block.header.number, 0);
+    assert!(seq.handle(SequencerInput::Tick { now_ms: 999 }).is_empty());
+    let mut all = vec![];
+    for t in 1..=6 {
+        all.extend(seq.handle(SequencerInput::Tick { now_ms: t * 1000 }));
+    }
+    let produced = blocks(&all);
+    assert_eq!(produced.len(), 6);
+    for (i, b) in produced.iter().enumerate() {
+        assert_eq!(b.block.header.number, i as u64 + 1);
+        assert_eq!(b.block.header.timestampMs, (i as u64 + 1) * 1000);
+    }
+    assert_eq!(produced[0].block.header.parentHash, genesis.hash);
+    assert_eq!(produced[1].block.header.parentHash, produced[0].hash);
+    let batches: Vec<_> = all
+        .iter()
+        .filter_map(|o| match o {
+            SequencerOutput::BatchSealed(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(batches.len(), 2);
+    let b1 = &batches[0].header;
+    assert_eq!((b1.number, b1.firstBlock, b1.lastBlock), (1, 1, 3));
+    assert_eq!(b1.lastBlockHash, produced[2].hash);
+    assert_eq!(b1.chainBatchRoot, produced[2].block.header.localRoot);
+    assert_eq!(b1.daCommitment, da_commitment(&batches[0].blocks));
+    assert_eq!(batches[1].header.firstBlock, 4);
+    assert_eq!(seq.last_batch(), 2);
+}
+
+#[test]
+fn pooled_transactions_are_included_in_nonce_order_and_blocks_re_execute() {
+    let (mut seq, genesis) = Sequencer::genesis(config(), &alloc()).unwrap();
+    // nonce 1 arrives before nonce 0: it waits, then both go in, in order
+    assert!(accepted(&seq.handle(SequencerInput::SubmitTx {
+        raw: tx(0, 1, 10_000_000_000, 1)
+    })));
+    assert!(accepted(&seq.handle(SequencerInput::SubmitTx {
+        raw: tx(0, 0, 10_000_000_000, 1)
+    })));
+    // a second sender paying a higher tip goes first
+    assert!(accepted(&seq.handle(SequencerInput::SubmitTx {
+        raw: tx(1, 0, 10_000_000_000, 5)
+    })));
+    let out = seq.handle(SequencerInput::Tick { now_ms: 1000 });
+    let b = &blocks(&out)[0];
+    assert_eq!(b.block.transactions.len(), 3);
+    let senders: Vec<_> = b
+        .block
+        .transactions
+        .iter()
+        .map(|r| {
+            let t = RecoveredTx::decode(r).unwrap();
+            (t.sender, t.nonce())
+        })
+        .collect();
+    let a0 = TxSigner::dev(0).address();
+    let a1 = TxSigner::dev(1).address();
+    assert_eq!(senders, vec![(a1, 0), (a0, 0), (a0, 1)]);
+    assert!(seq.mempool().is_empty());
+    assert_eq!(seq.state().account(&a0).nonce, 2);
+
+    // a replica that only sees blocks reaches the same state
+    let mut replica = ChainState::genesis(CHAIN, &alloc());
+    assert_eq!(replica.state_root(), genesis.block.header.stateRoot);
+    execute_block(&mut replica, genesis.hash, &b.block).unwrap();
+    assert_eq!(replica.state_root(), b.block.header.stateRoot);
+    assert!(replica.value_conserved());
+}
+
+#[test]
+fn replacement_needs_a_fee_bump() {
+    let (mut seq, _) = Sequencer::genesis(config(), &alloc()).unwrap();
+    let first = tx(0, 0, 10_000_000_000, 1_000_000_000);
+    assert!(accepted(
+        &seq.handle(SequencerInput::SubmitTx { raw: first.clone() })
+    ));
+    let out = seq.handle(SequencerInput::SubmitTx { raw: first.clone() });
+    assert!(matches!(
+        &out[..],
+        [SequencerOutput::TxRejected {
+            error: SequencerError::Mempool(MempoolError::AlreadyKnown(_)),
+            ..
+        }]
+    ));
+    let cheap = tx(0, 0, 10_500_000_000, 1_050_000_000); // +5%: not enough
+    let out = seq.handle(SequencerInput::SubmitTx { raw: cheap });
+    assert!(matches!(
+        &out[..],
+        [SequencerOutput::TxRejected {
+            error: SequencerError::Mempool(MempoolError::ReplacementUnderpriced { .. }),
+            ..
+        }]
+    ));
+    let better = tx(0, 0, 11_000_000_000, 1_100_000_000);
+    let out = seq.handle(SequencerInput::SubmitTx {
+        raw: better.clone(),
+    });
+    let old_hash = RecoveredTx::decode(&first).unwrap().hash;
+    assert!(
+        matches!(&out[..], [SequencerOutput::TxAccepted { replaced: Some(h), .. }] if *h == old_hash)
+    );
+    assert_eq!(seq.mempool().len(), 1);
+    let b = &blocks(&seq.handle(SequencerInput::Tick { now_ms: 1000 }))[0];
+    assert_eq!(b.block.transactions, vec![better]);
+}
+
+#[test]
+fn the_pool_is_bounded() {
+    let mut c = config();
+    c.mempool = MempoolConfig {
+        max_txs: 3,
+        max_per_sender: 2,
+        max_nonce_gap: 4,
+        price_bump_percent: 10,
+    };
+    let (mut seq, _) = Sequencer::genesis(c, &alloc()).unwrap();
+    let fee = 10_000_000_000;
+    let submit = |seq: &mut Sequencer, raw| seq.handle(SequencerInput::SubmitTx { raw });
+    assert!(matches!(
+        &submit(&mut seq, tx(0, 5, fee, 1))[..],
+        [SequencerOutput::TxRejected {
+            error: SequencerError::Mempool(MempoolError::NonceTooFarAhead { .. }),
+            ..
+        }]
+    ));
+    assert!(accepted(&submit(&mut seq, tx(0, 0, fee, 1))));
+    assert!(accepted(&submit(&mut seq, tx(0, 1, fee, 1))));
+    assert!(matches!(
+        &submit(&mut seq, tx(0, 2, fee, 1))[..],
+        [SequencerOutput::TxRejected {
+            error: SequencerError::Mempool(MempoolError::SenderFull { .. }),
+            ..
+        }]
+    ));
+    assert!(accepted(&submit(&mut seq, tx(1, 0, fee, 1))));
+    assert!(matches!(
+        &submit(&mut seq, tx(2, 0, fee, 1))[..],
+        [SequencerOutput::TxRejected {
+            error: SequencerError::Mempool(MempoolError::PoolFull { limit: 3 }),
+            ..
+        }]
+    ));
+    // admission checks reject unpayable and foreign transactions without touching the pool
+    let poor = TxSigner::dev(9)
+        .call(
+            CHAIN,
+            0,
+            Address::ZERO,
+            U256::from(1u64),
+            Bytes::new(),
+            21_000,
+        )
+        .unwrap();
+    assert!(matches!(
+        &submit(&mut seq, poor)[..],
+        [SequencerOutput::TxRejected {
+            error: SequencerError::Execution(ExecutionError::InsufficientBalance { .. }),
+            ..
+        }]
+    ));
+    assert!(matches!(
+        &submit(&mut seq, Bytes::from_static(&[0xc0]))[..],
+        [SequencerOutput::TxRejected {
+            hash: None,
+            error: SequencerError::Execution(ExecutionError::MalformedTx { .. })
+        }]
+    ));
+    assert_eq!(seq.mempool().len(), 3);
+}
+
+#[test]
+fn imports_are_committed_in_the_header() {
+    let (mut seq, _) = Sequencer::genesis(config(), &alloc()).unwrap();
+    let import = ImportedRoot {
+        kind: 0,
+        sourceChain: 902,
+        sourceHeight: 4,
+        root: B256::repeat_byte(3),
+        messageCount: 2,
+    };
+    assert!(matches!(
+        &seq.handle(SequencerInput::Import(import.clone()))[..],
+        [SequencerOutput::ImportQueued(_)]
+    ));
+    let mut own = import.clone();
+    own.sourceChain = CHAIN;
+    assert!(matches!(
+        &seq.handle(SequencerInput::Import(own))[..],
+        [SequencerOutput::ImportRejected { .. }]
+    ));
+    let b = &blocks(&seq.handle(SequencerInput::Tick { now_ms: 1000 }))[0];
+    assert_eq!(b.block.imports, vec![import.clone()]);
+    assert_eq!(b.block.header.importsHash, imports_hash(&[import]));
+}
+
+#[test]
+fn same_inputs_give_the_same_chain() {
+    let run = || {
+        let (mut seq, _) = Sequencer::genesis(config(), &alloc()).unwrap();
+        let mut hashes = vec![];
+        for t in 1..=5u64 {
+            for s in 0..3u32 {
+                seq.handle(SequencerInput::SubmitTx {
+                    raw: tx(s, t - 1, 10_000_000_000, (s as u128 + 1) * 7),
+                });
+            }
+            for o in seq.handle(SequencerInput::Tick { now_ms: t * 1000 }) {
+                if let SequencerOutput::BlockSealed(b) = o {
+                    hashes.push(b.hash);
+                }
+            }
+        }
+        hashes
+    };
+    let a = run();
+    assert_eq!(a.len(), 5);
+    assert_eq!(a, run());
+}
+
+#[test]
+fn base_fee_rises_with_full_blocks_and_never_falls_below_the_floor() {
+    let mut c = config();
+    c.block_gas_limit = 42_000; // two transfers fill a block
+    let (mut seq, _) = Sequencer::genesis(c, &alloc()).unwrap();
+    assert_eq!(seq.next_base_fee(), 1_000_000_000);
+    for s in 0..2u32 {
+        seq.handle(SequencerInput::SubmitTx {
+            raw: tx(s, 0, 10_000_000_000, 1),
+        });
+    }
+    seq.handle(SequencerInput::Tick { now_ms: 1000 });
+    assert_eq!(seq.head().gasUsed, 42_000);
+    assert!(seq.next_base_fee() > 1_000_000_000);
+    seq.handle(SequencerInput::Tick { now_ms: 2000 });
+    seq.handle(SequencerInput::Tick { now_ms: 3000 });
+    assert_eq!(seq.next_base_fee(), 1_000_000_000);
+}
+
+#[test]
+fn invalid_config_is_a_typed_error() {
+    let mut c = config();
+    c.batch_blocks = 0;
+    assert!(matches!(
+        Sequencer::genesis(c, &[]),
+        Err(SequencerError::InvalidConfig { .. })
+    ));
+}

@@ -1,0 +1,375 @@
+//! Crash-safe storage of one chain on redb: blocks, receipts, state, the message tree, batches.
+//!
+//! Everything a block changes — the block, its receipts, the changed state items, the new
+//! outgoing message leaves, and the batch it sealed — is written in **one** redb write
+//! transaction with immediate durability ([`ChainStore::persist_block`]). A process killed at
+//! any instant therefore restarts at exactly its last committed block: [`ChainStore::load`]
+//! rebuilds the [`ChainState`] from the stored items and refuses to start if its root differs
+//! from the head block's state root.
+//!
+//! Encoding: blocks, batches and state items with `postcard`; receipts as JSON (alloy's `Log`
+//! uses serde features that need a self-describing format).
+
+use std::path::Path;
+
+use alloy_primitives::B256;
+use braid_execution::{ChainState, StateChanges, StateKey, StateValue, TxReceipt};
+use braid_primitives::{BatchHeader, BatchNumber, Block, BlockNumber, ChainId};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+const BLOCK_HASHES: TableDefinition<&[u8; 32], u64> = TableDefinition::new("block_hashes");
+const RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("receipts");
+const TX_INDEX: TableDefinition<&[u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
+const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
+const OUTBOX: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("outbox");
+const BATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("batches");
+
+const META_CHAIN_ID: &str = "chain_id";
+const META_HEAD: &str = "head";
+const META_LAST_BATCH: &str = "last_batch";
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database engine failed (I/O, corruption, lock).
+    #[error("database error: {0}")]
+    Db(String),
+    /// A stored record does not decode.
+    #[error("corrupt {what} record: {reason}")]
+    Corrupt {
+        /// The record kind.
+        what: &'static str,
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// The database belongs to another chain.
+    #[error("database holds chain {stored}, not chain {requested}")]
+    ChainMismatch {
+        /// The stored chain.
+        stored: ChainId,
+        /// The requested chain.
+        requested: ChainId,
+    },
+    /// A block that does not extend the stored head.
+    #[error("block {got} does not follow the stored head {head:?}")]
+    NotNextBlock {
+        /// Stored head.
+        head: Option<BlockNumber>,
+        /// Offered block.
+        got: BlockNumber,
+    },
+    /// The rebuilt state disagrees with the head block.
+    #[error("state root {computed} rebuilt from storage differs from head block root {expected}")]
+    StateRootMismatch {
+        /// Head block's root.
+        expected: B256,
+        /// Rebuilt root.
+        computed: B256,
+    },
+}
+
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Db(e.into().to_string())
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    // postcard only fails on writer errors or unsupported serde features; the types stored here
+    // use neither, and a failure would surface at decode time as `Corrupt`.
+    postcard::to_allocvec(v).unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+/// A chain loaded from storage.
+#[derive(Debug, Clone)]
+pub struct LoadedChain {
+    /// State after the head block (root already checked against the head).
+    pub state: ChainState,
+    /// The head block.
+    pub head: Block,
+    /// Blocks after the last sealed batch.
+    pub open_batch: Vec<Block>,
+    /// The last sealed batch number (0 if none).
+    pub last_batch: BatchNumber,
+}
+
+/// Where a transaction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxLocation {
+    /// Block number.
+    pub block: BlockNumber,
+    /// Index in the block.
+    pub index: u32,
+}
+
+/// The store of one chain.
+#[derive(Debug)]
+pub struct ChainStore {
+    db: Database,
+    chain_id: ChainId,
+}
+
+impl ChainStore {
+    /// Opens (or creates) the store at `path` for `chain_id`.
+    pub fn open(path: impl AsRef<Path>, chain_id: ChainId) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(db_err)?;
+        let tx = db.begin_write().map_err(db_err)?;
+        {
+            let mut meta = tx.open_table(META).map_err(db_err)?;
+            let stored = meta.get(META_CHAIN_ID).map_err(db_err)?.map(|g| g.value());
+            match stored {
+                Some(stored) if stored != chain_id => {
+                    return Err(StoreError::ChainMismatch {
+                        stored,
+                        requested: chain_id,
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert(META_CHAIN_ID, chain_id).map_err(db_err)?;
+                }
+            }
+            for t in [BLOCKS, RECEIPTS, BATCHES] {
+                tx.open_table(t).map_err(db_err)?;
+            }
+            tx.open_table(BLOCK_HASHES).map_err(db_err)?;
+            tx.open_table(TX_INDEX).map_err(db_err)?;
+            tx.open_table(STATE).map_err(db_err)?;
+            tx.open_table(OUTBOX).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(Self { db, chain_id })
+    }
+
+    /// The chain this store holds.
+    pub fn chain_id(&self) -> ChainId {
+        self.chain_id
+    }
+
+    /// The stored head block number, if any block is stored.
+    pub fn head_number(&self) -> Result<Option<BlockNumber>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let meta = tx.open_table(META).map_err(db_err)?;
+        Ok(meta.get(META_HEAD).map_err(db_err)?.map(|g| g.value()))
+    }
+
+    /// Atomically persists a block with its receipts, its state changes and, if the block
+    /// sealed one, its batch. Blocks must arrive in order, starting with genesis (height 0).
+    pub fn persist_block(
+        &self,
+        block: &Block,
+        receipts: &[TxReceipt],
+        changes: &StateChanges,
+        sealed_batch: Option<&BatchHeader>,
+    ) -> Result<(), StoreError> {
+        let number = block.header.number;
+        let head = self.head_number()?;
+        let expected = head.map_or(0, |h| h + 1);
+        if number != expected {
+            return Err(StoreError::NotNextBlock { head, got: number });
+        }
+        let receipts_json = serde_json::to_vec(receipts).map_err(|e| StoreError::Corrupt {
+            what: "receipts",
+            reason: e.to_string(),
+        })?;
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            tx.open_table(BLOCKS)
+                .map_err(db_err)?
+                .insert(number, encode(block).as_slice())
+                .map_err(db_err)?;
+            tx.open_table(BLOCK_HASHES)
+                .map_err(db_err)?
+                .insert(&block.header.hash().0, number)
+                .map_err(db_err)?;
+            tx.open_table(RECEIPTS)
+                .map_err(db_err)?
+                .insert(number, receipts_json.as_slice())
+                .map_err(db_err)?;
+            let mut index = tx.open_table(TX_INDEX).map_err(db_err)?;
+            for (i, r) in receipts.iter().enumerate() {
+                index
+                    .insert(&r.tx_hash.0, (number, i as u32))
+                    .map_err(db_err)?;
+            }
+            let mut state = tx.open_table(STATE).map_err(db_err)?;
+            for (key, value) in &changes.entries {
+                let k = encode(key);
+                match value {
+                    Some(v) => {
+                        state
+                            .insert(k.as_slice(), encode(v).as_slice())
+                            .map_err(db_err)?;
+                    }
+                    None => {
+                        state.remove(k.as_slice()).map_err(db_err)?;
+                    }
+                }
+            }
+            let mut outbox = tx.open_table(OUTBOX).map_err(db_err)?;
+            for (i, leaf) in changes.outbox_leaves.iter().enumerate() {
+                outbox
+                    .insert(changes.outbox_from + i as u64, &leaf.0)
+                    .map_err(db_err)?;
+            }
+            let mut meta = tx.open_table(META).map_err(db_err)?;
+            if let Some(batch) = sealed_batch {
+                tx.open_table(BATCHES)
+                    .map_err(db_err)?
+                    .insert(batch.number, encode(batch).as_slice())
+                    .map_err(db_err)?;
+                meta.insert(META_LAST_BATCH, batch.number).map_err(db_err)?;
+            }
+            meta.insert(META_HEAD, number).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(())
+    }
+
+    /// A block by number.
+    pub fn block(&self, number: BlockNumber) -> Result<Option<Block>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(BLOCKS).map_err(db_err)?;
+        let bytes = t.get(number).map_err(db_err)?;
+        bytes.map(|b| decode(b.value(), "block")).transpose()
+    }
+
+    /// A block number by block hash.
+    pub fn block_number(&self, hash: &B256) -> Result<Option<BlockNumber>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(BLOCK_HASHES).map_err(db_err)?;
+        Ok(t.get(&hash.0).map_err(db_err)?.map(|g| g.value()))
+    }
+
+    /// Receipts of a block.
+    pub fn receipts(&self, number: BlockNumber) -> Result<Option<Vec<TxReceipt>>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(RECEIPTS).map_err(db_err)?;
+        let bytes = t.get(number).map_err(db_err)?;
+        bytes
+            .map(|b| {
+                serde_json::from_slice(b.value()).map_err(|e| StoreError::Corrupt {
+                    what: "receipts",
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// Where a transaction was included.
+    pub fn tx_location(&self, hash: &B256) -> Result<Option<TxLocation>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(TX_INDEX).map_err(db_err)?;
+        Ok(t.get(&hash.0).map_err(db_err)?.map(|g| {
+            let (block, index) = g.value();
+            TxLocation { block, index }
+        }))
+    }
+
+    /// A sealed batch by number.
+    pub fn batch(&self, number: BatchNumber) -> Result<Option<BatchHeader>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(BATCHES).map_err(db_err)?;
+        let bytes = t.get(number).map_err(db_err)?;
+        bytes.map(|b| decode(b.value(), "batch")).transpose()
+    }
+
+    /// Loads the chain: the head, the state rebuilt from stored items (checked against the
+    /// head's state root), and the blocks of the open batch. `None` for an empty store.
+    pub fn load(&self) -> Result<Option<LoadedChain>, StoreError> {
+        let Some(head_number) = self.head_number()? else {
+            return Ok(None);
+        };
+        let head = self.block(head_number)?.ok_or(StoreError::Corrupt {
+            what: "block",
+            reason: format!("head block {head_number} missing"),
+        })?;
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let mut entries = Vec::new();
+        for item in tx
+            .open_table(STATE)
+            .map_err(db_err)?
+            .iter()
+            .map_err(db_err)?
+        {
+            let (k, v) = item.map_err(db_err)?;
+            let key: StateKey = decode(k.value(), "state key")?;
+            let value: StateValue = decode(v.value(), "state value")?;
+            entries.push((key, value));
+        }
+        let mut leaves = Vec::new();
+        for (expected, item) in tx
+            .open_table(OUTBOX)
+            .map_err(db_err)?
+            .iter()
+            .map_err(db_err)?
+            .enumerate()
+        {
+            let (i, leaf) = item.map_err(db_err)?;
+            if i.value() != expected as u64 {
+                return Err(StoreError::Corrupt {
+                    what: "outbox",
+                    reason: format!("gap at {expected}"),
+                });
+            }
+            leaves.push(B256::from(*leaf.value()));
+        }
+        let mut state = ChainState::restore(self.chain_id, entries, leaves).map_err(|e| {
+            StoreError::Corrupt {
+                what: "state",
+                reason: e.to_string(),
+            }
+        })?;
+        let computed = state.state_root();
+        if computed != head.header.stateRoot {
+            return Err(StoreError::StateRootMismatch {
+                expected: head.header.stateRoot,
+                computed,
+            });
+        }
+        let meta = tx.open_table(META).map_err(db_err)?;
+        let last_batch = meta
+            .get(META_LAST_BATCH)
+            .map_err(db_err)?
+            .map_or(0, |g| g.value());
+        drop(meta);
+        let first_open = match last_batch {
+            0 => 1,
+            n => {
+                self.batch(n)?
+                    .ok_or(StoreError::Corrupt {
+                        what: "batch",
+                        reason: format!("batch {n} missing"),
+                    })?
+                    .lastBlock
+                    + 1
+            }
+        };
+        let mut open_batch = Vec::new();
+        for n in first_open..=head_number {
+            open_batch.push(self.block(n)?.ok_or(StoreError::Corrupt {
+                what: "block",
+                reason: format!("block {n} missing"),
+            })?);
+        }
+        Ok(Some(LoadedChain {
+            state,
+            head,
+            open_batch,
+            last_batch,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests;
