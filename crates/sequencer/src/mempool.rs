@@ -206,15 +206,12 @@ impl Mempool {
         // per-sender runs of consecutive nonces
         let mut runs: Vec<Vec<&RecoveredTx>> = Vec::new();
         for (sender, queue) in &self.by_sender {
-            let mut expected = account_nonce(sender);
-            let mut run = Vec::new();
-            for (nonce, tx) in queue.range(expected..) {
-                if *nonce != expected {
-                    break;
-                }
-                run.push(tx);
-                expected += 1;
-            }
+            let start = account_nonce(sender);
+            let mut run: Vec<&RecoveredTx> = (start..)
+                .zip(queue.range(start..))
+                .take_while(|(expected, (nonce, _))| *nonce == expected)
+                .map(|(_, (_, tx))| tx)
+                .collect();
             if !run.is_empty() {
                 run.reverse(); // pop() from the back yields the lowest nonce first
                 runs.push(run);
