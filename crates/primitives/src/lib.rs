@@ -170,6 +170,13 @@ pub struct Block {
     pub transactions: Vec<Bytes>,
 }
 
+/// DA commitment of a batch: `keccak256(abi.encode(bytes32[] blockHashes))`. The block hashes
+/// commit to every transaction (tx root) and import (imports hash) of the batch's blocks.
+pub fn da_commitment(blocks: &[Block]) -> B256 {
+    let hashes: Vec<B256> = blocks.iter().map(|b| b.header.hash()).collect();
+    keccak256(hashes.abi_encode())
+}
+
 /// The interop mode of an imported root (see `SYSTEM.md`, the mode table).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,

@@ -1,0 +1,1430 @@
+//! The settlement layer (SL) core: where every chain's batches are committed, proven, checked and
+//! executed, and where early interop is finally judged.
+//!
+//! A sans-IO state machine ([`SettlementLayer`]) with blocks of its own every `sl_block_time_ms`:
+//! inputs are signed [`SlTx`]s and ticks carrying the time; outputs are [`SlEvent`]s. It holds
+//! the chain registry, each chain's batches (`commitBatch` → `proveBatch` → `executeBatch`,
+//! `revertBatches`), the global `MessageRoot` tree with every historical root, and per-chain
+//! escrow of value.
+//!
+//! # Checks at execution
+//! A batch executes only when every root it imported is settled:
+//! - `proof`: the root is a historical global `MessageRoot`;
+//! - `commit`: the source batch executed (or executes in the same step) with that root and size;
+//! - `precommit`: the source batch holding the imported block executed (or executes in the same
+//!   step) and an extension proof (supplied with `executeBatch`) shows the imported LocalRoot is
+//!   a prefix of that batch's ChainBatchRoot.
+//!
+//! A check that can still become true (the source batch is not executed yet) makes the batch
+//! wait; one that cannot (wrong root, bad extension proof, unknown MessageRoot, over-release) is
+//! reported as [`SlEvent::BatchCheckFailed`] and the batch can never execute: the operator (or
+//! the council) must revert it.
+//!
+//! # Why waiting cannot deadlock
+//! Two chains may import from each other's open batches (A's batch 1 imports B's block 1, B's
+//! batch 1 imports A's block 1): each batch then waits for the other. The SL does not execute
+//! batches one by one; at the end of every SL block it computes the *largest* set of
+//! execution-requested, proven batches (per chain a prefix from the last executed batch) whose
+//! every import is satisfied by an executed batch or by a batch in the set itself — the greatest
+//! fixpoint of "remove batches with an unsatisfied import". Such mutually dependent batches form
+//! a cycle inside the set and execute together, atomically. Anything left waits only on a batch
+//! that is missing, unproven, unrequested or failed — never on itself — and a failed batch is
+//! resolved by a revert, which cascades to its importers. Commit-mode imports cannot even form a
+//! cycle: a batch can only import a root of a batch committed before the importing block, and
+//! that block is committed before its own batch.
+//!
+//! # Reverts
+//! `revertBatches(chain, from)` removes the chain's unexecuted batches `from..`; every unexecuted
+//! batch of another chain that imported a root from a removed batch (or a LocalRoot of a removed
+//! block) is reverted in turn, transitively ([`RevertCause::Cascade`]). Executed batches are
+//! final: execution requires every dependency executed, so no executed batch ever depends on a
+//! reverted one.
+//!
+//! # Forced settlement
+//! When a chain stalls — its operator has not acted, or its oldest unexecuted committed batch has
+//! waited, for longer than `timeout_operator_ms` — the security council may commit, prove and
+//! execute its batches; after `timeout_council_ms`, anyone holding the DA data may. Settlement by
+//! others does not reset the clock: only the operator's own actions do.
+//!
+//! # Value accounting
+//! The SL escrows each chain's value (its genesis supply, plus value received, minus value sent
+//! and fees burned, as reported by verified batch outputs). Value sent by executed batches waits
+//! in flight until the destination's batch executing the message settles it. A batch that would
+//! take a chain's escrow, or the in-flight pool, below zero cannot execute.
+
+mod tx;
+
+pub use tx::{ChainGenesis, SlCall, SlTx, SL_TX_DOMAIN};
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use alloy_primitives::{Address, B256, U256};
+use braid_execution::{ChainState, ValueTotals};
+use braid_merkle::{verify_extension, InclusionProof, MessageTree};
+use braid_primitives::{
+    da_commitment, imports_hash, message_root_leaf, tx_root, BatchHeader, BatchNumber, Block,
+    BlockNumber, ChainId, ImportKind, ImportedRoot,
+};
+use braid_proof::{BatchClaim, BatchOutputs, ProofError, ProofSystem};
+
+/// SL parameters.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SlConfig {
+    /// Time between SL blocks.
+    pub sl_block_time_ms: u64,
+    /// After this long without progress the security council may settle a chain.
+    pub timeout_operator_ms: u64,
+    /// After this long without progress anyone may settle a chain.
+    pub timeout_council_ms: u64,
+    /// The security council's address.
+    pub security_council: Address,
+    /// Most transactions waiting for the next SL block.
+    pub max_pending_txs: usize,
+}
+
+impl SlConfig {
+    /// Defaults: 2 s SL blocks, 60 s operator timeout, 300 s council timeout.
+    pub fn new(security_council: Address) -> Self {
+        Self {
+            sl_block_time_ms: 2_000,
+            timeout_operator_ms: 60_000,
+            timeout_council_ms: 300_000,
+            security_council,
+            max_pending_txs: 4_096,
+        }
+    }
+
+    /// Rejects parameters the SL cannot run with.
+    pub fn validate(&self) -> Result<(), SettlementError> {
+        if self.sl_block_time_ms == 0 {
+            return Err(SettlementError::InvalidConfig {
+                reason: "sl_block_time_ms must be > 0".into(),
+            });
+        }
+        if self.timeout_council_ms < self.timeout_operator_ms {
+            return Err(SettlementError::InvalidConfig {
+                reason: "timeout_council_ms must be >= timeout_operator_ms".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Errors of SL transactions. A rejected transaction changes nothing (its nonce is not used).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettlementError {
+    /// Unusable configuration.
+    #[error("invalid SL configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The signature does not recover to the sender.
+    #[error("bad SL transaction signature: {reason}")]
+    BadSignature {
+        /// Why.
+        reason: String,
+    },
+    /// Wrong nonce.
+    #[error("nonce {got} for {sender}, expected {expected}")]
+    BadNonce {
+        /// The sender.
+        sender: Address,
+        /// The expected nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// Too many pending transactions.
+    #[error("SL transaction queue full ({limit})")]
+    QueueFull {
+        /// The limit.
+        limit: usize,
+    },
+    /// The sender may not make this call now.
+    #[error("{sender} may not {action} for chain {chain}: {reason}")]
+    NotAuthorized {
+        /// The sender.
+        sender: Address,
+        /// The call.
+        action: &'static str,
+        /// The chain.
+        chain: ChainId,
+        /// Why not.
+        reason: String,
+    },
+    /// The chain is not registered.
+    #[error("chain {0} is not registered")]
+    UnknownChain(ChainId),
+    /// The chain is already registered.
+    #[error("chain {0} is already registered")]
+    ChainExists(ChainId),
+    /// A registration whose genesis does not add up.
+    #[error("invalid genesis for chain {chain}: {reason}")]
+    InvalidGenesis {
+        /// The chain.
+        chain: ChainId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A batch that does not fit the chain's committed history.
+    #[error("cannot commit batch {batch} of chain {chain}: {reason}")]
+    BadCommit {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The batch does not exist (never committed, or reverted).
+    #[error("batch {batch} of chain {chain} is not committed")]
+    UnknownBatch {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+    },
+    /// The call does not fit the batch's status.
+    #[error("batch {batch} of chain {chain}: {reason}")]
+    WrongStatus {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The proof system refused the proof.
+    #[error("proof of batch {batch} of chain {chain} refused: {error}")]
+    ProofRejected {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// The proof system's reason.
+        error: Box<ProofError>,
+    },
+}
+
+/// Who made a settlement call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Authority {
+    /// The chain's operator.
+    Operator,
+    /// The security council (registration, reverts, or forced settlement).
+    Council,
+    /// Anyone, after the council timeout.
+    Anyone,
+}
+
+/// Why batches were reverted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RevertCause {
+    /// The operator or the council asked for it.
+    Requested(Authority),
+    /// The batch imported a root from a reverted batch of `source_chain`.
+    Cascade {
+        /// The reverted source chain.
+        source_chain: ChainId,
+        /// The first reverted batch of the source.
+        source_batch: BatchNumber,
+    },
+}
+
+/// Outputs of the SL.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SlEvent {
+    /// A transaction was refused at submission or inclusion.
+    TxRejected {
+        /// The transaction hash.
+        hash: B256,
+        /// The call's name.
+        call: &'static str,
+        /// Why.
+        error: SettlementError,
+    },
+    /// A chain joined.
+    ChainRegistered {
+        /// The chain.
+        chain: ChainId,
+    },
+    /// A batch was committed.
+    BatchCommitted {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// Who committed it.
+        by: Authority,
+    },
+    /// A batch's proof verified.
+    BatchProven {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// Who proved it.
+        by: Authority,
+    },
+    /// Execution was requested; the batch executes once its imports are settled.
+    ExecutionRequested {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// Who asked.
+        by: Authority,
+    },
+    /// A batch executed; its leaf is in the global tree.
+    BatchExecuted {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// Index of its leaf in the global MessageRoot tree.
+        leaf_index: u64,
+        /// The MessageRoot after appending it.
+        message_root: B256,
+    },
+    /// A batch failed a check that cannot become true; it can never execute.
+    BatchCheckFailed {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// Why.
+        reason: String,
+    },
+    /// Batches `from..=to` of a chain were reverted; its blocks from `first_block` on are void.
+    BatchesReverted {
+        /// The chain.
+        chain: ChainId,
+        /// First reverted batch.
+        from: BatchNumber,
+        /// Last reverted batch.
+        to: BatchNumber,
+        /// First void block.
+        first_block: BlockNumber,
+        /// Why.
+        cause: RevertCause,
+    },
+    /// An SL block was produced.
+    SlBlock {
+        /// SL height.
+        height: u64,
+        /// Its time.
+        timestamp_ms: u64,
+        /// The MessageRoot after it.
+        message_root: B256,
+        /// Size of the global tree.
+        message_root_size: u64,
+    },
+}
+
+/// Status of a committed batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchStatus {
+    /// Committed, not proven.
+    Committed,
+    /// Proven; outputs verified.
+    Proven,
+    /// Executed: final.
+    Executed,
+}
+
+/// A committed batch as the SL holds it.
+#[derive(Debug, Clone)]
+pub struct BatchRecord {
+    /// The record.
+    pub header: BatchHeader,
+    /// Its imports.
+    pub imports: Vec<ImportedRoot>,
+    /// DA data, dropped once executed.
+    pub blocks: Vec<Block>,
+    /// Lifecycle status.
+    pub status: BatchStatus,
+    /// Verified outputs (after proving).
+    pub outputs: Option<BatchOutputs>,
+    /// When it was committed.
+    pub committed_at_ms: u64,
+    /// Extension proofs, once execution was requested.
+    pub execute_request: Option<Vec<braid_merkle::ExtensionProof>>,
+    /// Leaf index in the global tree, once executed.
+    pub leaf_index: Option<u64>,
+    /// The last check failure reported.
+    pub failure: Option<String>,
+}
+
+/// The end of a chain's executed (or genesis) history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainTip {
+    /// Last block number.
+    pub block_number: BlockNumber,
+    /// Last block hash.
+    pub block_hash: B256,
+    /// State root after it.
+    pub state_root: B256,
+}
+
+/// A registered chain.
+#[derive(Debug, Clone)]
+pub struct ChainRecord {
+    /// The operator.
+    pub operator: Address,
+    /// The genesis tip.
+    pub genesis: ChainTip,
+    /// Committed batches (executed ones keep their header and imports).
+    pub batches: BTreeMap<BatchNumber, BatchRecord>,
+    /// Last executed batch (0: none).
+    pub last_executed: BatchNumber,
+    /// Last committed batch (0: none).
+    pub last_committed: BatchNumber,
+    /// Value the SL holds for the chain.
+    pub escrow: U256,
+    /// Last time the chain made progress (registration, commit or execution).
+    pub last_progress_ms: u64,
+    /// Last time the operator acted (or registration).
+    pub operator_active_ms: u64,
+    /// Totals of the executed state.
+    pub executed_totals: ValueTotals,
+}
+
+impl ChainRecord {
+    fn tip_before(&self, batch: BatchNumber) -> Option<ChainTip> {
+        if batch <= 1 {
+            return Some(self.genesis);
+        }
+        let prev = self.batches.get(&(batch - 1))?;
+        Some(ChainTip {
+            block_number: prev.header.lastBlock,
+            block_hash: prev.header.lastBlockHash,
+            state_root: prev.header.stateRoot,
+        })
+    }
+
+    fn batch_holding_block(&self, block: BlockNumber) -> Option<&BatchRecord> {
+        self.batches
+            .values()
+            .find(|b| b.header.firstBlock <= block && block <= b.header.lastBlock)
+    }
+
+    /// The time from which the chain counts as stalled: the operator's last action, or the
+    /// commit of its oldest unexecuted batch if that is older.
+    fn stalled_since(&self) -> u64 {
+        self.batches
+            .values()
+            .filter(|b| b.status != BatchStatus::Executed)
+            .map(|b| b.committed_at_ms)
+            .min()
+            .map_or(self.operator_active_ms, |t| t.min(self.operator_active_ms))
+    }
+}
+
+/// Outcome of checking one import.
+enum ImportCheck {
+    Ok,
+    Wait,
+    Fail(String),
+}
+
+/// The settlement layer.
+pub struct SettlementLayer {
+    config: SlConfig,
+    now_ms: u64,
+    height: u64,
+    next_block_at_ms: u64,
+    chains: BTreeMap<ChainId, ChainRecord>,
+    message_tree: MessageTree,
+    historical_roots: BTreeSet<B256>,
+    nonces: BTreeMap<Address, u64>,
+    pending: Vec<SlTx>,
+    in_flight: U256,
+    fees_collected: U256,
+    proofs: Box<dyn ProofSystem + Send>,
+}
+
+impl std::fmt::Debug for SettlementLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SettlementLayer")
+            .field("height", &self.height)
+            .field("chains", &self.chains.len())
+            .field("message_root_size", &self.message_tree.len())
+            .field("proof_system", &self.proofs.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An input to the SL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlInput {
+    /// Time passed; produce an SL block if one is due.
+    Tick {
+        /// Current time.
+        now_ms: u64,
+    },
+    /// A signed transaction for the next SL block.
+    Submit(Box<SlTx>),
+}
+
+impl SettlementLayer {
+    /// A new SL with `proofs` as its proof system.
+    pub fn new(
+        config: SlConfig,
+        proofs: Box<dyn ProofSystem + Send>,
+    ) -> Result<Self, SettlementError> {
+        config.validate()?;
+        let message_tree = MessageTree::new();
+        let historical_roots = BTreeSet::from([message_tree.root()]);
+        Ok(Self {
+            next_block_at_ms: 0,
+            config,
+            now_ms: 0,
+            height: 0,
+            chains: BTreeMap::new(),
+            message_tree,
+            historical_roots,
+            nonces: BTreeMap::new(),
+            pending: Vec::new(),
+            in_flight: U256::ZERO,
+            fees_collected: U256::ZERO,
+            proofs,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SlConfig {
+        &self.config
+    }
+    /// SL height.
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+    /// A registered chain.
+    pub fn chain(&self, chain: ChainId) -> Option<&ChainRecord> {
+        self.chains.get(&chain)
+    }
+    /// Registered chain ids.
+    pub fn chain_ids(&self) -> impl Iterator<Item = ChainId> + '_ {
+        self.chains.keys().copied()
+    }
+    /// A batch of a chain.
+    pub fn batch(&self, chain: ChainId, batch: BatchNumber) -> Option<&BatchRecord> {
+        self.chains.get(&chain)?.batches.get(&batch)
+    }
+    /// The global MessageRoot tree.
+    pub fn message_tree(&self) -> &MessageTree {
+        &self.message_tree
+    }
+    /// Whether `root` was ever a MessageRoot.
+    pub fn is_historical_root(&self, root: &B256) -> bool {
+        self.historical_roots.contains(root)
+    }
+    /// Value sent by executed batches and not yet received by an executed batch.
+    pub fn in_flight(&self) -> U256 {
+        self.in_flight
+    }
+    /// The next nonce of an SL account.
+    pub fn nonce(&self, address: &Address) -> u64 {
+        self.nonces.get(address).copied().unwrap_or(0)
+    }
+    /// Base fees burned on chains and collected by the SL at execution.
+    pub fn fees_collected(&self) -> U256 {
+        self.fees_collected
+    }
+    /// Escrows plus in-flight value plus collected fees: constant unless a chain registers.
+    pub fn total_value(&self) -> U256 {
+        self.chains.values().fold(
+            self.in_flight.saturating_add(self.fees_collected),
+            |s, c| s.saturating_add(c.escrow),
+        )
+    }
+
+    /// Proof that an executed batch's leaf is in the MessageRoot of size `size`.
+    pub fn batch_leaf_proof(
+        &self,
+        chain: ChainId,
+        batch: BatchNumber,
+        size: u64,
+    ) -> Option<(B256, InclusionProof)> {
+        let rec = self.batch(chain, batch)?;
+        let index = rec.leaf_index?;
+        let proof = self.message_tree.inclusion_proof(index, size).ok()?;
+        Some((self.message_tree.root_at(size).ok()?, proof))
+    }
+
+    /// Handles one input.
+    pub fn handle(&mut self, input: SlInput) -> Vec<SlEvent> {
+        match input {
+            SlInput::Submit(tx) => self.submit(*tx).into_iter().collect(),
+            SlInput::Tick { now_ms } => {
+                self.now_ms = self.now_ms.max(now_ms);
+                if now_ms < self.next_block_at_ms {
+                    return vec![];
+                }
+                self.produce_block()
+            }
+        }
+    }
+
+    fn submit(&mut self, tx: SlTx) -> Option<SlEvent> {
+        let reject = |tx: &SlTx, error| SlEvent::TxRejected {
+            hash: tx.hash(),
+            call: tx.call.name(),
+            error,
+        };
+        if let Err(e) = tx.verify_signature() {
+            return Some(reject(&tx, e));
+        }
+        if self.pending.len() >= self.config.max_pending_txs {
+            let limit = self.config.max_pending_txs;
+            return Some(reject(&tx, SettlementError::QueueFull { limit }));
+        }
+        self.pending.push(tx);
+        None
+    }
+
+    fn produce_block(&mut self) -> Vec<SlEvent> {
+        self.height += 1;
+        let mut events = Vec::new();
+        for tx in std::mem::take(&mut self.pending) {
+            let expected = self.nonce(&tx.from);
+            let result = if tx.nonce != expected {
+                Err(SettlementError::BadNonce {
+                    sender: tx.from,
+                    expected,
+                    got: tx.nonce,
+                })
+            } else {
+                self.apply(&tx, &mut events)
+            };
+            match result {
+                Ok(()) => {
+                    self.nonces.insert(tx.from, expected + 1);
+                    self.note_operator_activity(&tx);
+                }
+                Err(error) => events.push(SlEvent::TxRejected {
+                    hash: tx.hash(),
+                    call: tx.call.name(),
+                    error,
+                }),
+            }
+        }
+        self.settle_ready(&mut events);
+        events.push(SlEvent::SlBlock {
+            height: self.height,
+            timestamp_ms: self.now_ms,
+            message_root: self.message_tree.root(),
+            message_root_size: self.message_tree.len(),
+        });
+        self.next_block_at_ms = self.now_ms.saturating_add(self.config.sl_block_time_ms);
+        events
+    }
+
+    fn note_operator_activity(&mut self, tx: &SlTx) {
+        let chain = match &tx.call {
+            SlCall::CommitBatch { header, .. } => header.chainId,
+            SlCall::ProveBatch { chain_id, .. }
+            | SlCall::ExecuteBatch { chain_id, .. }
+            | SlCall::RevertBatches { chain_id, .. } => *chain_id,
+            SlCall::RegisterChain(_) => return,
+        };
+        let now = self.now_ms;
+        if let Some(c) = self.chains.get_mut(&chain) {
+            if c.operator == tx.from {
+                c.operator_active_ms = now;
+            }
+        }
+    }
+
+    /// Applies one call. Every check happens before the first write.
+    fn apply(&mut self, tx: &SlTx, events: &mut Vec<SlEvent>) -> Result<(), SettlementError> {
+        match &tx.call {
+            SlCall::RegisterChain(genesis) => self.register(tx.from, genesis, events),
+            SlCall::CommitBatch {
+                header,
+                imports,
+                blocks,
+            } => {
+                let by = self.authorize(tx.from, header.chainId, "commitBatch")?;
+                self.commit(header, imports, blocks, by, events)
+            }
+            SlCall::ProveBatch {
+                chain_id,
+                batch,
+                proof,
+            } => {
+                let by = self.authorize(tx.from, *chain_id, "proveBatch")?;
+                self.prove(*chain_id, *batch, proof, by, events)
+            }
+            SlCall::ExecuteBatch {
+                chain_id,
+                batch,
+                extension_proofs,
+            } => {
+                let by = self.authorize(tx.from, *chain_id, "executeBatch")?;
+                self.request_execution(*chain_id, *batch, extension_proofs, by, events)
+            }
+            SlCall::RevertBatches { chain_id, from } => {
+                let chain = self
+                    .chains
+                    .get(chain_id)
+                    .ok_or(SettlementError::UnknownChain(*chain_id))?;
+                let by = if tx.from == chain.operator {
+                    Authority::Operator
+                } else if tx.from == self.config.security_council {
+                    Authority::Council
+                } else {
+                    return Err(SettlementError::NotAuthorized {
+                        sender: tx.from,
+                        action: "revertBatches",
+                        chain: *chain_id,
+                        reason: "only the operator or the security council may revert".into(),
+                    });
+                };
+                if *from <= chain.last_executed || *from > chain.last_committed || *from == 0 {
+                    return Err(SettlementError::WrongStatus {
+                        chain: *chain_id,
+                        batch: *from,
+                        reason: format!(
+                            "only unexecuted committed batches ({}..={}) can be reverted",
+                            chain.last_executed + 1,
+                            chain.last_committed
+                        ),
+                    });
+                }
+                self.revert_cascading(*chain_id, *from, RevertCause::Requested(by), events);
+                Ok(())
+            }
+        }
+    }
+
+    /// Who may settle `chain` now: its operator always; the council after the operator timeout;
+    /// anyone after the council timeout.
+    fn authorize(
+        &self,
+        sender: Address,
+        chain_id: ChainId,
+        action: &'static str,
+    ) -> Result<Authority, SettlementError> {
+        let chain = self
+            .chains
+            .get(&chain_id)
+            .ok_or(SettlementError::UnknownChain(chain_id))?;
+        if sender == chain.operator {
+            return Ok(Authority::Operator);
+        }
+        let stalled_for = self.now_ms.saturating_sub(chain.stalled_since());
+        if stalled_for >= self.config.timeout_council_ms {
+            return Ok(if sender == self.config.security_council {
+                Authority::Council
+            } else {
+                Authority::Anyone
+            });
+        }
+        if sender == self.config.security_council && stalled_for >= self.config.timeout_operator_ms
+        {
+            return Ok(Authority::Council);
+        }
+        Err(SettlementError::NotAuthorized {
+            sender,
+            action,
+            chain: chain_id,
+            reason: format!(
+                "chain stalled for {stalled_for} ms; council after {} ms, anyone after {} ms",
+                self.config.timeout_operator_ms, self.config.timeout_council_ms
+            ),
+        })
+    }
+
+    fn register(
+        &mut self,
+        sender: Address,
+        genesis: &ChainGenesis,
+        events: &mut Vec<SlEvent>,
+    ) -> Result<(), SettlementError> {
+        let chain = genesis.chain_id;
+        if sender != self.config.security_council {
+            return Err(SettlementError::NotAuthorized {
+                sender,
+                action: "registerChain",
+                chain,
+                reason: "only the security council registers chains".into(),
+            });
+        }
+        if chain == braid_primitives::SETTLEMENT_LAYER_CHAIN_ID {
+            return Err(SettlementError::InvalidGenesis {
+                chain,
+                reason: "chain id 0 is the SL".into(),
+            });
+        }
+        if self.chains.contains_key(&chain) {
+            return Err(SettlementError::ChainExists(chain));
+        }
+        let h = &genesis.genesis_header;
+        let mut state = ChainState::genesis(chain, &genesis.alloc);
+        let root = state.state_root();
+        if h.number != 0 || h.chainId != chain || h.stateRoot != root {
+            return Err(SettlementError::InvalidGenesis {
+                chain,
+                reason: format!(
+                    "header is block {} of chain {} with state root {}, alloc gives {root}",
+                    h.number, h.chainId, h.stateRoot
+                ),
+            });
+        }
+        let totals = state.totals();
+        self.proofs.register_genesis(state);
+        self.chains.insert(
+            chain,
+            ChainRecord {
+                operator: genesis.operator,
+                genesis: ChainTip {
+                    block_number: 0,
+                    block_hash: h.hash(),
+                    state_root: root,
+                },
+                batches: BTreeMap::new(),
+                last_executed: 0,
+                last_committed: 0,
+                escrow: totals.genesis_supply,
+                last_progress_ms: self.now_ms,
+                operator_active_ms: self.now_ms,
+                executed_totals: totals,
+            },
+        );
+        events.push(SlEvent::ChainRegistered { chain });
+        Ok(())
+    }
+
+    fn commit(
+        &mut self,
+        header: &BatchHeader,
+        imports: &[ImportedRoot],
+        blocks: &[Block],
+        by: Authority,
+        events: &mut Vec<SlEvent>,
+    ) -> Result<(), SettlementError> {
+        let chain_id = header.chainId;
+        let chain = self
+            .chains
+            .get(&chain_id)
+            .ok_or(SettlementError::UnknownChain(chain_id))?;
+        let bad = |reason: String| SettlementError::BadCommit {
+            chain: chain_id,
+            batch: header.number,
+            reason,
+        };
+        if header.number != chain.last_committed + 1 {
+            return Err(bad(format!("next batch is {}", chain.last_committed + 1)));
+        }
+        let prev = chain
+            .tip_before(header.number)
+            .ok_or_else(|| bad("previous batch missing".into()))?;
+        if header.firstBlock != prev.block_number + 1 || header.lastBlock < header.firstBlock {
+            return Err(bad(format!(
+                "blocks {}..={} do not follow block {}",
+                header.firstBlock, header.lastBlock, prev.block_number
+            )));
+        }
+        if blocks.len() as u64 != header.lastBlock - header.firstBlock + 1 {
+            return Err(bad(format!(
+                "{} blocks of DA data for the range",
+                blocks.len()
+            )));
+        }
+        if da_commitment(blocks) != header.daCommitment {
+            return Err(bad("DA data does not match the DA commitment".into()));
+        }
+        // the commitment covers block hashes; the bodies must match their headers
+        for b in blocks {
+            let hashes: Vec<B256> = b
+                .transactions
+                .iter()
+                .map(alloy_primitives::keccak256)
+                .collect();
+            if tx_root(&hashes) != b.header.txRoot
+                || imports_hash(&b.imports) != b.header.importsHash
+            {
+                return Err(bad(format!(
+                    "DA body of block {} does not match its header",
+                    b.header.number
+                )));
+            }
+        }
+        let da_imports: Vec<ImportedRoot> = blocks
+            .iter()
+            .flat_map(|b| b.imports.iter().cloned())
+            .collect();
+        if da_imports != imports || imports_hash(imports) != header.importsHash {
+            return Err(bad(
+                "imports do not match the blocks and the imports hash".into()
+            ));
+        }
+        for import in imports {
+            if import.import_kind().is_err() {
+                return Err(bad(format!("import of unknown kind {}", import.kind)));
+            }
+        }
+        let now = self.now_ms;
+        let chain = self
+            .chains
+            .get_mut(&chain_id)
+            .ok_or(SettlementError::UnknownChain(chain_id))?;
+        chain.batches.insert(
+            header.number,
+            BatchRecord {
+                header: header.clone(),
+                imports: imports.to_vec(),
+                blocks: blocks.to_vec(),
+                status: BatchStatus::Committed,
+                outputs: None,
+                committed_at_ms: now,
+                execute_request: None,
+                leaf_index: None,
+                failure: None,
+            },
+        );
+        chain.last_committed = header.number;
+        chain.last_progress_ms = now;
+        events.push(SlEvent::BatchCommitted {
+            chain: chain_id,
+            batch: header.number,
+            by,
+        });
+        Ok(())
+    }
+
+    fn prove(
+        &mut self,
+        chain_id: ChainId,
+        batch: BatchNumber,
+        proof: &[u8],
+        by: Authority,
+        events: &mut Vec<SlEvent>,
+    ) -> Result<(), SettlementError> {
+        let chain = self
+            .chains
+            .get(&chain_id)
+            .ok_or(SettlementError::UnknownChain(chain_id))?;
+        let rec = chain
+            .batches
+            .get(&batch)
+            .ok_or(SettlementError::UnknownBatch {
+                chain: chain_id,
+                batch,
+            })?;
+        if rec.status != BatchStatus::Committed {
+            return Err(SettlementError::WrongStatus {
+                chain: chain_id,
+                batch,
+                reason: "already proven".into(),
+            });
+        }
+        if batch > 1 {
+            let prev_proven = chain
+                .batches
+                .get(&(batch - 1))
+                .is_some_and(|p| p.status != BatchStatus::Committed);
+            if !prev_proven {
+                return Err(SettlementError::WrongStatus {
+                    chain: chain_id,
+                    batch,
+                    reason: format!("batch {} must be proven first", batch - 1),
+                });
+            }
+        }
+        let prev = chain
+            .tip_before(batch)
+            .ok_or(SettlementError::UnknownBatch {
+                chain: chain_id,
+                batch: batch - 1,
+            })?;
+        let claim = BatchClaim {
+            header: &rec.header,
+            prev_state_root: prev.state_root,
+            prev_block_hash: prev.block_hash,
+            prev_block_number: prev.block_number,
+            blocks: &rec.blocks,
+        };
+        let outputs =
+            self.proofs
+                .verify(&claim, proof)
+                .map_err(|error| SettlementError::ProofRejected {
+                    chain: chain_id,
+                    batch,
+                    error: Box::new(error),
+                })?;
+        if outputs.imports != rec.imports {
+            return Err(SettlementError::ProofRejected {
+                chain: chain_id,
+                batch,
+                error: Box::new(ProofError::BatchMismatch {
+                    field: "imports",
+                    claimed: format!("{} imports", rec.imports.len()),
+                    computed: format!("{} imports", outputs.imports.len()),
+                }),
+            });
+        }
+        let chain = self
+            .chains
+            .get_mut(&chain_id)
+            .ok_or(SettlementError::UnknownChain(chain_id))?;
+        if let Some(rec) = chain.batches.get_mut(&batch) {
+            rec.status = BatchStatus::Proven;
+            rec.outputs = Some(outputs);
+        }
+        events.push(SlEvent::BatchProven {
+            chain: chain_id,
+            batch,
+            by,
+        });
+        Ok(())
+    }
+
+    fn request_execution(
+        &mut self,
+        chain_id: ChainId,
+        batch: BatchNumber,
+        extension_proofs: &[braid_merkle::ExtensionProof],
+        by: Authority,
+        events: &mut Vec<SlEvent>,
+    ) -> Result<(), SettlementError> {
+        let chain = self
+            .chains
+            .get_mut(&chain_id)
+            .ok_or(SettlementError::UnknownChain(chain_id))?;
+        let rec = chain
+            .batches
+            .get_mut(&batch)
+            .ok_or(SettlementError::UnknownBatch {
+                chain: chain_id,
+                batch,
+            })?;
+        if rec.status != BatchStatus::Proven {
+            return Err(SettlementError::WrongStatus {
+                chain: chain_id,
+                batch,
+                reason: format!("status is {:?}, must be proven", rec.status),
+            });
+        }
+        let precommits = rec
+            .imports
+            .iter()
+            .filter(|i| i.kind == ImportKind::Precommit as u8)
+            .count();
+        if extension_proofs.len() != precommits {
+            return Err(SettlementError::WrongStatus {
+                chain: chain_id,
+                batch,
+                reason: format!(
+                    "{} extension proofs for {precommits} pre-commit imports",
+                    extension_proofs.len()
+                ),
+            });
+        }
+        rec.execute_request = Some(extension_proofs.to_vec());
+        rec.failure = None;
+        events.push(SlEvent::ExecutionRequested {
+            chain: chain_id,
+            batch,
+            by,
+        });
+        Ok(())
+    }
+
+    /// Checks one import of a batch against executed batches and the candidate set.
+    fn check_import(
+        &self,
+        import: &ImportedRoot,
+        extension: Option<&braid_merkle::ExtensionProof>,
+        candidates: &BTreeMap<ChainId, Vec<BatchNumber>>,
+    ) -> ImportCheck {
+        let settled = |source: ChainId, batch: BatchNumber| {
+            self.chains
+                .get(&source)
+                .is_some_and(|c| c.last_executed >= batch)
+                || candidates.get(&source).is_some_and(|l| l.contains(&batch))
+        };
+        match import.import_kind() {
+            Err(e) => ImportCheck::Fail(e.to_string()),
+            Ok(ImportKind::Proof) => {
+                if self.historical_roots.contains(&import.root) {
+                    ImportCheck::Ok
+                } else {
+                    ImportCheck::Fail(format!("{} is not a historical MessageRoot", import.root))
+                }
+            }
+            Ok(ImportKind::Commit) => {
+                let Some(source) = self.chains.get(&import.sourceChain) else {
+                    return ImportCheck::Fail(format!(
+                        "unknown source chain {}",
+                        import.sourceChain
+                    ));
+                };
+                let Some(rec) = source.batches.get(&import.sourceHeight) else {
+                    return ImportCheck::Wait;
+                };
+                if rec.header.chainBatchRoot != import.root
+                    || rec.header.messageCount != import.messageCount
+                {
+                    return ImportCheck::Fail(format!(
+                        "commit import of batch {} of chain {} does not match its ChainBatchRoot",
+                        import.sourceHeight, import.sourceChain
+                    ));
+                }
+                if settled(import.sourceChain, import.sourceHeight) {
+                    ImportCheck::Ok
+                } else {
+                    ImportCheck::Wait
+                }
+            }
+            Ok(ImportKind::Precommit) => {
+                let Some(source) = self.chains.get(&import.sourceChain) else {
+                    return ImportCheck::Fail(format!(
+                        "unknown source chain {}",
+                        import.sourceChain
+                    ));
+                };
+                let Some(extension) = extension else {
+                    return ImportCheck::Fail("missing extension proof".into());
+                };
+                let (target_root, target_count, target_batch) = if import.sourceHeight == 0 {
+                    (braid_merkle::empty_root(), 0, 0)
+                } else {
+                    let Some(rec) = source.batch_holding_block(import.sourceHeight) else {
+                        return ImportCheck::Wait;
+                    };
+                    (
+                        rec.header.chainBatchRoot,
+                        rec.header.messageCount,
+                        rec.header.number,
+                    )
+                };
+                if target_batch > 0 && !settled(import.sourceChain, target_batch) {
+                    return ImportCheck::Wait;
+                }
+                if extension.old_size != import.messageCount || extension.new_size != target_count {
+                    return ImportCheck::Fail(format!(
+                        "extension proof covers sizes {}->{}, import needs {}->{}",
+                        extension.old_size, extension.new_size, import.messageCount, target_count
+                    ));
+                }
+                match verify_extension(import.root, target_root, extension) {
+                    Ok(()) => ImportCheck::Ok,
+                    Err(e) => ImportCheck::Fail(format!(
+                        "LocalRoot of block {} of chain {} does not extend to batch {target_batch}: {e}",
+                        import.sourceHeight, import.sourceChain
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Checks all imports of a batch.
+    fn check_batch(
+        &self,
+        rec: &BatchRecord,
+        candidates: &BTreeMap<ChainId, Vec<BatchNumber>>,
+    ) -> ImportCheck {
+        let proofs = rec.execute_request.as_deref().unwrap_or_default();
+        let mut next_proof = 0;
+        let mut waiting = false;
+        for import in &rec.imports {
+            let ext = if import.kind == ImportKind::Precommit as u8 {
+                next_proof += 1;
+                proofs.get(next_proof - 1)
+            } else {
+                None
+            };
+            match self.check_import(import, ext, candidates) {
+                ImportCheck::Ok => {}
+                ImportCheck::Wait => waiting = true,
+                fail @ ImportCheck::Fail(_) => return fail,
+            }
+        }
+        if waiting {
+            ImportCheck::Wait
+        } else {
+            ImportCheck::Ok
+        }
+    }
+
+    /// Executes the largest set of ready batches whose imports are satisfied (see crate docs).
+    fn settle_ready(&mut self, events: &mut Vec<SlEvent>) {
+        let mut failed: BTreeMap<(ChainId, BatchNumber), String> = BTreeMap::new();
+        loop {
+            // per chain, the prefix of proven, requested, non-failed batches
+            let mut candidates: BTreeMap<ChainId, Vec<BatchNumber>> = BTreeMap::new();
+            for (id, chain) in &self.chains {
+                let mut list = Vec::new();
+                let mut n = chain.last_executed + 1;
+                while let Some(rec) = chain.batches.get(&n) {
+                    if rec.status != BatchStatus::Proven
+                        || rec.execute_request.is_none()
+                        || failed.contains_key(&(*id, n))
+                    {
+                        break;
+                    }
+                    list.push(n);
+                    n += 1;
+                }
+                if !list.is_empty() {
+                    candidates.insert(*id, list);
+                }
+            }
+            // greatest fixpoint: drop batches (and their successors) with unsatisfied imports
+            loop {
+                let mut cut: Option<(ChainId, usize)> = None;
+                'search: for (id, list) in &candidates {
+                    for (pos, n) in list.iter().enumerate() {
+                        let Some(rec) = self.batch(*id, *n) else {
+                            continue;
+                        };
+                        match self.check_batch(rec, &candidates) {
+                            ImportCheck::Ok => {}
+                            ImportCheck::Wait => {
+                                cut = Some((*id, pos));
+                                break 'search;
+                            }
+                            ImportCheck::Fail(reason) => {
+                                failed.insert((*id, *n), reason);
+                                cut = Some((*id, pos));
+                                break 'search;
+                            }
+                        }
+                    }
+                }
+                match cut {
+                    Some((id, pos)) => {
+                        if let Some(list) = candidates.get_mut(&id) {
+                            list.truncate(pos);
+                            if list.is_empty() {
+                                candidates.remove(&id);
+                            }
+                        }
+                    }
+                    None => break,
+                }
+            }
+            if candidates.is_empty() {
+                break;
+            }
+            // value: sends enter the in-flight pool first, then each chain's net change must
+            // keep its escrow non-negative, and receipts must be covered by the pool
+            let mut in_flight = self.in_flight;
+            let mut over_release: Option<((ChainId, BatchNumber), String)> = None;
+            for (id, list) in &candidates {
+                for n in list {
+                    if let Some(out) = self.batch(*id, *n).and_then(|r| r.outputs.as_ref()) {
+                        let sent = out
+                            .totals_after
+                            .sent_out
+                            .saturating_sub(out.totals_before.sent_out);
+                        in_flight = in_flight.saturating_add(sent);
+                    }
+                }
+            }
+            'value: for (id, list) in &candidates {
+                let Some(chain) = self.chains.get(id) else {
+                    continue;
+                };
+                let mut escrow = chain.escrow;
+                for n in list {
+                    let Some(out) = self.batch(*id, *n).and_then(|r| r.outputs.as_ref()) else {
+                        continue;
+                    };
+                    let (b, a) = (&out.totals_before, &out.totals_after);
+                    let received = a.received_in.saturating_sub(b.received_in);
+                    let released = a
+                        .sent_out
+                        .saturating_sub(b.sent_out)
+                        .saturating_add(a.burned_fees.saturating_sub(b.burned_fees));
+                    let after = escrow.saturating_add(received).checked_sub(released);
+                    let pool = in_flight.checked_sub(received);
+                    match (after, pool) {
+                        (Some(e), Some(p)) => {
+                            escrow = e;
+                            in_flight = p;
+                        }
+                        _ => {
+                            over_release = Some((
+                                (*id, *n),
+                                format!(
+                                    "over-release: batch releases {released} and receives {received}; chain escrow {escrow}, in flight {in_flight}"
+                                ),
+                            ));
+                            break 'value;
+                        }
+                    }
+                }
+            }
+            if let Some((key, reason)) = over_release {
+                failed.insert(key, reason);
+                continue; // recompute the set without it
+            }
+            self.execute_set(&candidates, events);
+        }
+        for ((chain, batch), reason) in failed {
+            if let Some(rec) = self
+                .chains
+                .get_mut(&chain)
+                .and_then(|c| c.batches.get_mut(&batch))
+            {
+                if rec.failure.as_ref() != Some(&reason) {
+                    rec.failure = Some(reason.clone());
+                    events.push(SlEvent::BatchCheckFailed {
+                        chain,
+                        batch,
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+
+    fn execute_set(
+        &mut self,
+        set: &BTreeMap<ChainId, Vec<BatchNumber>>,
+        events: &mut Vec<SlEvent>,
+    ) {
+        let now = self.now_ms;
+        // sends first (all of them enter the pool), then receipts
+        for (id, list) in set {
+            for n in list {
+                if let Some(out) = self.batch(*id, *n).and_then(|r| r.outputs.clone()) {
+                    let sent = out
+                        .totals_after
+                        .sent_out
+                        .saturating_sub(out.totals_before.sent_out);
+                    self.in_flight = self.in_flight.saturating_add(sent);
+                }
+            }
+        }
+        for (id, list) in set {
+            for n in list {
+                let Some(chain) = self.chains.get_mut(id) else {
+                    continue;
+                };
+                let Some(rec) = chain.batches.get_mut(n) else {
+                    continue;
+                };
+                let Some(out) = rec.outputs.clone() else {
+                    continue;
+                };
+                let (b, a) = (&out.totals_before, &out.totals_after);
+                let received = a.received_in.saturating_sub(b.received_in);
+                let released = a
+                    .sent_out
+                    .saturating_sub(b.sent_out)
+                    .saturating_add(a.burned_fees.saturating_sub(b.burned_fees));
+                chain.escrow = chain
+                    .escrow
+                    .saturating_add(received)
+                    .saturating_sub(released);
+                self.in_flight = self.in_flight.saturating_sub(received);
+                self.fees_collected = self
+                    .fees_collected
+                    .saturating_add(a.burned_fees.saturating_sub(b.burned_fees));
+                chain.executed_totals = out.totals_after;
+                chain.last_executed = *n;
+                chain.last_progress_ms = now;
+                rec.status = BatchStatus::Executed;
+                rec.blocks = Vec::new(); // DA data is no longer needed
+                let leaf =
+                    message_root_leaf(*id, *n, rec.header.chainBatchRoot, rec.header.messageCount);
+                // the tree holds at most 2^32 batch leaves; reaching that is out of scope
+                let leaf_index = self.message_tree.append(leaf).unwrap_or(u64::MAX);
+                rec.leaf_index = Some(leaf_index);
+                let root = self.message_tree.root();
+                self.historical_roots.insert(root);
+                events.push(SlEvent::BatchExecuted {
+                    chain: *id,
+                    batch: *n,
+                    leaf_index,
+                    message_root: root,
+                });
+            }
+            self.retain_proof_states(*id);
+        }
+    }
+
+    fn retain_proof_states(&mut self, chain_id: ChainId) {
+        if let Some(chain) = self.chains.get(&chain_id) {
+            let mut keep = vec![chain
+                .tip_before(chain.last_executed + 1)
+                .map_or(chain.genesis.state_root, |t| t.state_root)];
+            keep.extend(
+                chain
+                    .batches
+                    .values()
+                    .filter(|b| b.status == BatchStatus::Proven)
+                    .map(|b| b.header.stateRoot),
+            );
+            self.proofs.retain(chain_id, &keep);
+        }
+    }
+
+    /// Reverts `chain`'s batches from `from` and, transitively, every unexecuted batch that
+    /// imported from a reverted batch or block.
+    fn revert_cascading(
+        &mut self,
+        chain_id: ChainId,
+        from: BatchNumber,
+        cause: RevertCause,
+        events: &mut Vec<SlEvent>,
+    ) {
+        let mut work = vec![(chain_id, from, cause)];
+        while let Some((id, from, cause)) = work.pop() {
+            let Some(chain) = self.chains.get_mut(&id) else {
+                continue;
+            };
+            // already reverted, or (impossible by construction) executed
+            if from > chain.last_committed || from <= chain.last_executed {
+                continue;
+            }
+            let to = chain.last_committed;
+            let first_block = chain.batches.get(&from).map_or(0, |b| b.header.firstBlock);
+            chain.batches.retain(|n, _| *n < from);
+            chain.last_committed = from - 1;
+            events.push(SlEvent::BatchesReverted {
+                chain: id,
+                from,
+                to,
+                first_block,
+                cause,
+            });
+            // importers of the void batches / blocks
+            for (other_id, other) in &self.chains {
+                if *other_id == id {
+                    continue;
+                }
+                let hit = other.batches.values().find(|b| {
+                    b.status != BatchStatus::Executed
+                        && b.imports.iter().any(|i| {
+                            i.sourceChain == id
+                                && match i.import_kind() {
+                                    Ok(ImportKind::Commit) => i.sourceHeight >= from,
+                                    Ok(ImportKind::Precommit) => i.sourceHeight >= first_block,
+                                    _ => false,
+                                }
+                        })
+                });
+                if let Some(b) = hit {
+                    work.push((
+                        *other_id,
+                        b.header.number,
+                        RevertCause::Cascade {
+                            source_chain: id,
+                            source_batch: from,
+                        },
+                    ));
+                }
+            }
+            self.retain_proof_states(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+//! Settlement-layer transactions: calls signed with secp256k1 by their submitter.
+
+use alloy_primitives::{keccak256, Address, Bytes, Signature, B256, U256};
+use braid_merkle::ExtensionProof;
+use braid_primitives::{BatchHeader, BatchNumber, Block, BlockHeader, ChainId, ImportedRoot};
+use serde::{Deserialize, Serialize};
+
+use crate::SettlementError;
+
+/// What a new chain brings to the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainGenesis {
+    /// The chain id.
+    pub chain_id: ChainId,
+    /// The operator allowed to commit, prove, execute and revert its batches.
+    pub operator: Address,
+    /// Genesis balances; the SL escrows their sum for the chain.
+    pub alloc: Vec<(Address, U256)>,
+    /// The chain's genesis block header (height 0); its state root must match `alloc`.
+    pub genesis_header: BlockHeader,
+}
+
+/// A settlement-layer call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SlCall {
+    /// Registers a chain (security council only).
+    RegisterChain(ChainGenesis),
+    /// Commits a batch: its record, its imports, and its blocks as DA data.
+    CommitBatch {
+        /// The batch record.
+        header: BatchHeader,
+        /// Every root the batch imported, in block order.
+        imports: Vec<ImportedRoot>,
+        /// The batch's blocks (DA data).
+        blocks: Vec<Block>,
+    },
+    /// Proves a committed batch.
+    ProveBatch {
+        /// The chain.
+        chain_id: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// Proof bytes for the SL's proof system (empty for re-execution).
+        proof: Bytes,
+    },
+    /// Requests execution of a proven batch once its imports are settled. `extension_proofs`
+    /// holds one proof per `precommit` import of the batch, in import order.
+    ExecuteBatch {
+        /// The chain.
+        chain_id: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// Extension proofs for the pre-commit imports.
+        extension_proofs: Vec<ExtensionProof>,
+    },
+    /// Reverts every unexecuted batch of a chain from `from` on (operator or council).
+    RevertBatches {
+        /// The chain.
+        chain_id: ChainId,
+        /// The first batch to revert.
+        from: BatchNumber,
+    },
+}
+
+impl SlCall {
+    /// Short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SlCall::RegisterChain(_) => "registerChain",
+            SlCall::CommitBatch { .. } => "commitBatch",
+            SlCall::ProveBatch { .. } => "proveBatch",
+            SlCall::ExecuteBatch { .. } => "executeBatch",
+            SlCall::RevertBatches { .. } => "revertBatches",
+        }
+    }
+}
+
+/// A signed settlement-layer transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlTx {
+    /// The claimed submitter; the signature must recover to it.
+    pub from: Address,
+    /// The submitter's SL nonce.
+    pub nonce: u64,
+    /// The call.
+    pub call: SlCall,
+    /// secp256k1 signature over [`SlTx::signing_hash`].
+    pub signature: Signature,
+}
+
+/// Domain tag of SL transaction signatures.
+pub const SL_TX_DOMAIN: &[u8] = b"braid-sl-tx-v1";
+
+impl SlTx {
+    /// `keccak256(SL_TX_DOMAIN ‖ nonce (8 bytes BE) ‖ postcard(call))`.
+    pub fn signing_hash(nonce: u64, call: &SlCall) -> B256 {
+        let mut buf = SL_TX_DOMAIN.to_vec();
+        buf.extend_from_slice(&nonce.to_be_bytes());
+        buf.extend_from_slice(&postcard::to_allocvec(call).unwrap_or_default());
+        keccak256(buf)
+    }
+
+    /// Hash identifying this transaction.
+    pub fn hash(&self) -> B256 {
+        let mut buf = Self::signing_hash(self.nonce, &self.call).to_vec();
+        buf.extend_from_slice(&self.signature.as_bytes());
+        keccak256(buf)
+    }
+
+    /// Signs `call` with a 32-byte secret key.
+    pub fn sign(secret: &B256, nonce: u64, call: SlCall) -> Result<Self, SettlementError> {
+        let key = k256::ecdsa::SigningKey::from_slice(secret.as_slice()).map_err(|e| {
+            SettlementError::BadSignature {
+                reason: e.to_string(),
+            }
+        })?;
+        let hash = Self::signing_hash(nonce, &call);
+        let (sig, recid) = key.sign_prehash_recoverable(hash.as_slice()).map_err(|e| {
+            SettlementError::BadSignature {
+                reason: e.to_string(),
+            }
+        })?;
+        let from = Address::from_public_key(key.verifying_key());
+        Ok(Self {
+            from,
+            nonce,
+            call,
+            signature: Signature::from((sig, recid)),
+        })
+    }
+
+    /// Checks that the signature recovers to `from` (low-s enforced).
+    pub fn verify_signature(&self) -> Result<(), SettlementError> {
+        let hash = Self::signing_hash(self.nonce, &self.call);
+        let signer = alloy_consensus::crypto::secp256k1::recover_signer(&self.signature, hash)
+            .map_err(|e| SettlementError::BadSignature {
+                reason: e.to_string(),
+            })?;
+        if signer != self.from {
+            return Err(SettlementError::BadSignature {
+                reason: format!("signature recovers to {signer}, not {}", self.from),
+            });
+        }
+        Ok(())
+    }
+}
