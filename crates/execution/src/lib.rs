@@ -22,8 +22,8 @@ mod tx;
 
 pub use error::ExecutionError;
 pub use messenger::{
-    verify_message_proof, EXECUTE_GAS_PER_SIBLING, EXECUTE_MESSAGE_GAS, MAX_PAYLOAD_BYTES,
-    MAX_PROOF_SIBLINGS, SEND_MESSAGE_GAS,
+    single_level_proof, two_level_proof, verify_message_proof, EXECUTE_GAS_PER_SIBLING,
+    EXECUTE_MESSAGE_GAS, MAX_PAYLOAD_BYTES, MAX_PROOF_SIBLINGS, SEND_MESSAGE_GAS,
 };
 pub use state::{Account, ChainState, ImportKey, StateChanges, StateKey, StateValue, ValueTotals};
 pub use tx::{RecoveredTx, TxSigner, MAX_TX_BYTES};

@@ -130,6 +130,48 @@ fn plan_send(
     Ok(CallEffect::Send { message, leaf })
 }
 
+/// A single-level message proof (`precommit` or `commit` mode): `inner` proves the message leaf
+/// against `root`, the source's message-tree root the destination imported.
+pub fn single_level_proof(kind: ImportKind, root: B256, inner: InclusionProof) -> MessageProof {
+    MessageProof {
+        kind: kind as u8,
+        sourceHeight: 0,
+        root,
+        leafIndex: inner.index,
+        treeSize: inner.size,
+        siblings: inner.siblings,
+        batchNumber: 0,
+        chainBatchRoot: B256::ZERO,
+        outerIndex: 0,
+        outerSize: 0,
+        outerSiblings: vec![],
+    }
+}
+
+/// A two-level `proof`-mode message proof: `inner` proves the message against the source batch's
+/// `chain_batch_root`; `outer` proves that batch's leaf against the SL `message_root`.
+pub fn two_level_proof(
+    message_root: B256,
+    batch_number: u64,
+    chain_batch_root: B256,
+    inner: InclusionProof,
+    outer: InclusionProof,
+) -> MessageProof {
+    MessageProof {
+        kind: ImportKind::Proof as u8,
+        sourceHeight: 0,
+        root: message_root,
+        leafIndex: inner.index,
+        treeSize: inner.size,
+        siblings: inner.siblings,
+        batchNumber: batch_number,
+        chainBatchRoot: chain_batch_root,
+        outerIndex: outer.index,
+        outerSize: outer.size,
+        outerSiblings: outer.siblings,
+    }
+}
+
 /// Verifies `proof` for `message` against the roots `state` imported. Returns the message leaf
 /// and the number of hashes the proof made the verifier check.
 pub fn verify_message_proof(

@@ -358,21 +358,9 @@ fn precommit_import(a: &ChainState, height: u64) -> ImportedRoot {
     }
 }
 
-fn single_level_proof(a: &ChainState, index: u64) -> MessageProof {
+fn precommit_proof(a: &ChainState, index: u64) -> MessageProof {
     let p = a.outbox().inclusion_proof(index, a.outbox().len()).unwrap();
-    MessageProof {
-        kind: ImportKind::Precommit as u8,
-        sourceHeight: 1,
-        root: a.outbox().root(),
-        leafIndex: p.index,
-        treeSize: p.size,
-        siblings: p.siblings,
-        batchNumber: 0,
-        chainBatchRoot: B256::ZERO,
-        outerIndex: 0,
-        outerSize: 0,
-        outerSiblings: vec![],
-    }
+    crate::single_level_proof(ImportKind::Precommit, a.outbox().root(), p)
 }
 
 fn execute_input(message: &Message, proof: &MessageProof) -> Bytes {
@@ -425,7 +413,7 @@ fn message_executes_once_on_the_destination_against_an_imported_local_root() {
     let (a, message, _) = send_one(ETH, b"ping");
     let mut b = genesis(B);
     apply_import(&mut b, &precommit_import(&a, 1)).unwrap();
-    let proof = single_level_proof(&a, 0);
+    let proof = precommit_proof(&a, 0);
     let bob_before = b.account(&bob().address()).balance;
     let receipt = execute_on(&mut b, 0, &message, &proof).unwrap();
     assert_eq!(receipt.message_executed, Some(message.id()));
@@ -452,7 +440,7 @@ fn message_executes_once_on_the_destination_against_an_imported_local_root() {
 fn forged_or_unimported_proofs_are_rejected_with_state_unchanged() {
     let (a, message, _) = send_one(ETH, b"ping");
     let mut b = genesis(B);
-    let good = single_level_proof(&a, 0);
+    let good = precommit_proof(&a, 0);
 
     // root never imported
     let root = b.state_root();
@@ -491,7 +479,7 @@ fn forged_or_unimported_proofs_are_rejected_with_state_unchanged() {
     };
     let mut b2 = genesis(B);
     apply_import(&mut b2, &precommit_import(&a2, 2)).unwrap();
-    let mut tampered = single_level_proof(&a2, 0);
+    let mut tampered = precommit_proof(&a2, 0);
     tampered.siblings[0].0[3] ^= 1;
     let root2 = b2.state_root();
     let err = execute_on(&mut b2, 0, &message, &tampered).unwrap_err();
@@ -548,19 +536,7 @@ fn proof_mode_two_level_proof_executes() {
     .unwrap();
     let inner = a.outbox().inclusion_proof(0, 1).unwrap();
     let outer = global.inclusion_proof(1, 2).unwrap();
-    let proof = MessageProof {
-        kind: ImportKind::Proof as u8,
-        sourceHeight: 10,
-        root: global.root(),
-        leafIndex: 0,
-        treeSize: 1,
-        siblings: inner.siblings,
-        batchNumber: 1,
-        chainBatchRoot: chain_batch_root,
-        outerIndex: 1,
-        outerSize: 2,
-        outerSiblings: outer.siblings,
-    };
+    let proof = crate::two_level_proof(global.root(), 1, chain_batch_root, inner, outer);
     let mut wrong_batch = proof.clone();
     wrong_batch.batchNumber = 2;
     assert!(matches!(

@@ -11,6 +11,12 @@
 //! the tip they pay, skipping (and evicting) any that fail, until the block's gas is used up.
 //! The base fee follows EIP-1559 from the parent block, floored at
 //! [`SequencerConfig::min_base_fee`].
+//!
+//! Reverts: the settlement layer may revert batches it has not executed. The sequencer keeps, for
+//! every sealed batch not yet known to be final, a snapshot of the state and head at the batch's
+//! end plus the batch's blocks; [`Sequencer::revert_to`] rolls back to such a snapshot and
+//! re-sequences the reverted blocks' transactions and valid imports.
+//! [`Sequencer::finalize_through`] drops what can no longer be reverted.
 
 mod mempool;
 
@@ -24,8 +30,10 @@ use braid_execution::{
     ExecutionError, RecoveredTx, StateChanges, TxReceipt,
 };
 use braid_primitives::{
-    imports_hash, BatchHeader, BatchNumber, Block, BlockHeader, ChainId, ImportedRoot,
+    imports_hash, BatchHeader, BatchNumber, Block, BlockHeader, BlockNumber, ChainId, ImportedRoot,
 };
+use std::collections::BTreeMap;
+use std::ops::Range;
 
 /// Configuration of one chain's sequencer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -112,6 +120,24 @@ pub enum SequencerError {
     Restore {
         /// What is inconsistent.
         reason: String,
+    },
+    /// A revert to a batch whose end state is no longer kept: it is older than the oldest
+    /// snapshot (finalized past it, or before the point the sequencer was restored from).
+    #[error("cannot revert to batch {requested}: oldest revertible batch is {oldest:?}")]
+    RevertTooOld {
+        /// The requested last valid batch.
+        requested: BatchNumber,
+        /// The oldest batch with a kept snapshot (`None`: no snapshot kept, see
+        /// [`Sequencer::restore`]).
+        oldest: Option<BatchNumber>,
+    },
+    /// A revert to a batch that has not been sealed.
+    #[error("cannot revert to batch {requested}: last sealed batch is {last_batch}")]
+    RevertBeyondLastBatch {
+        /// The requested last valid batch.
+        requested: BatchNumber,
+        /// The last sealed batch.
+        last_batch: BatchNumber,
     },
 }
 
@@ -200,6 +226,40 @@ pub enum SequencerOutput {
     BatchSealed(Box<SealedBatch>),
 }
 
+/// What [`Sequencer::revert_to`] did. The shell rolls its storage back to `head.number`
+/// (e.g. `ChainStore::revert_to_block`) before persisting the next block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevertOutcome {
+    /// The last valid batch, now the last sealed batch.
+    pub last_batch: BatchNumber,
+    /// Sealed batches discarded (`last_batch + 1 ..= previous last batch`; empty if only the
+    /// open batch was discarded).
+    pub reverted_batches: Range<BatchNumber>,
+    /// Blocks discarded (empty if the head already was the end of `last_batch`).
+    pub reverted_blocks: Range<BlockNumber>,
+    /// User transactions of the discarded blocks put back into the pool.
+    pub txs_repooled: usize,
+    /// User transactions of the discarded blocks the pool refused (limits) and that are lost.
+    pub txs_not_repooled: usize,
+    /// Imports of the discarded blocks queued again (before the previously pending ones).
+    pub imports_requeued: Vec<ImportedRoot>,
+    /// Imports declared invalid and dropped, from the discarded blocks and the pending queue.
+    pub imports_dropped: Vec<ImportedRoot>,
+    /// The new head: the last block of `last_batch`.
+    pub head: BlockHeader,
+}
+
+/// The end of a sealed (or the restore point's) batch, kept until it is final.
+#[derive(Debug, Clone)]
+struct Checkpoint {
+    /// State after the batch's last block (its changes already taken).
+    state: ChainState,
+    /// The batch's last block header.
+    head: BlockHeader,
+    /// The batch's blocks (empty for genesis or the restore point).
+    blocks: Vec<Block>,
+}
+
 /// The sequencer state machine.
 #[derive(Debug, Clone)]
 pub struct Sequencer {
@@ -212,6 +272,9 @@ pub struct Sequencer {
     /// Blocks of the batch being built (after the last sealed batch).
     open_batch: Vec<Block>,
     last_batch: BatchNumber,
+    /// Snapshots at the end of every batch not yet final, by batch number; the oldest entry is
+    /// the revert floor (genesis, the restore point or the last finalized batch).
+    checkpoints: BTreeMap<BatchNumber, Checkpoint>,
 }
 
 impl Sequencer {
@@ -242,6 +305,14 @@ impl Sequencer {
             receipts: vec![],
             changes: state.take_changes(),
         };
+        let checkpoints = BTreeMap::from([(
+            0,
+            Checkpoint {
+                state: state.clone(),
+                head: header.clone(),
+                blocks: vec![],
+            },
+        )]);
         let seq = Self {
             mempool: Mempool::new(config.mempool),
             next_block_at_ms: config.block_time_ms,
@@ -251,12 +322,19 @@ impl Sequencer {
             pending_imports: vec![],
             open_batch: vec![],
             last_batch: 0,
+            checkpoints,
         };
         Ok((seq, sealed))
     }
 
     /// Resumes from persisted state: the state after `head`, the blocks after the last sealed
     /// batch, and that batch's number. The pool starts empty.
+    ///
+    /// Revert limitation: a restored sequencer keeps no snapshot of the batches before the
+    /// restore point. If `open_batch` is empty the restore point is the end of `last_batch` and
+    /// [`Sequencer::revert_to`] can go back to it; otherwise the first revertible batch is the
+    /// next one sealed. Reverting further back returns [`SequencerError::RevertTooOld`]; the
+    /// shell must then roll storage back itself and restore again.
     pub fn restore(
         config: SequencerConfig,
         mut state: ChainState,
@@ -282,6 +360,20 @@ impl Sequencer {
                 });
             }
         }
+        let mut checkpoints = BTreeMap::new();
+        if open_batch.is_empty() {
+            // take the changes so the snapshot, like every other, has nothing unpersisted
+            let mut base = state.clone();
+            base.take_changes();
+            checkpoints.insert(
+                last_batch,
+                Checkpoint {
+                    state: base,
+                    head: head.clone(),
+                    blocks: vec![],
+                },
+            );
+        }
         Ok(Self {
             mempool: Mempool::new(config.mempool),
             next_block_at_ms: head.timestampMs.saturating_add(config.block_time_ms),
@@ -291,6 +383,7 @@ impl Sequencer {
             pending_imports: vec![],
             open_batch,
             last_batch,
+            checkpoints,
         })
     }
 
@@ -322,6 +415,134 @@ impl Sequencer {
     pub fn last_batch(&self) -> BatchNumber {
         self.last_batch
     }
+    /// Imports queued for the next block, in order.
+    pub fn pending_imports(&self) -> &[ImportedRoot] {
+        &self.pending_imports
+    }
+    /// Blocks produced after the last sealed batch.
+    pub fn open_batch(&self) -> &[Block] {
+        &self.open_batch
+    }
+    /// The oldest batch [`Sequencer::revert_to`] can go back to (`None` right after a restore
+    /// in the middle of a batch, see [`Sequencer::restore`]).
+    pub fn oldest_revertible_batch(&self) -> Option<BatchNumber> {
+        self.checkpoints.keys().next().copied()
+    }
+    /// The blocks of a sealed batch that is not final yet (`None` once finalized, before the
+    /// restore point, or not sealed).
+    pub fn unfinalized_batch_blocks(&self, batch: BatchNumber) -> Option<&[Block]> {
+        match self.checkpoints.first_key_value() {
+            Some((oldest, _)) if batch > *oldest => {
+                self.checkpoints.get(&batch).map(|c| c.blocks.as_slice())
+            }
+            _ => None,
+        }
+    }
+
+    /// Records that the settlement layer executed every batch up to `batch`: they can never be
+    /// reverted, so the snapshots and blocks of batches before it are dropped. The end of
+    /// `batch` itself stays as the revert floor. A `batch` beyond the last sealed batch is
+    /// treated as the last sealed batch; an already finalized one changes nothing.
+    pub fn finalize_through(&mut self, batch: BatchNumber) {
+        let batch = batch.min(self.last_batch);
+        if !self.checkpoints.contains_key(&batch) {
+            return; // older than the floor, or no snapshot kept (restored mid-batch)
+        }
+        self.checkpoints = self.checkpoints.split_off(&batch);
+        if let Some(floor) = self.checkpoints.get_mut(&batch) {
+            floor.blocks = vec![]; // final: its blocks are no longer needed
+        }
+    }
+
+    /// Rolls the chain back to the end of `last_valid_batch` after the settlement layer
+    /// reverted the batches after it, and prepares re-sequencing: state and head become the
+    /// batch's end snapshot, every later block (sealed batches and the open batch) is discarded,
+    /// their user transactions go back to the pool in original block order (pool refusals are
+    /// counted, not errors; transactions that no longer apply are dropped at block building),
+    /// and their imports are queued again, in order and before the pending ones, except those
+    /// `is_invalid_import` rejects (also filtered from the pending queue). The block schedule
+    /// is unchanged.
+    ///
+    /// Errors, with nothing changed: [`SequencerError::RevertBeyondLastBatch`] if
+    /// `last_valid_batch` is after the last sealed batch, [`SequencerError::RevertTooOld`] if
+    /// its snapshot is no longer kept (finalized past it, or before the restore point).
+    pub fn revert_to(
+        &mut self,
+        last_valid_batch: BatchNumber,
+        is_invalid_import: impl Fn(&ImportedRoot) -> bool,
+    ) -> Result<RevertOutcome, SequencerError> {
+        if last_valid_batch > self.last_batch {
+            return Err(SequencerError::RevertBeyondLastBatch {
+                requested: last_valid_batch,
+                last_batch: self.last_batch,
+            });
+        }
+        let Some(base) = self.checkpoints.get(&last_valid_batch) else {
+            return Err(SequencerError::RevertTooOld {
+                requested: last_valid_batch,
+                oldest: self.oldest_revertible_batch(),
+            });
+        };
+        let state = base.state.clone();
+        let head = base.head.clone();
+        // from here on nothing fails
+        let reverted = self.checkpoints.split_off(&(last_valid_batch + 1));
+        let reverted_blocks_list: Vec<Block> = reverted
+            .into_values()
+            .flat_map(|c| c.blocks)
+            .chain(std::mem::take(&mut self.open_batch))
+            .collect();
+        let previous_head = self.head.number;
+        let reverted_batches = (last_valid_batch + 1)..(self.last_batch + 1);
+        self.state = state;
+        self.head = head.clone();
+        self.last_batch = last_valid_batch;
+
+        let mut txs_repooled = 0;
+        let mut txs_not_repooled = 0;
+        let mut imports_requeued = Vec::new();
+        let mut imports_dropped = Vec::new();
+        for block in &reverted_blocks_list {
+            for import in &block.imports {
+                if is_invalid_import(import) {
+                    imports_dropped.push(import.clone());
+                } else {
+                    imports_requeued.push(import.clone());
+                }
+            }
+            for raw in &block.transactions {
+                let Ok(tx) = RecoveredTx::decode(raw) else {
+                    txs_not_repooled += 1; // cannot happen: the block's own transactions
+                    continue;
+                };
+                let nonce = self.state.account(&tx.sender).nonce;
+                match self.mempool.insert(tx, nonce) {
+                    Ok(_) => txs_repooled += 1,
+                    Err(_) => txs_not_repooled += 1,
+                }
+            }
+        }
+        let mut queue = imports_requeued.clone();
+        for import in std::mem::take(&mut self.pending_imports) {
+            if is_invalid_import(&import) {
+                imports_dropped.push(import);
+            } else if !queue.contains(&import) {
+                queue.push(import);
+            }
+        }
+        self.pending_imports = queue;
+        Ok(RevertOutcome {
+            last_batch: last_valid_batch,
+            reverted_batches,
+            reverted_blocks: (head.number + 1)..(previous_head + 1),
+            txs_repooled,
+            txs_not_repooled,
+            imports_requeued,
+            imports_dropped,
+            head,
+        })
+    }
+
     /// Base fee of the next block (EIP-1559 from the head, floored at `min_base_fee`).
     pub fn next_base_fee(&self) -> u128 {
         let parent_fee = u64::try_from(self.head.baseFee).unwrap_or(u64::MAX);
@@ -564,6 +785,14 @@ impl Sequencer {
             importsHash: imports_hash(&all_imports),
             daCommitment: da_commitment(&blocks),
         };
+        self.checkpoints.insert(
+            self.last_batch,
+            Checkpoint {
+                state: self.state.clone(),
+                head: self.head.clone(),
+                blocks: blocks.clone(),
+            },
+        );
         SealedBatch { header, blocks }
     }
 }

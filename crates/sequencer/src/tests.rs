@@ -303,3 +303,136 @@ fn invalid_config_is_a_typed_error() {
         Err(SequencerError::InvalidConfig { .. })
     ));
 }
+
+/// Runs `blocks` blocks, each with one transfer from signer 0.
+fn run_blocks(seq: &mut Sequencer, blocks: u64) -> Vec<SequencerOutput> {
+    let mut out = vec![];
+    for _ in 0..blocks {
+        let nonce = seq.state().account(&TxSigner::dev(0).address()).nonce;
+        assert!(accepted(&seq.handle(SequencerInput::SubmitTx {
+            raw: tx(0, nonce, 10_000_000_000, 1)
+        })));
+        let now = seq.next_block_at_ms();
+        out.extend(seq.handle(SequencerInput::Tick { now_ms: now }));
+    }
+    out
+}
+
+#[test]
+fn revert_errors_are_typed_and_change_nothing() {
+    let (mut seq, _) = Sequencer::genesis(config(), &alloc()).unwrap();
+    run_blocks(&mut seq, 10); // batches 1-3 sealed (3 blocks each), block 10 open
+    assert_eq!(seq.last_batch(), 3);
+    assert_eq!(seq.oldest_revertible_batch(), Some(0));
+    seq.finalize_through(2);
+    assert_eq!(seq.oldest_revertible_batch(), Some(2));
+    assert!(seq.unfinalized_batch_blocks(2).is_none());
+    assert_eq!(seq.unfinalized_batch_blocks(3).map(<[Block]>::len), Some(3));
+    assert!(accepted(&seq.handle(SequencerInput::SubmitTx {
+        raw: tx(1, 0, 10_000_000_000, 1)
+    })));
+    let before = (
+        seq.head().hash(),
+        seq.last_batch(),
+        seq.mempool().len(),
+        seq.open_batch().len(),
+        seq.state_mut().state_root(),
+    );
+    assert_eq!(
+        seq.revert_to(1, |_| false),
+        Err(SequencerError::RevertTooOld {
+            requested: 1,
+            oldest: Some(2)
+        })
+    );
+    assert_eq!(
+        seq.revert_to(4, |_| false),
+        Err(SequencerError::RevertBeyondLastBatch {
+            requested: 4,
+            last_batch: 3
+        })
+    );
+    let after = (
+        seq.head().hash(),
+        seq.last_batch(),
+        seq.mempool().len(),
+        seq.open_batch().len(),
+        seq.state_mut().state_root(),
+    );
+    assert_eq!(before, after);
+    // the finalized batch itself is a valid revert target
+    let outcome = seq.revert_to(2, |_| false).unwrap();
+    assert_eq!(outcome.head.number, 6);
+    assert_eq!(outcome.reverted_blocks, 7..11);
+    assert_eq!(outcome.reverted_batches, 3..4);
+    assert_eq!(outcome.txs_repooled, 4);
+    assert_eq!(seq.mempool().len(), 5);
+    assert_eq!(seq.oldest_revertible_batch(), Some(2));
+}
+
+#[test]
+fn finalize_bounds_the_kept_batches() {
+    let (mut seq, _) = Sequencer::genesis(config(), &alloc()).unwrap();
+    run_blocks(&mut seq, 9);
+    seq.finalize_through(1);
+    seq.finalize_through(0); // older than the floor: nothing changes
+    assert_eq!(seq.oldest_revertible_batch(), Some(1));
+    seq.finalize_through(99); // beyond the last batch: finalizes through the last one
+    assert_eq!(seq.oldest_revertible_batch(), Some(3));
+    assert!(seq.unfinalized_batch_blocks(3).is_none());
+    run_blocks(&mut seq, 3);
+    assert_eq!(seq.unfinalized_batch_blocks(4).map(<[Block]>::len), Some(3));
+    // reverting to the last batch with an empty open batch reverts nothing
+    let head = seq.head().clone();
+    let outcome = seq.revert_to(4, |_| false).unwrap();
+    assert!(outcome.reverted_blocks.is_empty());
+    assert!(outcome.reverted_batches.is_empty());
+    assert_eq!(outcome.head, head);
+    assert_eq!(*seq.head(), head);
+}
+
+#[test]
+fn a_restored_sequencer_reverts_only_back_to_its_restore_point() {
+    let (mut seq, _) = Sequencer::genesis(config(), &alloc()).unwrap();
+    run_blocks(&mut seq, 7); // batches 1-2, block 7 open
+    let open: Vec<Block> = seq.open_batch().to_vec();
+    let restore = |seq: &Sequencer, open: Vec<Block>, head: BlockHeader| {
+        Sequencer::restore(
+            seq.config().clone(),
+            seq.state().clone(),
+            head,
+            open,
+            seq.last_batch(),
+        )
+        .unwrap()
+    };
+    // mid-batch: no snapshot until the next batch is sealed
+    let mut mid = restore(&seq, open, seq.head().clone());
+    assert_eq!(mid.oldest_revertible_batch(), None);
+    assert_eq!(
+        mid.revert_to(2, |_| false),
+        Err(SequencerError::RevertTooOld {
+            requested: 2,
+            oldest: None
+        })
+    );
+    run_blocks(&mut mid, 2); // seals batch 3
+    assert_eq!(mid.oldest_revertible_batch(), Some(3));
+    // at a batch end: the restore point is revertible, earlier batches are not
+    let mut snapshot = seq.clone();
+    snapshot.revert_to(2, |_| false).unwrap();
+    let mut at_end = restore(&snapshot, vec![], snapshot.head().clone());
+    assert_eq!(at_end.oldest_revertible_batch(), Some(2));
+    assert!(matches!(
+        at_end.revert_to(1, |_| false),
+        Err(SequencerError::RevertTooOld {
+            requested: 1,
+            oldest: Some(2)
+        })
+    ));
+    let head = at_end.head().clone();
+    run_blocks(&mut at_end, 2);
+    let outcome = at_end.revert_to(2, |_| false).unwrap();
+    assert_eq!(outcome.head, head);
+    assert_eq!(outcome.txs_repooled, 2);
+}

@@ -421,6 +421,31 @@ impl ChainRecord {
     }
 }
 
+/// Value moved by one batch, from its verified outputs.
+struct ValueFlows {
+    sent: U256,
+    received: U256,
+    burned: U256,
+}
+
+impl ValueFlows {
+    fn of(out: &BatchOutputs) -> Self {
+        let (b, a) = (&out.totals_before, &out.totals_after);
+        Self {
+            sent: a.sent_out.saturating_sub(b.sent_out),
+            received: a.received_in.saturating_sub(b.received_in),
+            burned: a.burned_fees.saturating_sub(b.burned_fees),
+        }
+    }
+}
+
+/// Escrows, in-flight value and collected fees after executing a set of batches.
+struct ValueAfter {
+    escrows: BTreeMap<ChainId, U256>,
+    in_flight: U256,
+    fees_collected: U256,
+}
+
 /// Outcome of checking one import.
 enum ImportCheck {
     Ok,
@@ -1210,60 +1235,13 @@ impl SettlementLayer {
             if candidates.is_empty() {
                 break;
             }
-            // value: sends enter the in-flight pool first, then each chain's net change must
-            // keep its escrow non-negative, and receipts must be covered by the pool
-            let mut in_flight = self.in_flight;
-            let mut over_release: Option<((ChainId, BatchNumber), String)> = None;
-            for (id, list) in &candidates {
-                for n in list {
-                    if let Some(out) = self.batch(*id, *n).and_then(|r| r.outputs.as_ref()) {
-                        let sent = out
-                            .totals_after
-                            .sent_out
-                            .saturating_sub(out.totals_before.sent_out);
-                        in_flight = in_flight.saturating_add(sent);
-                    }
+            match self.value_transition(&candidates) {
+                Ok(values) => self.execute_set(&candidates, values, events),
+                Err((key, reason)) => {
+                    failed.insert(key, reason);
+                    continue; // recompute the set without it
                 }
             }
-            'value: for (id, list) in &candidates {
-                let Some(chain) = self.chains.get(id) else {
-                    continue;
-                };
-                let mut escrow = chain.escrow;
-                for n in list {
-                    let Some(out) = self.batch(*id, *n).and_then(|r| r.outputs.as_ref()) else {
-                        continue;
-                    };
-                    let (b, a) = (&out.totals_before, &out.totals_after);
-                    let received = a.received_in.saturating_sub(b.received_in);
-                    let released = a
-                        .sent_out
-                        .saturating_sub(b.sent_out)
-                        .saturating_add(a.burned_fees.saturating_sub(b.burned_fees));
-                    let after = escrow.saturating_add(received).checked_sub(released);
-                    let pool = in_flight.checked_sub(received);
-                    match (after, pool) {
-                        (Some(e), Some(p)) => {
-                            escrow = e;
-                            in_flight = p;
-                        }
-                        _ => {
-                            over_release = Some((
-                                (*id, *n),
-                                format!(
-                                    "over-release: batch releases {released} and receives {received}; chain escrow {escrow}, in flight {in_flight}"
-                                ),
-                            ));
-                            break 'value;
-                        }
-                    }
-                }
-            }
-            if let Some((key, reason)) = over_release {
-                failed.insert(key, reason);
-                continue; // recompute the set without it
-            }
-            self.execute_set(&candidates, events);
         }
         for ((chain, batch), reason) in failed {
             if let Some(rec) = self
@@ -1283,25 +1261,71 @@ impl SettlementLayer {
         }
     }
 
+    /// Value after executing `set`: sends enter the in-flight pool first, then each chain's
+    /// net change must keep its escrow non-negative and receipts must be covered by the pool.
+    fn value_transition(
+        &self,
+        set: &BTreeMap<ChainId, Vec<BatchNumber>>,
+    ) -> Result<ValueAfter, ((ChainId, BatchNumber), String)> {
+        let outputs = |id: ChainId| {
+            set.get(&id).into_iter().flatten().filter_map(move |n| {
+                let out = self.batch(id, *n)?.outputs.as_ref()?;
+                Some((*n, ValueFlows::of(out)))
+            })
+        };
+        let mut in_flight = self.in_flight;
+        for id in set.keys() {
+            for (_, f) in outputs(*id) {
+                in_flight = in_flight.saturating_add(f.sent);
+            }
+        }
+        let mut after = ValueAfter {
+            escrows: BTreeMap::new(),
+            in_flight,
+            fees_collected: self.fees_collected,
+        };
+        for id in set.keys() {
+            let mut escrow = self.chains.get(id).map_or(U256::ZERO, |c| c.escrow);
+            for (n, f) in outputs(*id) {
+                let released = f.sent.saturating_add(f.burned);
+                match (
+                    escrow.saturating_add(f.received).checked_sub(released),
+                    after.in_flight.checked_sub(f.received),
+                ) {
+                    (Some(e), Some(p)) => {
+                        escrow = e;
+                        after.in_flight = p;
+                        after.fees_collected = after.fees_collected.saturating_add(f.burned);
+                    }
+                    _ => {
+                        return Err((
+                            (*id, n),
+                            format!(
+                                "over-release: batch releases {released} and receives {}; chain escrow {escrow}, in flight {}",
+                                f.received, after.in_flight
+                            ),
+                        ))
+                    }
+                }
+            }
+            after.escrows.insert(*id, escrow);
+        }
+        Ok(after)
+    }
+
     fn execute_set(
         &mut self,
         set: &BTreeMap<ChainId, Vec<BatchNumber>>,
+        values: ValueAfter,
         events: &mut Vec<SlEvent>,
     ) {
         let now = self.now_ms;
-        // sends first (all of them enter the pool), then receipts
+        self.in_flight = values.in_flight;
+        self.fees_collected = values.fees_collected;
         for (id, list) in set {
-            for n in list {
-                if let Some(out) = self.batch(*id, *n).and_then(|r| r.outputs.clone()) {
-                    let sent = out
-                        .totals_after
-                        .sent_out
-                        .saturating_sub(out.totals_before.sent_out);
-                    self.in_flight = self.in_flight.saturating_add(sent);
-                }
+            if let (Some(chain), Some(escrow)) = (self.chains.get_mut(id), values.escrows.get(id)) {
+                chain.escrow = *escrow;
             }
-        }
-        for (id, list) in set {
             for n in list {
                 let Some(chain) = self.chains.get_mut(id) else {
                     continue;
@@ -1312,20 +1336,6 @@ impl SettlementLayer {
                 let Some(out) = rec.outputs.clone() else {
                     continue;
                 };
-                let (b, a) = (&out.totals_before, &out.totals_after);
-                let received = a.received_in.saturating_sub(b.received_in);
-                let released = a
-                    .sent_out
-                    .saturating_sub(b.sent_out)
-                    .saturating_add(a.burned_fees.saturating_sub(b.burned_fees));
-                chain.escrow = chain
-                    .escrow
-                    .saturating_add(received)
-                    .saturating_sub(released);
-                self.in_flight = self.in_flight.saturating_sub(received);
-                self.fees_collected = self
-                    .fees_collected
-                    .saturating_add(a.burned_fees.saturating_sub(b.burned_fees));
                 chain.executed_totals = out.totals_after;
                 chain.last_executed = *n;
                 chain.last_progress_ms = now;

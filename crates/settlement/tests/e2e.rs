@@ -6,7 +6,7 @@ mod harness;
 
 use alloy_primitives::{Bytes, U256};
 use braid_execution::ExecutionError;
-use braid_primitives::{ImportKind, MessageProof, B256};
+use braid_primitives::{ImportKind, B256};
 use braid_proof::{BatchClaim, BatchOutputs, ProofError, ProofSystem, ReExecution};
 use braid_settlement::{Authority, RevertCause, SettlementError, SlCall, SlEvent};
 use harness::*;
@@ -271,19 +271,11 @@ fn forged_and_replayed_messages_are_refused_on_the_destination() {
     assert!(t.executed);
     let node = &net.nodes[&A];
     let p = node.seq.state().outbox().inclusion_proof(0, 1).unwrap();
-    let proof = MessageProof {
-        kind: ImportKind::Precommit as u8,
-        sourceHeight: 0,
-        root: node.seq.state().outbox().root_at(1).unwrap(),
-        leafIndex: 0,
-        treeSize: 1,
-        siblings: p.siblings,
-        batchNumber: 0,
-        chainBatchRoot: B256::ZERO,
-        outerIndex: 0,
-        outerSize: 0,
-        outerSiblings: vec![],
-    };
+    let proof = braid_execution::single_level_proof(
+        ImportKind::Precommit,
+        node.seq.state().outbox().root_at(1).unwrap(),
+        p,
+    );
     // replay
     let bob_before = net.nodes[&B].seq.state().account(&bob()).balance;
     net.auto_relay = false;

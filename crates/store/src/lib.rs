@@ -9,6 +9,12 @@
 //!
 //! Encoding: blocks, batches and state items with `postcard`; receipts as JSON (alloy's `Log`
 //! uses serde features that need a self-describing format).
+//!
+//! Reverts: with every block, the same transaction stores an undo log (the previous value of
+//! every state item the block changed and the outgoing-tree size before it).
+//! [`ChainStore::revert_to_block`] applies them from the head down, in one transaction, so the
+//! store is exactly as it was after the target block; [`ChainStore::finalize_through_block`]
+//! prunes the undo logs of blocks that can no longer be reverted.
 
 use std::path::Path;
 
@@ -25,6 +31,12 @@ const TX_INDEX: TableDefinition<&[u8; 32], (u64, u32)> = TableDefinition::new("t
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 const OUTBOX: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("outbox");
 const BATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("batches");
+/// Block number -> postcard([`UndoLog`]).
+const UNDO: TableDefinition<u64, &[u8]> = TableDefinition::new("undo");
+
+/// What reverting one block restores: the previous value of each state item it changed
+/// (`None` = absent) and the outgoing-tree size before it.
+type UndoLog = (Vec<(StateKey, Option<StateValue>)>, u64);
 
 const META_CHAIN_ID: &str = "chain_id";
 const META_HEAD: &str = "head";
@@ -59,6 +71,20 @@ pub enum StoreError {
         head: Option<BlockNumber>,
         /// Offered block.
         got: BlockNumber,
+    },
+    /// A revert target after the stored head, or a revert of an empty store.
+    #[error("cannot revert to block {target}: stored head is {head:?}")]
+    RevertBeyondHead {
+        /// Stored head.
+        head: Option<BlockNumber>,
+        /// Requested block.
+        target: BlockNumber,
+    },
+    /// A revert needs the undo log of a block that was finalized (pruned) or never written.
+    #[error("cannot revert block {block}: its undo log is gone (finalized)")]
+    UndoMissing {
+        /// The block whose undo log is missing.
+        block: BlockNumber,
     },
     /// The rebuilt state disagrees with the head block.
     #[error("state root {computed} rebuilt from storage differs from head block root {expected}")]
@@ -139,7 +165,7 @@ impl ChainStore {
                     meta.insert(META_CHAIN_ID, chain_id).map_err(db_err)?;
                 }
             }
-            for t in [BLOCKS, RECEIPTS, BATCHES] {
+            for t in [BLOCKS, RECEIPTS, BATCHES, UNDO] {
                 tx.open_table(t).map_err(db_err)?;
             }
             tx.open_table(BLOCK_HASHES).map_err(db_err)?;
@@ -165,6 +191,7 @@ impl ChainStore {
 
     /// Atomically persists a block with its receipts, its state changes and, if the block
     /// sealed one, its batch. Blocks must arrive in order, starting with genesis (height 0).
+    /// The same transaction writes the block's undo log (see [`ChainStore::revert_to_block`]).
     pub fn persist_block(
         &self,
         block: &Block,
@@ -203,8 +230,15 @@ impl ChainStore {
                     .map_err(db_err)?;
             }
             let mut state = tx.open_table(STATE).map_err(db_err)?;
+            let mut undo_entries = Vec::with_capacity(changes.entries.len());
             for (key, value) in &changes.entries {
                 let k = encode(key);
+                let previous: Option<StateValue> = state
+                    .get(k.as_slice())
+                    .map_err(db_err)?
+                    .map(|v| decode(v.value(), "state value"))
+                    .transpose()?;
+                undo_entries.push((*key, previous));
                 match value {
                     Some(v) => {
                         state
@@ -217,6 +251,15 @@ impl ChainStore {
                 }
             }
             let mut outbox = tx.open_table(OUTBOX).map_err(db_err)?;
+            let prev_outbox_len = outbox
+                .last()
+                .map_err(db_err)?
+                .map_or(0, |(k, _)| k.value() + 1);
+            let undo: UndoLog = (undo_entries, prev_outbox_len);
+            tx.open_table(UNDO)
+                .map_err(db_err)?
+                .insert(number, encode(&undo).as_slice())
+                .map_err(db_err)?;
             for (i, leaf) in changes.outbox_leaves.iter().enumerate() {
                 outbox
                     .insert(changes.outbox_from + i as u64, &leaf.0)
@@ -234,6 +277,149 @@ impl ChainStore {
         }
         tx.commit().map_err(db_err)?;
         Ok(())
+    }
+
+    /// Atomically (one write transaction) rolls the store back to block `number`: deletes the
+    /// later blocks with their receipts, transaction-index and block-hash entries and undo logs,
+    /// the batches that end after `number`, restores the state items and the outgoing tree from
+    /// the undo logs, and sets the head and last batch. Afterwards [`ChainStore::load`] yields
+    /// the state after block `number`. Reverting to the head changes nothing.
+    ///
+    /// Errors, with nothing changed: [`StoreError::RevertBeyondHead`] if `number` is after the
+    /// head (or the store is empty), [`StoreError::UndoMissing`] if a block to revert was
+    /// finalized ([`ChainStore::finalize_through_block`]).
+    pub fn revert_to_block(&self, number: BlockNumber) -> Result<(), StoreError> {
+        let head = self.head_number()?;
+        let head = match head {
+            Some(h) if h >= number => h,
+            _ => {
+                return Err(StoreError::RevertBeyondHead {
+                    head,
+                    target: number,
+                })
+            }
+        };
+        if head == number {
+            return Ok(());
+        }
+        if !self.has_undo_log(number + 1)? {
+            // undo logs are pruned from the bottom: the first block to revert is the first gone
+            return Err(StoreError::UndoMissing { block: number + 1 });
+        }
+        // Dropping `tx` without committing (on any error below) aborts it: all or nothing.
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut undo_table = tx.open_table(UNDO).map_err(db_err)?;
+            let mut state = tx.open_table(STATE).map_err(db_err)?;
+            let mut blocks = tx.open_table(BLOCKS).map_err(db_err)?;
+            let mut hashes = tx.open_table(BLOCK_HASHES).map_err(db_err)?;
+            let mut receipts_table = tx.open_table(RECEIPTS).map_err(db_err)?;
+            let mut index = tx.open_table(TX_INDEX).map_err(db_err)?;
+            let mut outbox_len = None;
+            for n in (number + 1..=head).rev() {
+                let undo: UndoLog = match undo_table.remove(n).map_err(db_err)? {
+                    Some(bytes) => decode(bytes.value(), "undo log")?,
+                    None => return Err(StoreError::UndoMissing { block: n }),
+                };
+                let (entries, prev_outbox_len) = undo;
+                for (key, previous) in entries {
+                    let k = encode(&key);
+                    match previous {
+                        Some(v) => {
+                            state
+                                .insert(k.as_slice(), encode(&v).as_slice())
+                                .map_err(db_err)?;
+                        }
+                        None => {
+                            state.remove(k.as_slice()).map_err(db_err)?;
+                        }
+                    }
+                }
+                outbox_len = Some(prev_outbox_len);
+                let block: Block = match blocks.remove(n).map_err(db_err)? {
+                    Some(bytes) => decode(bytes.value(), "block")?,
+                    None => {
+                        return Err(StoreError::Corrupt {
+                            what: "block",
+                            reason: format!("block {n} missing"),
+                        })
+                    }
+                };
+                hashes.remove(&block.header.hash().0).map_err(db_err)?;
+                let receipts: Vec<TxReceipt> = match receipts_table.remove(n).map_err(db_err)? {
+                    Some(bytes) => {
+                        serde_json::from_slice(bytes.value()).map_err(|e| StoreError::Corrupt {
+                            what: "receipts",
+                            reason: e.to_string(),
+                        })?
+                    }
+                    None => vec![],
+                };
+                for r in &receipts {
+                    let here = index
+                        .get(&r.tx_hash.0)
+                        .map_err(db_err)?
+                        .is_some_and(|g| g.value().0 == n);
+                    if here {
+                        index.remove(&r.tx_hash.0).map_err(db_err)?;
+                    }
+                }
+            }
+            if let Some(len) = outbox_len {
+                tx.open_table(OUTBOX)
+                    .map_err(db_err)?
+                    .retain_in(len.., |_, _| false)
+                    .map_err(db_err)?;
+            }
+            let mut batches = tx.open_table(BATCHES).map_err(db_err)?;
+            let mut last_batch = None;
+            let mut drop_batches = Vec::new();
+            for item in batches.iter().map_err(db_err)?.rev() {
+                let (k, v) = item.map_err(db_err)?;
+                let batch: BatchHeader = decode(v.value(), "batch")?;
+                if batch.lastBlock > number {
+                    drop_batches.push(k.value());
+                } else {
+                    last_batch = Some(k.value());
+                    break;
+                }
+            }
+            for b in drop_batches {
+                batches.remove(b).map_err(db_err)?;
+            }
+            let mut meta = tx.open_table(META).map_err(db_err)?;
+            match last_batch {
+                Some(b) => {
+                    meta.insert(META_LAST_BATCH, b).map_err(db_err)?;
+                }
+                None => {
+                    meta.remove(META_LAST_BATCH).map_err(db_err)?;
+                }
+            }
+            meta.insert(META_HEAD, number).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Drops the undo logs of blocks up to `number` (their batches were executed on the
+    /// settlement layer and can never revert). Reverting to a block before `number` then fails
+    /// with [`StoreError::UndoMissing`].
+    pub fn finalize_through_block(&self, number: BlockNumber) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        tx.open_table(UNDO)
+            .map_err(db_err)?
+            .retain_in(..=number, |_, _| false)
+            .map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Whether block `number`'s undo log is stored (it can be reverted).
+    pub fn has_undo_log(&self, number: BlockNumber) -> Result<bool, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(UNDO).map_err(db_err)?;
+        Ok(t.get(number).map_err(db_err)?.is_some())
     }
 
     /// A block by number.

@@ -132,3 +132,202 @@ fn empty_store_loads_nothing() {
     assert!(store.load().unwrap().is_none());
     assert!(store.block(0).unwrap().is_none());
 }
+
+/// Produces and persists `n` blocks, each with a transfer and an outgoing message, and returns
+/// every sealed block (genesis excluded) in order.
+fn produce_with_messages(
+    store: &ChainStore,
+    seq: &mut Sequencer,
+    n: u64,
+) -> Vec<braid_sequencer::SealedBlock> {
+    use alloy_sol_types::SolCall;
+    use braid_primitives::{IMessenger, MESSENGER_ADDRESS};
+    let signer = TxSigner::dev(0);
+    let send = IMessenger::sendMessageCall {
+        destChain: U256::from(902u64),
+        recipient: Address::repeat_byte(9),
+        payload: Bytes::from_static(b"undo"),
+    }
+    .abi_encode();
+    let mut sealed = vec![];
+    for _ in 0..n {
+        let nonce = seq.state().account(&signer.address()).nonce;
+        let transfer = signer
+            .call(
+                CHAIN,
+                nonce,
+                Address::repeat_byte(7),
+                U256::from(nonce + 1),
+                Bytes::new(),
+                21_000,
+            )
+            .unwrap();
+        let message = signer
+            .call(
+                CHAIN,
+                nonce + 1,
+                MESSENGER_ADDRESS,
+                U256::from(3u64),
+                send.clone().into(),
+                200_000,
+            )
+            .unwrap();
+        for raw in [transfer, message] {
+            // after a sequencer revert the same transactions may already be back in the pool
+            let out = seq.handle(SequencerInput::SubmitTx { raw });
+            assert!(
+                matches!(
+                    &out[..],
+                    [SequencerOutput::TxAccepted { .. }]
+                        | [SequencerOutput::TxRejected {
+                            error: braid_sequencer::SequencerError::Mempool(
+                                braid_sequencer::MempoolError::AlreadyKnown(_)
+                            ),
+                            ..
+                        }]
+                ),
+                "{out:?}"
+            );
+        }
+        let now = seq.next_block_at_ms();
+        let out = seq.handle(SequencerInput::Tick { now_ms: now });
+        for o in &out {
+            if let SequencerOutput::BlockSealed(b) = o {
+                assert!(b.block.transactions.len() >= 2);
+                sealed.push((**b).clone());
+            }
+        }
+        persist_outputs(store, out);
+    }
+    sealed
+}
+
+#[test]
+fn revert_to_block_restores_state_outbox_batches_and_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut seq) = setup(dir.path());
+    let blocks = produce_with_messages(&store, &mut seq, 8);
+    assert_eq!(store.head_number().unwrap(), Some(8));
+    assert_eq!(store.batch(4).unwrap().unwrap().lastBlock, 8);
+    let h3 = blocks[2].block.header.clone();
+    assert_eq!(h3.number, 3);
+    assert_eq!(h3.messageCount, 3);
+    assert_ne!(h3.stateRoot, seq.head().stateRoot);
+    let reverted_tx = blocks[5].receipts[0].tx_hash; // block 6
+
+    store.revert_to_block(3).unwrap();
+    assert_eq!(store.head_number().unwrap(), Some(3));
+    let loaded = store.load().unwrap().unwrap();
+    assert_eq!(loaded.head.header, h3);
+    let mut state = loaded.state.clone();
+    assert_eq!(state.state_root(), h3.stateRoot);
+    assert_eq!(state.outbox().len(), h3.messageCount);
+    assert_eq!(state.outbox().root(), h3.localRoot);
+    // batch 2 (blocks 3-4) ended after block 3: gone, block 3 is open again
+    assert_eq!(loaded.last_batch, 1);
+    assert!(store.batch(2).unwrap().is_none());
+    assert_eq!(loaded.open_batch.len(), 1);
+    assert_eq!(loaded.open_batch[0].header, h3);
+    for n in 4..=8 {
+        assert!(store.block(n).unwrap().is_none());
+        assert!(store.receipts(n).unwrap().is_none());
+        assert!(!store.has_undo_log(n).unwrap());
+        assert_eq!(
+            store.block_number(&blocks[n as usize - 1].hash).unwrap(),
+            None
+        );
+    }
+    assert_eq!(store.tx_location(&reverted_tx).unwrap(), None);
+    assert_eq!(store.block_number(&blocks[2].hash).unwrap(), Some(3));
+    let kept_tx = blocks[1].receipts[1].tx_hash;
+    assert_eq!(
+        store.tx_location(&kept_tx).unwrap(),
+        Some(TxLocation { block: 2, index: 1 })
+    );
+
+    // a sequencer restored from the reverted store builds a new block 4 that persists
+    let mut resumed = Sequencer::restore(
+        seq.config().clone(),
+        loaded.state,
+        loaded.head.header,
+        loaded.open_batch,
+        loaded.last_batch,
+    )
+    .unwrap();
+    let new_blocks = produce_with_messages(&store, &mut resumed, 2);
+    assert_eq!(new_blocks[0].block.header.number, 4);
+    assert_eq!(new_blocks[0].block.header.parentHash, blocks[2].hash);
+    // same transactions at the same time on the restored state: exactly the old block 4
+    assert_eq!(new_blocks[0].hash, blocks[3].hash);
+    assert_eq!(store.batch(2).unwrap().unwrap().lastBlock, 4);
+    drop(store);
+
+    let store = ChainStore::open(dir.path().join("chain.redb"), CHAIN).unwrap();
+    let loaded = store.load().unwrap().unwrap();
+    assert_eq!(loaded.head.header, *resumed.head());
+    assert_eq!(loaded.state.outbox().len(), 5);
+    assert_eq!(loaded.last_batch, 2);
+    assert_eq!(loaded.open_batch.len(), 1);
+}
+
+#[test]
+fn revert_errors_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut seq) = setup(dir.path());
+    produce_with_messages(&store, &mut seq, 6);
+    assert!(matches!(
+        store.revert_to_block(7),
+        Err(StoreError::RevertBeyondHead {
+            head: Some(6),
+            target: 7
+        })
+    ));
+    store.finalize_through_block(2).unwrap();
+    assert!(!store.has_undo_log(2).unwrap());
+    assert!(store.has_undo_log(3).unwrap());
+    assert!(matches!(
+        store.revert_to_block(1),
+        Err(StoreError::UndoMissing { block: 2 })
+    ));
+    let loaded = store.load().unwrap().unwrap();
+    assert_eq!(loaded.head.header, *seq.head());
+    assert_eq!(loaded.last_batch, 3);
+    // reverting to the head is a no-op; to the finalized block itself works
+    store.revert_to_block(6).unwrap();
+    assert_eq!(store.head_number().unwrap(), Some(6));
+    store.revert_to_block(2).unwrap();
+    let loaded = store.load().unwrap().unwrap();
+    assert_eq!(loaded.head.header.number, 2);
+    assert_eq!(loaded.last_batch, 1);
+    assert!(loaded.open_batch.is_empty());
+    let empty = ChainStore::open(dir.path().join("empty.redb"), CHAIN).unwrap();
+    assert!(matches!(
+        empty.revert_to_block(0),
+        Err(StoreError::RevertBeyondHead {
+            head: None,
+            target: 0
+        })
+    ));
+}
+
+#[test]
+fn sequencer_revert_and_store_revert_stay_in_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut seq) = setup(dir.path());
+    produce_with_messages(&store, &mut seq, 7); // batches 1-3 sealed, block 7 open
+    let outcome = seq.revert_to(1, |_| false).unwrap();
+    assert_eq!(outcome.head.number, 2);
+    assert_eq!(outcome.reverted_blocks, 3..8);
+    assert_eq!(outcome.txs_repooled, 10);
+    store.revert_to_block(outcome.head.number).unwrap();
+    // the next blocks' changes are relative to the snapshot: the store follows exactly
+    produce_with_messages(&store, &mut seq, 3);
+    drop(store);
+    let store = ChainStore::open(dir.path().join("chain.redb"), CHAIN).unwrap();
+    let loaded = store.load().unwrap().unwrap();
+    assert_eq!(loaded.head.header, *seq.head());
+    assert_eq!(loaded.last_batch, seq.last_batch());
+    let mut state = loaded.state;
+    assert_eq!(state.outbox().root(), seq.state().outbox().root());
+    assert_eq!(state.state_root(), seq.head().stateRoot);
+}

@@ -1,5 +1,7 @@
-//! Kills a writer process with SIGKILL at arbitrary instants while it persists blocks, then
-//! checks the store reopens at exactly a committed block whose state root re-execution confirms.
+//! Kills a writer process with SIGKILL at arbitrary instants while it persists blocks (and now
+//! and then reverts the last batch, as after a settlement-layer revert, and finalizes old
+//! batches), then checks the store reopens at exactly a committed block whose state root
+//! re-execution confirms.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
@@ -50,8 +52,10 @@ fn run_writer(dir: &Path) -> ! {
         payload: Bytes::from_static(b"crash test"),
     }
     .abi_encode();
+    let mut sealed_since_revert = 0u32;
     for _ in 0..100_000 {
-        let now = seq.head().timestampMs + 1000;
+        // the schedule, not the head: after a revert the head is older but time goes on
+        let now = seq.next_block_at_ms();
         for i in 0..4u32 {
             let s = TxSigner::dev(i);
             let nonce = seq.state().account(&s.address()).nonce;
@@ -89,6 +93,25 @@ fn run_writer(dir: &Path) -> ! {
                 println!("persisted {}", b.block.header.number);
             }
         }
+        if let Some(batch) = batch {
+            sealed_since_revert += 1;
+            // every third batch sealed by this process: the SL reverts the last one
+            let target = batch.number - 1;
+            let revertible = seq.oldest_revertible_batch().is_some_and(|o| o <= target);
+            if sealed_since_revert >= 3 && revertible {
+                sealed_since_revert = 0;
+                let outcome = seq.revert_to(target, |_| false).unwrap();
+                // announced before the store reverts, so the parent never expects more
+                println!("reverting {}", outcome.head.number);
+                store.revert_to_block(outcome.head.number).unwrap();
+            } else if batch.number > 2 {
+                // the SL executed all but the last two batches: prune what cannot revert
+                let final_batch = batch.number - 2;
+                seq.finalize_through(final_batch);
+                let last_block = store.batch(final_batch).unwrap().unwrap().lastBlock;
+                store.finalize_through_block(last_block).unwrap();
+            }
+        }
     }
     std::process::exit(0)
 }
@@ -120,6 +143,7 @@ fn sigkill_at_any_instant_recovers_to_the_last_persisted_block() {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut last_head = 0;
+    let mut total_reverts = 0;
     // Each round restarts from what the previous kill left, so recovery is also resumption.
     for round in 0..6u64 {
         let mut child = Command::new(&exe)
@@ -134,10 +158,21 @@ fn sigkill_at_any_instant_recovers_to_the_last_persisted_block() {
         let wanted = 3 + round * 3;
         let mut seen = 0;
         let mut last_reported = 0;
+        let mut reverts = 0;
+        let mut note = |line: &str, last_reported: &mut u64| {
+            if let Some(n) = line.strip_prefix("persisted ") {
+                *last_reported = n.parse().unwrap();
+                return true;
+            }
+            if let Some(n) = line.strip_prefix("reverting ") {
+                *last_reported = n.parse().unwrap();
+                reverts += 1;
+            }
+            false
+        };
         while seen < wanted {
             let line = lines.next().expect("writer ended early").unwrap();
-            if let Some(n) = line.strip_prefix("persisted ") {
-                last_reported = n.parse().unwrap();
+            if note(&line, &mut last_reported) {
                 seen += 1;
             }
         }
@@ -145,6 +180,11 @@ fn sigkill_at_any_instant_recovers_to_the_last_persisted_block() {
         std::thread::sleep(Duration::from_micros(round * 700));
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
+        // what the writer reported before it died (a revert is reported before it starts)
+        for line in lines {
+            note(&line.unwrap(), &mut last_reported);
+        }
+        total_reverts += reverts;
         let head = verify_by_re_execution(dir.path());
         assert!(
             head >= last_reported,
@@ -153,4 +193,5 @@ fn sigkill_at_any_instant_recovers_to_the_last_persisted_block() {
         assert!(head > last_head, "no progress in round {round}");
         last_head = head;
     }
+    assert!(total_reverts > 0, "the writers never reverted");
 }

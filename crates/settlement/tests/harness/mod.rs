@@ -440,21 +440,9 @@ impl Net {
             (b.map(|b| b.header.number), b.map(|b| b.header.clone()))
         };
         let outbox = self.nodes[&src].seq.state().outbox().clone();
-        let empty = |kind: ImportKind, root, size: u64| {
+        let single = |kind: ImportKind, root, size: u64| {
             let p = outbox.inclusion_proof(t.message.nonce, size).ok()?;
-            Some(MessageProof {
-                kind: kind as u8,
-                sourceHeight: 0,
-                root,
-                leafIndex: p.index,
-                treeSize: p.size,
-                siblings: p.siblings,
-                batchNumber: 0,
-                chainBatchRoot: B256::ZERO,
-                outerIndex: 0,
-                outerSize: 0,
-                outerSiblings: vec![],
-            })
+            Some(braid_execution::single_level_proof(kind, root, p))
         };
         match t.mode {
             ImportKind::Precommit => {
@@ -469,7 +457,7 @@ impl Net {
                 if !self.import(dest, import) {
                     return None;
                 }
-                empty(ImportKind::Precommit, h.localRoot, h.messageCount)
+                single(ImportKind::Precommit, h.localRoot, h.messageCount)
             }
             ImportKind::Commit => {
                 let header = sealed?;
@@ -484,7 +472,7 @@ impl Net {
                 if !self.import(dest, import) {
                     return None;
                 }
-                empty(
+                single(
                     ImportKind::Commit,
                     header.chainBatchRoot,
                     header.messageCount,
@@ -511,19 +499,13 @@ impl Net {
                 let inner = outbox
                     .inclusion_proof(t.message.nonce, header.messageCount)
                     .ok()?;
-                Some(MessageProof {
-                    kind: ImportKind::Proof as u8,
-                    sourceHeight: 0,
+                Some(braid_execution::two_level_proof(
                     root,
-                    leafIndex: inner.index,
-                    treeSize: inner.size,
-                    siblings: inner.siblings,
-                    batchNumber: n,
-                    chainBatchRoot: header.chainBatchRoot,
-                    outerIndex: outer.index,
-                    outerSize: outer.size,
-                    outerSiblings: outer.siblings,
-                })
+                    n,
+                    header.chainBatchRoot,
+                    inner,
+                    outer,
+                ))
             }
         }
     }
