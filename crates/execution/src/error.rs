@@ -170,6 +170,14 @@ pub enum ExecutionError {
         /// What does not match.
         reason: String,
     },
+    /// The proof is against a weaker kind of root than the message asked for.
+    #[error("message asked for {requested:?} security, proof is against a {proven:?} root")]
+    ModeTooWeak {
+        /// The mode in the message.
+        requested: ImportKind,
+        /// The kind of root the proof uses.
+        proven: ImportKind,
+    },
     /// A Merkle proof failed to verify.
     #[error("bad message proof: {0}")]
     BadProof(#[from] braid_merkle::MerkleError),
@@ -190,6 +198,18 @@ pub enum ExecutionError {
     InvalidImport {
         /// What is wrong.
         reason: String,
+    },
+    /// A deposit out of order, or for another chain.
+    #[error("deposit {got} of chain {chain} cannot apply here: expected deposit {expected} of chain {this_chain}")]
+    BadDeposit {
+        /// The deposit's index.
+        got: u64,
+        /// The deposit's chain.
+        chain: ChainId,
+        /// The next expected index.
+        expected: u64,
+        /// This chain.
+        this_chain: ChainId,
     },
     /// The outgoing message tree is full.
     #[error("message tree is full")]

@@ -30,7 +30,8 @@ pub use tx::{RecoveredTx, TxSigner, MAX_TX_BYTES};
 
 use alloy_primitives::{Address, Log, B256, U256};
 use braid_primitives::{
-    imports_hash, tx_root, Block, BlockHeader, ChainId, ImportedRoot, MessageId, MESSENGER_ADDRESS,
+    deposits_hash, imports_hash, tx_root, Block, BlockHeader, ChainId, Deposit, ImportedRoot,
+    MessageId, MESSENGER_ADDRESS,
 };
 use serde::{Deserialize, Serialize};
 
@@ -238,6 +239,27 @@ pub fn apply_import(state: &mut ChainState, import: &ImportedRoot) -> Result<(),
     Ok(())
 }
 
+/// Applies a forced deposit from the settlement layer: credits the recipient. Deposits apply
+/// strictly in index order; on error nothing changed.
+pub fn apply_deposit(state: &mut ChainState, deposit: &Deposit) -> Result<(), ExecutionError> {
+    let mut totals = state.totals();
+    if deposit.chainId != state.chain_id() || deposit.index != totals.deposit_count {
+        return Err(ExecutionError::BadDeposit {
+            got: deposit.index,
+            chain: deposit.chainId,
+            expected: totals.deposit_count,
+            this_chain: state.chain_id(),
+        });
+    }
+    let mut acct = state.account(&deposit.recipient);
+    acct.balance = acct.balance.saturating_add(deposit.amount);
+    state.set_account(deposit.recipient, acct);
+    totals.deposited_in = totals.deposited_in.saturating_add(deposit.amount);
+    totals.deposit_count += 1;
+    state.set_totals(totals);
+    Ok(())
+}
+
 /// What a block builder needs after executing a block's contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockOutcome {
@@ -248,12 +270,13 @@ pub struct BlockOutcome {
 }
 
 /// Fills a header's computed fields (roots, counts, gas) from `state` after the block's
-/// imports and transactions were applied.
+/// imports, deposits and transactions were applied.
 pub fn seal_header(
     state: &mut ChainState,
     env: &BlockEnv,
     parent_hash: B256,
     imports: &[ImportedRoot],
+    deposits: &[Deposit],
     tx_hashes: &[B256],
     gas_used: u64,
 ) -> BlockHeader {
@@ -268,6 +291,8 @@ pub fn seal_header(
         localRoot: state.outbox().root(),
         messageCount: state.outbox().len(),
         importsHash: imports_hash(imports),
+        depositsHash: deposits_hash(deposits),
+        depositCount: state.totals().deposit_count,
         gasUsed: gas_used,
         gasLimit: env.gas_limit,
         baseFee: env.base_fee,
@@ -294,6 +319,9 @@ pub fn execute_block(
     for import in &block.imports {
         apply_import(state, import)?;
     }
+    for deposit in &block.deposits {
+        apply_deposit(state, deposit)?;
+    }
     let mut gas_used = 0u64;
     let mut receipts = Vec::with_capacity(block.transactions.len());
     let mut hashes = Vec::with_capacity(block.transactions.len());
@@ -309,7 +337,15 @@ pub fn execute_block(
         hashes.push(tx.hash);
         receipts.push(receipt);
     }
-    let computed = seal_header(state, &env, parent_hash, &block.imports, &hashes, gas_used);
+    let computed = seal_header(
+        state,
+        &env,
+        parent_hash,
+        &block.imports,
+        &block.deposits,
+        &hashes,
+        gas_used,
+    );
     check_header(h, &computed)?;
     Ok(BlockOutcome { receipts, gas_used })
 }
@@ -329,6 +365,8 @@ fn check_header(claimed: &BlockHeader, computed: &BlockHeader) -> Result<(), Exe
     field!("parentHash", parentHash);
     field!("txRoot", txRoot);
     field!("importsHash", importsHash);
+    field!("depositsHash", depositsHash);
+    field!("depositCount", depositCount);
     field!("gasUsed", gasUsed);
     field!("localRoot", localRoot);
     field!("messageCount", messageCount);

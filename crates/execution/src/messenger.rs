@@ -75,8 +75,23 @@ pub(crate) fn plan_call(
     };
     match selector {
         IMessenger::sendMessageCall::SELECTOR => {
-            let call = IMessenger::sendMessageCall::abi_decode(input).map_err(malformed)?;
-            plan_send(state, sender, value, call)
+            let c = IMessenger::sendMessageCall::abi_decode(input).map_err(malformed)?;
+            let mode = ImportKind::Proof as u8;
+            plan_send(
+                state,
+                sender,
+                value,
+                (c.destChain, c.recipient, c.payload, mode),
+            )
+        }
+        IMessenger::sendMessageWithModeCall::SELECTOR => {
+            let c = IMessenger::sendMessageWithModeCall::abi_decode(input).map_err(malformed)?;
+            plan_send(
+                state,
+                sender,
+                value,
+                (c.destChain, c.recipient, c.payload, c.mode),
+            )
         }
         IMessenger::executeMessageCall::SELECTOR => {
             if !value.is_zero() {
@@ -95,22 +110,20 @@ fn plan_send(
     state: &ChainState,
     sender: Address,
     value: U256,
-    call: IMessenger::sendMessageCall,
+    (dest_chain, recipient, payload, mode): (U256, Address, alloy_primitives::Bytes, u8),
 ) -> Result<CallEffect, ExecutionError> {
-    let dest: u64 = call
-        .destChain
+    ImportKind::try_from(mode).map_err(|_| ExecutionError::MalformedCall {
+        reason: format!("unknown interop mode {mode}"),
+    })?;
+    let dest: u64 = dest_chain
         .try_into()
-        .map_err(|_| ExecutionError::InvalidDestination {
-            dest: call.destChain,
-        })?;
+        .map_err(|_| ExecutionError::InvalidDestination { dest: dest_chain })?;
     if dest == state.chain_id() || dest == SETTLEMENT_LAYER_CHAIN_ID {
-        return Err(ExecutionError::InvalidDestination {
-            dest: call.destChain,
-        });
+        return Err(ExecutionError::InvalidDestination { dest: dest_chain });
     }
-    if call.payload.len() > MAX_PAYLOAD_BYTES {
+    if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(ExecutionError::PayloadTooLarge {
-            size: call.payload.len(),
+            size: payload.len(),
             max: MAX_PAYLOAD_BYTES,
         });
     }
@@ -122,9 +135,10 @@ fn plan_send(
         nonce: state.outbox().len(),
         sender,
         destChain: dest,
-        recipient: call.recipient,
+        recipient,
         value,
-        payload: call.payload,
+        mode,
+        payload,
     };
     let leaf = message.leaf_hash();
     Ok(CallEffect::Send { message, leaf })
@@ -182,6 +196,16 @@ pub fn verify_message_proof(
     let kind = ImportKind::try_from(proof.kind).map_err(|e| ExecutionError::ProofMismatch {
         reason: e.to_string(),
     })?;
+    let requested =
+        ImportKind::try_from(message.mode).map_err(|e| ExecutionError::ProofMismatch {
+            reason: e.to_string(),
+        })?;
+    if !kind.satisfies(requested) {
+        return Err(ExecutionError::ModeTooWeak {
+            requested,
+            proven: kind,
+        });
+    }
     if proof.siblings.len() > MAX_PROOF_SIBLINGS || proof.outerSiblings.len() > MAX_PROOF_SIBLINGS {
         return Err(ExecutionError::ProofMismatch {
             reason: "too many proof hashes".into(),
@@ -307,6 +331,7 @@ pub(crate) fn commit_effect(
                 sender: message.sender,
                 recipient: message.recipient,
                 value: message.value,
+                mode: message.mode,
                 payload: message.payload.clone(),
                 leaf,
             };

@@ -49,7 +49,7 @@ impl ImportKey {
 }
 
 /// Running value totals of the chain, for settlement accounting and the conservation check:
-/// `sum(balances) + burned_fees + sent_out == genesis_supply + received_in`.
+/// `sum(balances) + burned_fees + sent_out == genesis_supply + received_in + deposited_in`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValueTotals {
     /// Value created at genesis.
@@ -60,6 +60,10 @@ pub struct ValueTotals {
     pub sent_out: U256,
     /// Value that arrived with executed incoming messages.
     pub received_in: U256,
+    /// Value that arrived with deposits from the settlement layer.
+    pub deposited_in: U256,
+    /// Number of SL deposits applied (the next deposit's index).
+    pub deposit_count: u64,
 }
 
 /// One addressable item of state; each maps to one key of the sparse Merkle tree.
@@ -339,7 +343,7 @@ impl ChainState {
         self.touch(StateKey::Totals);
     }
 
-    /// Checks `sum(balances) + burned + sent_out == genesis + received_in`.
+    /// Checks `sum(balances) + burned + sent_out == genesis + received_in + deposited_in`.
     pub fn value_conserved(&self) -> bool {
         let balances = self
             .accounts
@@ -349,7 +353,9 @@ impl ChainState {
         balances
             .saturating_add(t.burned_fees)
             .saturating_add(t.sent_out)
-            == t.genesis_supply.saturating_add(t.received_in)
+            == t.genesis_supply
+                .saturating_add(t.received_in)
+                .saturating_add(t.deposited_in)
     }
 
     /// Brings the sparse Merkle tree up to date and returns the state root.

@@ -51,10 +51,11 @@ fn transfer(chain: ChainId, nonce: u64, to: Address, value: u128) -> Bytes {
 }
 
 fn send_message_input(dest: ChainId, recipient: Address, payload: &[u8]) -> Bytes {
-    IMessenger::sendMessageCall {
+    IMessenger::sendMessageWithModeCall {
         destChain: U256::from(dest),
         recipient,
         payload: Bytes::copy_from_slice(payload),
+        mode: ImportKind::Precommit as u8,
     }
     .abi_encode()
     .into()
@@ -343,6 +344,7 @@ fn send_one(value: u128, payload: &[u8]) -> (ChainState, Message, TxReceipt) {
         destChain: B,
         recipient: bob().address(),
         value: U256::from(value),
+        mode: ImportKind::Precommit as u8,
         payload: Bytes::copy_from_slice(payload),
     };
     (a, message, receipt)
@@ -649,10 +651,11 @@ fn execute_block_reproduces_the_header_and_detects_tampering() {
             .cumulative_gas_used;
         hashes.push(tx.hash);
     }
-    let header = seal_header(&mut builder, &e, B256::ZERO, &[], &hashes, gas);
+    let header = seal_header(&mut builder, &e, B256::ZERO, &[], &[], &hashes, gas);
     let block = Block {
         header,
         imports: vec![],
+        deposits: vec![],
         transactions: raws.to_vec(),
     };
 
@@ -708,4 +711,105 @@ fn state_items_are_provable_and_restore_gives_the_same_root() {
     let mut restored = ChainState::restore(A, entries, changes.outbox_leaves).unwrap();
     assert_eq!(restored.state_root(), a.state_root());
     assert_eq!(restored.outbox().root(), a.outbox().root());
+}
+
+#[test]
+fn deposits_apply_in_order_once_and_conserve_value() {
+    let mut s = genesis(A);
+    let deposit = |index: u64, chain: ChainId| braid_primitives::Deposit {
+        index,
+        chainId: chain,
+        sender: Address::repeat_byte(0x51),
+        recipient: bob().address(),
+        amount: U256::from(5 * ETH),
+        queuedAtMs: 0,
+    };
+    let root = s.state_root();
+    assert!(matches!(
+        apply_deposit(&mut s, &deposit(1, A)),
+        Err(ExecutionError::BadDeposit {
+            got: 1,
+            expected: 0,
+            ..
+        })
+    ));
+    assert!(matches!(
+        apply_deposit(&mut s, &deposit(0, B)),
+        Err(ExecutionError::BadDeposit { .. })
+    ));
+    assert_eq!(s.state_root(), root);
+    apply_deposit(&mut s, &deposit(0, A)).unwrap();
+    assert_eq!(s.account(&bob().address()).balance, U256::from(6 * ETH));
+    assert_eq!(s.totals().deposit_count, 1);
+    assert_eq!(s.totals().deposited_in, U256::from(5 * ETH));
+    assert!(s.value_conserved());
+    let replay = apply_deposit(&mut s, &deposit(0, A));
+    assert!(matches!(
+        replay,
+        Err(ExecutionError::BadDeposit {
+            got: 0,
+            expected: 1,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_message_executes_only_against_a_root_as_strong_as_its_mode() {
+    // the 3-argument sendMessage asks for `proof` mode
+    let mut a = genesis(A);
+    let input: Bytes = IMessenger::sendMessageCall {
+        destChain: U256::from(B),
+        recipient: bob().address(),
+        payload: Bytes::from_static(b"safe"),
+    }
+    .abi_encode()
+    .into();
+    let raw = alice()
+        .call(A, 0, MESSENGER_ADDRESS, U256::from(3u64), input, 200_000)
+        .unwrap();
+    let receipt =
+        apply_transaction(&mut a, &env(A, 1), &RecoveredTx::decode(&raw).unwrap(), 0).unwrap();
+    let ev = IMessenger::MessageSent::decode_log_data(&receipt.logs[0].data).unwrap();
+    assert_eq!(ev.mode, ImportKind::Proof as u8);
+    let message = Message {
+        sourceChain: A,
+        nonce: 0,
+        sender: alice().address(),
+        destChain: B,
+        recipient: bob().address(),
+        value: U256::from(3u64),
+        mode: ev.mode,
+        payload: Bytes::from_static(b"safe"),
+    };
+    assert_eq!(message.leaf_hash(), ev.leaf);
+    // a valid pre-commit proof is not enough for it
+    let mut b = genesis(B);
+    apply_import(&mut b, &precommit_import(&a, 1)).unwrap();
+    let root = b.state_root();
+    let err = execute_on(&mut b, 0, &message, &precommit_proof(&a, 0)).unwrap_err();
+    assert_eq!(
+        err,
+        ExecutionError::ModeTooWeak {
+            requested: ImportKind::Proof,
+            proven: ImportKind::Precommit
+        }
+    );
+    assert_eq!(b.state_root(), root);
+    // an unknown mode is refused at send time
+    let bad_mode: Bytes = IMessenger::sendMessageWithModeCall {
+        destChain: U256::from(B),
+        recipient: bob().address(),
+        payload: Bytes::new(),
+        mode: 9,
+    }
+    .abi_encode()
+    .into();
+    let raw = alice()
+        .call(A, 1, MESSENGER_ADDRESS, U256::ZERO, bad_mode, 200_000)
+        .unwrap();
+    assert!(matches!(
+        apply_transaction(&mut a, &env(A, 2), &RecoveredTx::decode(&raw).unwrap(), 0),
+        Err(ExecutionError::MalformedCall { .. })
+    ));
 }

@@ -5,6 +5,9 @@
 //! definition computes exactly the same hashes. The hashing helpers live on the types
 //! ([`Message::leaf_hash`], [`BlockHeader::hash`], [`BatchHeader::hash`]).
 
+// `sol!` generates constructors with one argument per struct field.
+#![allow(clippy::too_many_arguments)]
+
 use alloy_sol_types::{sol, SolValue};
 
 pub use alloy_primitives::{address, b256, keccak256, Address, Bytes, B256, U256};
@@ -42,7 +45,8 @@ pub enum PrimitivesError {
 
 sol! {
     /// A cross-chain message. `nonce` is the message's index in its source chain's message
-    /// tree, so `(sourceChain, nonce)` identifies it uniquely.
+    /// tree, so `(sourceChain, nonce)` identifies it uniquely. `mode` is the [`ImportKind`] the
+    /// sender asked for: the destination executes it only against a root at least that strong.
     #[derive(Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
     struct Message {
         uint64 sourceChain;
@@ -51,6 +55,7 @@ sol! {
         uint64 destChain;
         address recipient;
         uint256 value;
+        uint8 mode;
         bytes payload;
     }
 
@@ -80,9 +85,23 @@ sol! {
         bytes32 localRoot;
         uint64 messageCount;
         bytes32 importsHash;
+        bytes32 depositsHash;
+        uint64 depositCount;
         uint64 gasUsed;
         uint64 gasLimit;
         uint128 baseFee;
+    }
+
+    /// Value deposited on the settlement layer for a chain: a forced transaction the chain's
+    /// sequencer must include (in `index` order) and that credits `recipient` with `amount`.
+    #[derive(Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+    struct Deposit {
+        uint64 index;
+        uint64 chainId;
+        address sender;
+        address recipient;
+        uint256 amount;
+        uint64 queuedAtMs;
     }
 
     /// Proof that a message is in a root the destination imported. For `precommit` and `commit`
@@ -110,13 +129,16 @@ sol! {
     #[derive(Debug, PartialEq, Eq)]
     interface IMessenger {
         /// Emitted when a message leaves this chain; `leaf` is its message-tree leaf.
-        event MessageSent(uint64 indexed destChain, uint64 indexed nonce, address indexed sender, address recipient, uint256 value, bytes payload, bytes32 leaf);
+        event MessageSent(uint64 indexed destChain, uint64 indexed nonce, address indexed sender, address recipient, uint256 value, uint8 mode, bytes payload, bytes32 leaf);
         /// Emitted when a message from another chain is executed here.
         event MessageExecuted(uint64 indexed sourceChain, uint64 indexed nonce, address indexed recipient, uint256 value, bytes32 leaf);
         /// Emitted by the system transaction that imports a root.
         event RootImported(uint8 indexed kind, uint64 indexed sourceChain, uint64 sourceHeight, bytes32 root, uint64 messageCount);
-        /// Sends `payload` and the attached value to `recipient` on `destChain`.
+        /// Sends `payload` and the attached value to `recipient` on `destChain`, to be executed
+        /// after settlement (`proof` mode).
         function sendMessage(uint256 destChain, address recipient, bytes payload) external payable returns (uint64 nonce);
+        /// As `sendMessage`, executed as early as `mode` allows (0 precommit, 1 commit, 2 proof).
+        function sendMessageWithMode(uint256 destChain, address recipient, bytes payload, uint8 mode) external payable returns (uint64 nonce);
         /// Executes a message from another chain, proven against an imported root.
         function executeMessage(Message message, MessageProof proof) external;
         /// Whether a message id has executed on this chain.
@@ -166,6 +188,9 @@ pub struct Block {
     pub header: BlockHeader,
     /// Roots imported by this block, in order; `header.importsHash` commits to them.
     pub imports: Vec<ImportedRoot>,
+    /// Deposits from the SL applied by this block (after the imports, before the user
+    /// transactions); `header.depositsHash` commits to them.
+    pub deposits: Vec<Deposit>,
     /// Raw signed transactions (EIP-2718 encoding); `header.txRoot` commits to their hashes.
     pub transactions: Vec<Bytes>,
 }
@@ -194,6 +219,12 @@ pub enum ImportKind {
 impl ImportKind {
     /// All kinds, in tag order.
     pub const ALL: [ImportKind; 3] = [ImportKind::Precommit, ImportKind::Commit, ImportKind::Proof];
+
+    /// Whether a root of this kind is at least as strong as `requested`: `proof` (nothing to
+    /// trust) > `commit` (trusts the source operator) > `precommit` (trusts the source sequencer).
+    pub fn satisfies(self, requested: ImportKind) -> bool {
+        self as u8 >= requested as u8
+    }
 
     /// Human-readable mode name, as used in configuration and reports.
     pub fn name(self) -> &'static str {
@@ -285,6 +316,11 @@ pub fn imports_hash(imports: &[ImportedRoot]) -> B256 {
     keccak256(imports.to_vec().abi_encode())
 }
 
+/// Hash committing to the deposits a block applied: `keccak256(abi.encode(Deposit[]))`.
+pub fn deposits_hash(deposits: &[Deposit]) -> B256 {
+    keccak256(deposits.to_vec().abi_encode())
+}
+
 /// Hash committing to a block's transactions: `keccak256(abi.encode(bytes32[] txHashes))`.
 pub fn tx_root(tx_hashes: &[B256]) -> B256 {
     keccak256(tx_hashes.to_vec().abi_encode())
@@ -322,6 +358,7 @@ mod tests {
             destChain: 902,
             recipient: address!("00000000000000000000000000000000000000bb"),
             value: U256::from(1_000u64),
+            mode: ImportKind::Commit as u8,
             payload: Bytes::from_static(b"hello"),
         }
     }
@@ -331,8 +368,8 @@ mod tests {
         let m = sample_message();
         let enc = m.abi_encode();
         // abi.encode(struct with a dynamic member) starts with the offset of the tuple (0x20),
-        // followed by seven head words, the bytes length word and one padded data word.
-        assert_eq!(enc.len(), 32 * (1 + 7 + 1 + 1));
+        // followed by eight head words, the bytes length word and one padded data word.
+        assert_eq!(enc.len(), 32 * (1 + 8 + 1 + 1));
         assert_eq!(U256::from_be_slice(&enc[..32]), U256::from(32));
         assert_eq!(U256::from_be_slice(&enc[32..64]), U256::from(901));
         assert_eq!(U256::from_be_slice(&enc[64..96]), U256::from(7));
@@ -361,6 +398,9 @@ mod tests {
         variants.push(m);
         let mut m = base.clone();
         m.value += U256::from(1);
+        variants.push(m);
+        let mut m = base.clone();
+        m.mode = ImportKind::Proof as u8;
         variants.push(m);
         let mut m = base.clone();
         m.payload = Bytes::from_static(b"hellp");
@@ -393,6 +433,8 @@ mod tests {
             localRoot: B256::repeat_byte(5),
             messageCount: 9,
             importsHash: imports_hash(&[]),
+            depositsHash: deposits_hash(&[]),
+            depositCount: 0,
             gasUsed: 21_000,
             gasLimit: 30_000_000,
             baseFee: 1_000_000_000,
@@ -400,7 +442,7 @@ mod tests {
         let enc = h.abi_encode();
         assert_eq!(
             enc.len(),
-            13 * 32,
+            15 * 32,
             "static struct: one word per field, no offset"
         );
         assert_eq!(BlockHeader::decode(&enc).unwrap(), h);

@@ -26,11 +26,12 @@ use alloy_eips::eip1559::{calc_next_block_base_fee, BaseFeeParams};
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use alloy_sol_types::SolValue;
 use braid_execution::{
-    apply_import, apply_transaction, intrinsic_gas, seal_header, BlockEnv, ChainState,
-    ExecutionError, RecoveredTx, StateChanges, TxReceipt,
+    apply_deposit, apply_import, apply_transaction, intrinsic_gas, seal_header, BlockEnv,
+    ChainState, ExecutionError, RecoveredTx, StateChanges, TxReceipt,
 };
 use braid_primitives::{
-    imports_hash, BatchHeader, BatchNumber, Block, BlockHeader, BlockNumber, ChainId, ImportedRoot,
+    imports_hash, BatchHeader, BatchNumber, Block, BlockHeader, BlockNumber, ChainId, Deposit,
+    ImportedRoot,
 };
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -156,6 +157,8 @@ pub enum SequencerInput {
     },
     /// A root to import in the next block.
     Import(ImportedRoot),
+    /// A deposit queued on the SL for this chain: a forced transaction, included in index order.
+    Deposit(Deposit),
 }
 
 /// A block produced by the sequencer, with what the shell must persist before announcing it.
@@ -268,6 +271,9 @@ pub struct Sequencer {
     head: BlockHeader,
     mempool: Mempool,
     pending_imports: Vec<ImportedRoot>,
+    /// SL deposits not yet known to be final, by index (included ones stay until finalized so a
+    /// revert can include them again).
+    pending_deposits: BTreeMap<u64, Deposit>,
     next_block_at_ms: u64,
     /// Blocks of the batch being built (after the last sealed batch).
     open_batch: Vec<Block>,
@@ -293,8 +299,9 @@ impl Sequencer {
             base_fee: config.min_base_fee,
             gas_limit: config.block_gas_limit,
         };
-        let header = seal_header(&mut state, &env, B256::ZERO, &[], &[], 0);
+        let header = seal_header(&mut state, &env, B256::ZERO, &[], &[], &[], 0);
         let block = Block {
+            deposits: vec![],
             header: header.clone(),
             imports: vec![],
             transactions: vec![],
@@ -320,6 +327,7 @@ impl Sequencer {
             state,
             head: header,
             pending_imports: vec![],
+            pending_deposits: BTreeMap::new(),
             open_batch: vec![],
             last_batch: 0,
             checkpoints,
@@ -381,6 +389,7 @@ impl Sequencer {
             state,
             head,
             pending_imports: vec![],
+            pending_deposits: BTreeMap::new(),
             open_batch,
             last_batch,
             checkpoints,
@@ -451,6 +460,9 @@ impl Sequencer {
         self.checkpoints = self.checkpoints.split_off(&batch);
         if let Some(floor) = self.checkpoints.get_mut(&batch) {
             floor.blocks = vec![]; // final: its blocks are no longer needed
+                                   // deposits included up to the floor can never be needed again
+            let included = floor.state.totals().deposit_count;
+            self.pending_deposits = self.pending_deposits.split_off(&included);
         }
     }
 
@@ -560,6 +572,14 @@ impl Sequencer {
         match input {
             SequencerInput::SubmitTx { raw } => vec![self.submit(&raw)],
             SequencerInput::Import(import) => vec![self.queue_import(import)],
+            SequencerInput::Deposit(deposit) => {
+                if deposit.chainId == self.config.chain_id
+                    && deposit.index >= self.state.totals().deposit_count
+                {
+                    self.pending_deposits.insert(deposit.index, deposit);
+                }
+                vec![]
+            }
             SequencerInput::Tick { now_ms } => {
                 if now_ms < self.next_block_at_ms {
                     return vec![];
@@ -704,6 +724,17 @@ impl Sequencer {
                 }),
             }
         }
+        // forced deposits: every queued one, in index order, without gaps
+        let mut deposits = Vec::new();
+        let next = self.state.totals().deposit_count;
+        for (index, deposit) in self.pending_deposits.range(next..) {
+            if *index != next + deposits.len() as u64
+                || apply_deposit(&mut self.state, deposit).is_err()
+            {
+                break;
+            }
+            deposits.push(deposit.clone());
+        }
         let mut gas_used = 0u64;
         let mut receipts = Vec::new();
         let mut included: Vec<RecoveredTx> = Vec::new();
@@ -742,12 +773,14 @@ impl Sequencer {
             &env,
             self.head.hash(),
             &imports,
+            &deposits,
             &hashes,
             gas_used,
         );
         let block = Block {
             header: header.clone(),
             imports,
+            deposits,
             transactions: included.into_iter().map(|t| t.raw).collect(),
         };
         self.head = header.clone();

@@ -4,6 +4,7 @@ use super::*;
 use alloy_consensus::TxEip1559;
 use alloy_primitives::TxKind;
 use braid_execution::{execute_block, TxSigner};
+use braid_primitives::Deposit;
 
 const CHAIN: ChainId = 901;
 const ETH: u128 = 1_000_000_000_000_000_000;
@@ -435,4 +436,40 @@ fn a_restored_sequencer_reverts_only_back_to_its_restore_point() {
     let outcome = at_end.revert_to(2, |_| false).unwrap();
     assert_eq!(outcome.head, head);
     assert_eq!(outcome.txs_repooled, 2);
+}
+
+#[test]
+fn deposits_are_forced_into_the_next_block_in_index_order_and_survive_reverts() {
+    let (mut seq, _) = Sequencer::genesis(config(), &alloc()).unwrap();
+    let deposit = |index: u64| Deposit {
+        index,
+        chainId: CHAIN,
+        sender: Address::repeat_byte(0x51),
+        recipient: Address::repeat_byte(0x52),
+        amount: U256::from(ETH),
+        queuedAtMs: 0,
+    };
+    // index 1 arrives first: it waits for index 0
+    seq.handle(SequencerInput::Deposit(deposit(1)));
+    let b1 = blocks(&seq.handle(SequencerInput::Tick { now_ms: 1000 }))[0].clone();
+    assert!(b1.block.deposits.is_empty());
+    seq.handle(SequencerInput::Deposit(deposit(0)));
+    // a deposit for another chain is ignored
+    let mut foreign = deposit(2);
+    foreign.chainId = 999;
+    seq.handle(SequencerInput::Deposit(foreign));
+    let b2 = blocks(&seq.handle(SequencerInput::Tick { now_ms: 2000 }))[0].clone();
+    assert_eq!(b2.block.deposits, vec![deposit(0), deposit(1)]);
+    assert_eq!(b2.block.header.depositCount, 2);
+    assert_eq!(
+        seq.state().account(&Address::repeat_byte(0x52)).balance,
+        U256::from(2 * ETH)
+    );
+    assert!(seq.state().value_conserved());
+    // batch 1 = blocks 1..=3; revert to batch 0: the deposits are applied again after it
+    seq.handle(SequencerInput::Tick { now_ms: 3000 });
+    seq.revert_to(0, |_| false).unwrap();
+    assert_eq!(seq.state().totals().deposit_count, 0);
+    let again = blocks(&seq.handle(SequencerInput::Tick { now_ms: 4000 }))[0].clone();
+    assert_eq!(again.block.deposits, vec![deposit(0), deposit(1)]);
 }

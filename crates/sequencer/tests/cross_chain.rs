@@ -89,10 +89,11 @@ fn messages_flow_a_to_b_in_precommit_and_commit_modes_exactly_once() {
     let bob = Address::repeat_byte(0xb0);
 
     let send = |nonce: u64, value: u128, payload: &'static [u8]| {
-        let input = IMessenger::sendMessageCall {
+        let input = IMessenger::sendMessageWithModeCall {
             destChain: U256::from(B),
             recipient: bob,
             payload: Bytes::from_static(payload),
+            mode: ImportKind::Precommit as u8,
         }
         .abi_encode();
         alice
@@ -121,6 +122,7 @@ fn messages_flow_a_to_b_in_precommit_and_commit_modes_exactly_once() {
         destChain: B,
         recipient: bob,
         value: decoded.value,
+        mode: decoded.mode,
         payload: decoded.payload.clone(),
     };
     assert_eq!(message.leaf_hash(), decoded.leaf);
@@ -187,6 +189,7 @@ fn messages_flow_a_to_b_in_precommit_and_commit_modes_exactly_once() {
         destChain: B,
         recipient: bob,
         value: U256::from(2 * ETH),
+        mode: ImportKind::Precommit as u8,
         payload: Bytes::from_static(b"commit"),
     };
     b.handle(SequencerInput::Import(ImportedRoot {

@@ -103,10 +103,11 @@ fn revert_re_sequences_without_invalid_imports() {
     let mut a = chain(A);
     let alice = TxSigner::dev(0);
     let bob = Address::repeat_byte(0xb0);
-    let send = IMessenger::sendMessageCall {
+    let send = IMessenger::sendMessageWithModeCall {
         destChain: U256::from(B),
         recipient: bob,
         payload: Bytes::from_static(b"reverted"),
+        mode: ImportKind::Precommit as u8,
     }
     .abi_encode();
     submit(
@@ -131,6 +132,7 @@ fn revert_re_sequences_without_invalid_imports() {
         destChain: B,
         recipient: bob,
         value: decoded.value,
+        mode: decoded.mode,
         payload: decoded.payload.clone(),
     };
     let bad = ImportedRoot {

@@ -46,9 +46,15 @@
 //! execute its batches; after `timeout_council_ms`, anyone holding the DA data may. Settlement by
 //! others does not reset the clock: only the operator's own actions do.
 //!
+//! # Deposits
+//! `deposit(chain, recipient, amount)` moves SL balance into a queue of forced transactions for
+//! the chain. A committed batch may only apply deposits exactly as queued, in index order; a
+//! batch whose last block is later than `deposit_inclusion_window_ms` after a deposit was queued,
+//! without having applied it, fails its checks (censorship) and cannot execute.
+//!
 //! # Value accounting
-//! The SL escrows each chain's value (its genesis supply, plus value received, minus value sent
-//! and fees burned, as reported by verified batch outputs). Value sent by executed batches waits
+//! The SL escrows each chain's value (its genesis supply, plus value received and deposited,
+//! minus value sent and fees burned, as reported by verified batch outputs). Value sent by executed batches waits
 //! in flight until the destination's batch executing the message settles it. A batch that would
 //! take a chain's escrow, or the in-flight pool, below zero cannot execute.
 
@@ -62,8 +68,8 @@ use alloy_primitives::{Address, B256, U256};
 use braid_execution::{ChainState, ValueTotals};
 use braid_merkle::{verify_extension, InclusionProof, MessageTree};
 use braid_primitives::{
-    da_commitment, imports_hash, message_root_leaf, tx_root, BatchHeader, BatchNumber, Block,
-    BlockNumber, ChainId, ImportKind, ImportedRoot,
+    da_commitment, deposits_hash, imports_hash, message_root_leaf, tx_root, BatchHeader,
+    BatchNumber, Block, BlockNumber, ChainId, Deposit, ImportKind, ImportedRoot,
 };
 use braid_proof::{BatchClaim, BatchOutputs, ProofError, ProofSystem};
 
@@ -80,10 +86,16 @@ pub struct SlConfig {
     pub security_council: Address,
     /// Most transactions waiting for the next SL block.
     pub max_pending_txs: usize,
+    /// A chain must include a deposit in a block no later than this long after it was queued;
+    /// a batch whose blocks reach past that without it cannot execute.
+    pub deposit_inclusion_window_ms: u64,
+    /// Balances of SL accounts at genesis (the settlement token deposits draw on).
+    pub genesis_balances: Vec<(Address, U256)>,
 }
 
 impl SlConfig {
-    /// Defaults: 2 s SL blocks, 60 s operator timeout, 300 s council timeout.
+    /// Defaults: 2 s SL blocks, 60 s operator timeout, 300 s council timeout, 30 s deposit
+    /// inclusion window, no SL balances.
     pub fn new(security_council: Address) -> Self {
         Self {
             sl_block_time_ms: 2_000,
@@ -91,6 +103,8 @@ impl SlConfig {
             timeout_council_ms: 300_000,
             security_council,
             max_pending_txs: 4_096,
+            deposit_inclusion_window_ms: 30_000,
+            genesis_balances: Vec::new(),
         }
     }
 
@@ -195,6 +209,16 @@ pub enum SettlementError {
         /// What is wrong.
         reason: String,
     },
+    /// An SL account cannot cover a deposit.
+    #[error("{sender} holds {available} on the SL, cannot deposit {amount}")]
+    InsufficientSlBalance {
+        /// The depositor.
+        sender: Address,
+        /// Its SL balance.
+        available: U256,
+        /// The deposit.
+        amount: U256,
+    },
     /// The proof system refused the proof.
     #[error("proof of batch {batch} of chain {chain} refused: {error}")]
     ProofRejected {
@@ -249,6 +273,8 @@ pub enum SlEvent {
         /// The chain.
         chain: ChainId,
     },
+    /// Value was deposited for a chain; its sequencer must include the deposit.
+    DepositQueued(Deposit),
     /// A batch was committed.
     BatchCommitted {
         /// The chain.
@@ -354,6 +380,10 @@ pub struct BatchRecord {
     pub leaf_index: Option<u64>,
     /// The last check failure reported.
     pub failure: Option<String>,
+    /// Timestamp of the batch's last block.
+    pub last_block_timestamp_ms: u64,
+    /// Deposits applied after the batch's last block.
+    pub deposit_count_after: u64,
 }
 
 /// The end of a chain's executed (or genesis) history.
@@ -388,6 +418,8 @@ pub struct ChainRecord {
     pub operator_active_ms: u64,
     /// Totals of the executed state.
     pub executed_totals: ValueTotals,
+    /// Every deposit queued for the chain; a deposit's index is its position.
+    pub deposits: Vec<Deposit>,
 }
 
 impl ChainRecord {
@@ -426,6 +458,7 @@ struct ValueFlows {
     sent: U256,
     received: U256,
     burned: U256,
+    deposited: U256,
 }
 
 impl ValueFlows {
@@ -435,6 +468,7 @@ impl ValueFlows {
             sent: a.sent_out.saturating_sub(b.sent_out),
             received: a.received_in.saturating_sub(b.received_in),
             burned: a.burned_fees.saturating_sub(b.burned_fees),
+            deposited: a.deposited_in.saturating_sub(b.deposited_in),
         }
     }
 }
@@ -444,6 +478,7 @@ struct ValueAfter {
     escrows: BTreeMap<ChainId, U256>,
     in_flight: U256,
     fees_collected: U256,
+    pending_deposit_value: U256,
 }
 
 /// Outcome of checking one import.
@@ -466,6 +501,8 @@ pub struct SettlementLayer {
     pending: Vec<SlTx>,
     in_flight: U256,
     fees_collected: U256,
+    balances: BTreeMap<Address, U256>,
+    pending_deposit_value: U256,
     proofs: Box<dyn ProofSystem + Send>,
 }
 
@@ -499,6 +536,11 @@ impl SettlementLayer {
         proofs: Box<dyn ProofSystem + Send>,
     ) -> Result<Self, SettlementError> {
         config.validate()?;
+        let mut balances = BTreeMap::new();
+        for (a, v) in &config.genesis_balances {
+            let b: &mut U256 = balances.entry(*a).or_default();
+            *b = b.saturating_add(*v);
+        }
         let message_tree = MessageTree::new();
         let historical_roots = BTreeSet::from([message_tree.root()]);
         Ok(Self {
@@ -513,6 +555,8 @@ impl SettlementLayer {
             pending: Vec::new(),
             in_flight: U256::ZERO,
             fees_collected: U256::ZERO,
+            balances,
+            pending_deposit_value: U256::ZERO,
             proofs,
         })
     }
@@ -557,12 +601,28 @@ impl SettlementLayer {
     pub fn fees_collected(&self) -> U256 {
         self.fees_collected
     }
-    /// Escrows plus in-flight value plus collected fees: constant unless a chain registers.
+    /// An SL account's balance.
+    pub fn balance(&self, address: &Address) -> U256 {
+        self.balances.get(address).copied().unwrap_or_default()
+    }
+    /// Deposited value not yet settled by an executed batch of its chain.
+    pub fn pending_deposit_value(&self) -> U256 {
+        self.pending_deposit_value
+    }
+    /// Escrows, in-flight value, collected fees, SL balances and pending deposits: constant
+    /// unless a chain registers.
     pub fn total_value(&self) -> U256 {
-        self.chains.values().fold(
-            self.in_flight.saturating_add(self.fees_collected),
-            |s, c| s.saturating_add(c.escrow),
-        )
+        let base = self
+            .in_flight
+            .saturating_add(self.fees_collected)
+            .saturating_add(self.pending_deposit_value);
+        let with_balances = self
+            .balances
+            .values()
+            .fold(base, |s, b| s.saturating_add(*b));
+        self.chains
+            .values()
+            .fold(with_balances, |s, c| s.saturating_add(c.escrow))
     }
 
     /// Proof that an executed batch's leaf is in the MessageRoot of size `size`.
@@ -652,7 +712,7 @@ impl SettlementLayer {
             SlCall::ProveBatch { chain_id, .. }
             | SlCall::ExecuteBatch { chain_id, .. }
             | SlCall::RevertBatches { chain_id, .. } => *chain_id,
-            SlCall::RegisterChain(_) => return,
+            SlCall::RegisterChain(_) | SlCall::Deposit { .. } => return,
         };
         let now = self.now_ms;
         if let Some(c) = self.chains.get_mut(&chain) {
@@ -690,6 +750,11 @@ impl SettlementLayer {
                 let by = self.authorize(tx.from, *chain_id, "executeBatch")?;
                 self.request_execution(*chain_id, *batch, extension_proofs, by, events)
             }
+            SlCall::Deposit {
+                chain_id,
+                recipient,
+                amount,
+            } => self.deposit(tx.from, *chain_id, *recipient, *amount, events),
             SlCall::RevertBatches { chain_id, from } => {
                 let chain = self
                     .chains
@@ -762,6 +827,41 @@ impl SettlementLayer {
         })
     }
 
+    fn deposit(
+        &mut self,
+        sender: Address,
+        chain_id: ChainId,
+        recipient: Address,
+        amount: U256,
+        events: &mut Vec<SlEvent>,
+    ) -> Result<(), SettlementError> {
+        let available = self.balance(&sender);
+        let chain = self
+            .chains
+            .get_mut(&chain_id)
+            .ok_or(SettlementError::UnknownChain(chain_id))?;
+        if available < amount {
+            return Err(SettlementError::InsufficientSlBalance {
+                sender,
+                available,
+                amount,
+            });
+        }
+        let deposit = Deposit {
+            index: chain.deposits.len() as u64,
+            chainId: chain_id,
+            sender,
+            recipient,
+            amount,
+            queuedAtMs: self.now_ms,
+        };
+        chain.deposits.push(deposit.clone());
+        self.balances.insert(sender, available - amount);
+        self.pending_deposit_value = self.pending_deposit_value.saturating_add(amount);
+        events.push(SlEvent::DepositQueued(deposit));
+        Ok(())
+    }
+
     fn register(
         &mut self,
         sender: Address,
@@ -816,6 +916,7 @@ impl SettlementLayer {
                 last_progress_ms: self.now_ms,
                 operator_active_ms: self.now_ms,
                 executed_totals: totals,
+                deposits: Vec::new(),
             },
         );
         events.push(SlEvent::ChainRegistered { chain });
@@ -870,6 +971,7 @@ impl SettlementLayer {
                 .collect();
             if tx_root(&hashes) != b.header.txRoot
                 || imports_hash(&b.imports) != b.header.importsHash
+                || deposits_hash(&b.deposits) != b.header.depositsHash
             {
                 return Err(bad(format!(
                     "DA body of block {} does not match its header",
@@ -891,6 +993,15 @@ impl SettlementLayer {
                 return Err(bad(format!("import of unknown kind {}", import.kind)));
             }
         }
+        // every applied deposit must be the one the SL queued under that index
+        for d in blocks.iter().flat_map(|b| b.deposits.iter()) {
+            if chain.deposits.get(d.index as usize) != Some(d) {
+                return Err(bad(format!("deposit {} was not queued on the SL", d.index)));
+            }
+        }
+        let (last_block_timestamp_ms, deposit_count_after) = blocks
+            .last()
+            .map_or((0, 0), |b| (b.header.timestampMs, b.header.depositCount));
         let now = self.now_ms;
         let chain = self
             .chains
@@ -908,6 +1019,8 @@ impl SettlementLayer {
                 execute_request: None,
                 leaf_index: None,
                 failure: None,
+                last_block_timestamp_ms,
+                deposit_count_after,
             },
         );
         chain.last_committed = header.number;
@@ -1152,6 +1265,21 @@ impl SettlementLayer {
         rec: &BatchRecord,
         candidates: &BTreeMap<ChainId, Vec<BatchNumber>>,
     ) -> ImportCheck {
+        // forced inclusion: a deposit queued more than the window before the batch's last block
+        // must be in the batch (or earlier)
+        if let Some(chain) = self.chains.get(&rec.header.chainId) {
+            if let Some(d) = chain.deposits.get(rec.deposit_count_after as usize) {
+                let deadline = d
+                    .queuedAtMs
+                    .saturating_add(self.config.deposit_inclusion_window_ms);
+                if rec.last_block_timestamp_ms > deadline {
+                    return ImportCheck::Fail(format!(
+                        "censored deposit {}: queued at {} ms, not included by block time {} ms",
+                        d.index, d.queuedAtMs, rec.last_block_timestamp_ms
+                    ));
+                }
+            }
+        }
         let proofs = rec.execute_request.as_deref().unwrap_or_default();
         let mut next_proof = 0;
         let mut waiting = false;
@@ -1283,18 +1411,22 @@ impl SettlementLayer {
             escrows: BTreeMap::new(),
             in_flight,
             fees_collected: self.fees_collected,
+            pending_deposit_value: self.pending_deposit_value,
         };
         for id in set.keys() {
             let mut escrow = self.chains.get(id).map_or(U256::ZERO, |c| c.escrow);
             for (n, f) in outputs(*id) {
                 let released = f.sent.saturating_add(f.burned);
+                let incoming = f.received.saturating_add(f.deposited);
                 match (
-                    escrow.saturating_add(f.received).checked_sub(released),
+                    escrow.saturating_add(incoming).checked_sub(released),
                     after.in_flight.checked_sub(f.received),
+                    after.pending_deposit_value.checked_sub(f.deposited),
                 ) {
-                    (Some(e), Some(p)) => {
+                    (Some(e), Some(p), Some(d)) => {
                         escrow = e;
                         after.in_flight = p;
+                        after.pending_deposit_value = d;
                         after.fees_collected = after.fees_collected.saturating_add(f.burned);
                     }
                     _ => {
@@ -1322,6 +1454,7 @@ impl SettlementLayer {
         let now = self.now_ms;
         self.in_flight = values.in_flight;
         self.fees_collected = values.fees_collected;
+        self.pending_deposit_value = values.pending_deposit_value;
         for (id, list) in set {
             if let (Some(chain), Some(escrow)) = (self.chains.get_mut(id), values.escrows.get(id)) {
                 chain.escrow = *escrow;

@@ -53,6 +53,16 @@ pub enum SlCall {
         /// Extension proofs for the pre-commit imports.
         extension_proofs: Vec<ExtensionProof>,
     },
+    /// Moves `amount` of the sender's SL balance to `recipient` on `chain_id`, as a forced
+    /// deposit the chain must include.
+    Deposit {
+        /// The chain.
+        chain_id: ChainId,
+        /// The recipient on the chain.
+        recipient: Address,
+        /// The amount.
+        amount: U256,
+    },
     /// Reverts every unexecuted batch of a chain from `from` on (operator or council).
     RevertBatches {
         /// The chain.
@@ -70,6 +80,7 @@ impl SlCall {
             SlCall::CommitBatch { .. } => "commitBatch",
             SlCall::ProveBatch { .. } => "proveBatch",
             SlCall::ExecuteBatch { .. } => "executeBatch",
+            SlCall::Deposit { .. } => "deposit",
             SlCall::RevertBatches { .. } => "revertBatches",
         }
     }

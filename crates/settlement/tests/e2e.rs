@@ -42,7 +42,11 @@ fn messages_in_every_mode_execute_once_and_both_chains_settle() {
     let escrow_a = net.sl.chain(A).unwrap().escrow;
     let escrow_b = net.sl.chain(B).unwrap().escrow;
     assert!(escrow_a < U256::from(104 * ETH) && escrow_b > U256::from(115 * ETH));
-    assert_eq!(escrow_a + escrow_b, net.initial_sl_value - burned(&net));
+    let sl_balances = net.sl.balance(&harness::address_of(&depositor()));
+    assert_eq!(
+        escrow_a + escrow_b,
+        net.initial_sl_value - burned(&net) - sl_balances
+    );
     assert_eq!(net.sl.fees_collected(), burned(&net));
     // the pre-commit message executed before its source batch was even committed
     let pre = net
@@ -392,4 +396,94 @@ fn a_stalled_chain_is_settled_by_the_council_then_by_anyone() {
         .count()
             == 1
     );
+}
+
+#[test]
+fn deposits_arrive_as_forced_transactions_and_settle_into_the_chain_escrow() {
+    let mut net = Net::new(&[A, B]);
+    let key = depositor();
+    let escrow_before = net.sl.chain(A).unwrap().escrow;
+    net.submit_sl(
+        &key,
+        0,
+        SlCall::Deposit {
+            chain_id: A,
+            recipient: bob(),
+            amount: U256::from(7 * ETH),
+        },
+    );
+    // more than the depositor holds: refused, nothing moves
+    net.submit_sl(
+        &key,
+        1,
+        SlCall::Deposit {
+            chain_id: A,
+            recipient: bob(),
+            amount: U256::from(10_000 * ETH),
+        },
+    );
+    net.run(10);
+    assert!(
+        net.events(|e| matches!(
+            e,
+            SlEvent::TxRejected {
+                call: "deposit",
+                error: SettlementError::InsufficientSlBalance { .. },
+                ..
+            }
+        ))
+        .count()
+            == 1
+    );
+    assert_eq!(
+        net.sl.balance(&harness::address_of(&key)),
+        U256::from(993 * ETH)
+    );
+    assert_eq!(
+        net.nodes[&A].seq.state().account(&bob()).balance,
+        U256::from(7 * ETH)
+    );
+    assert_eq!(net.nodes[&A].seq.state().totals().deposit_count, 1);
+    // settled: the value moved from the pending pool into A's escrow
+    assert_eq!(net.sl.pending_deposit_value(), U256::ZERO);
+    let a = net.sl.chain(A).unwrap();
+    assert_eq!(
+        a.escrow + a.executed_totals.burned_fees,
+        escrow_before + U256::from(7 * ETH)
+    );
+}
+
+#[test]
+fn a_sequencer_censoring_deposits_cannot_settle_past_the_inclusion_window() {
+    let mut net = Net::new(&[A, B]);
+    net.nodes.get_mut(&A).unwrap().censor_deposits = true;
+    net.step();
+    let key = depositor();
+    net.submit_sl(
+        &key,
+        0,
+        SlCall::Deposit {
+            chain_id: A,
+            recipient: bob(),
+            amount: U256::from(ETH),
+        },
+    );
+    net.run(14);
+    // batches ending within 5 s of the deposit still execute; the first one past it fails
+    let failed: Vec<u64> = net
+        .events(|e| matches!(e, SlEvent::BatchCheckFailed { chain: A, reason, .. } if reason.contains("censored deposit 0")))
+        .map(|e| match e {
+            SlEvent::BatchCheckFailed { batch, .. } => *batch,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let last_ok = net.sl.chain(A).unwrap().last_executed;
+    assert_eq!(failed[0], last_ok + 1);
+    assert!(last_ok >= 1);
+    assert!(
+        net.sl.chain(B).unwrap().last_executed > last_ok,
+        "B keeps settling"
+    );
+    assert_eq!(net.sl.pending_deposit_value(), U256::from(ETH));
 }

@@ -32,6 +32,11 @@ pub fn alice() -> TxSigner {
     TxSigner::dev(0)
 }
 
+/// An SL account with a balance to deposit from.
+pub fn depositor() -> B256 {
+    secret("depositor")
+}
+
 pub fn relayer() -> TxSigner {
     TxSigner::dev(7)
 }
@@ -63,6 +68,8 @@ pub struct Node {
     pub tamper: Option<fn(&mut SealedBatch)>,
     /// Optional tampering of extension proofs before execution is requested.
     pub tamper_extension: bool,
+    /// The sequencer ignores deposits from the SL.
+    pub censor_deposits: bool,
 }
 
 /// A message the relayer is carrying.
@@ -117,6 +124,8 @@ impl Net {
         config.sl_block_time_ms = BLOCK_MS;
         config.timeout_operator_ms = 20_000;
         config.timeout_council_ms = 40_000;
+        config.deposit_inclusion_window_ms = 5_000;
+        config.genesis_balances = vec![(address_of(&depositor()), U256::from(1_000 * ETH))];
         let sl = SettlementLayer::new(config, proofs).unwrap();
         let mut net = Net {
             now: 0,
@@ -155,6 +164,7 @@ impl Net {
                     blocks,
                     tamper: None,
                     tamper_extension: false,
+                    censor_deposits: false,
                 },
             );
         }
@@ -181,10 +191,11 @@ impl Net {
         let node = self.nodes.get_mut(&source).unwrap();
         let nonce =
             node.seq.state().account(&alice().address()).nonce + node.seq.mempool().len() as u64;
-        let input = IMessenger::sendMessageCall {
+        let input = IMessenger::sendMessageWithModeCall {
             destChain: U256::from(dest),
             recipient: bob(),
             payload: Bytes::from(mode.name().as_bytes().to_vec()),
+            mode: mode as u8,
         }
         .abi_encode();
         let raw = alice()
@@ -233,14 +244,11 @@ impl Net {
                                         destChain: ev.destChain,
                                         recipient: ev.recipient,
                                         value: ev.value,
+                                        mode: ev.mode,
                                         payload: ev.payload.clone(),
                                     };
                                     assert_eq!(message.leaf_hash(), ev.leaf);
-                                    let mode = match &ev.payload[..] {
-                                        b"commit" => ImportKind::Commit,
-                                        b"proof" => ImportKind::Proof,
-                                        _ => ImportKind::Precommit,
-                                    };
+                                    let mode = ImportKind::try_from(ev.mode).unwrap();
                                     self.tracked.push(Tracked {
                                         message,
                                         mode,
@@ -266,6 +274,13 @@ impl Net {
         }
         let events = self.sl.handle(SlInput::Tick { now_ms: self.now });
         for e in &events {
+            if let SlEvent::DepositQueued(d) = e {
+                if let Some(node) = self.nodes.get_mut(&d.chainId) {
+                    if !node.censor_deposits {
+                        node.seq.handle(SequencerInput::Deposit(d.clone()));
+                    }
+                }
+            }
             if let SlEvent::BatchExecuted { chain, batch, .. } = e {
                 self.executed_batches.insert((*chain, *batch));
             }

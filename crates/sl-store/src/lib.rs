@@ -1,0 +1,505 @@
+//! Crash-safe persistence of the settlement layer on redb, by event sourcing: a log of SL blocks
+//! replayed into a fresh deterministic [`SettlementLayer`] on restart.
+//!
+//! # The log
+//! The SL core is a deterministic sans-IO state machine. Its state is a pure function of its
+//! [`SlConfig`], of its proof backend (a fresh one, e.g. `braid_proof::ReExecution::new()`) and
+//! of the sequence of SL blocks it produced, each block being *the transactions it included, in
+//! submission order, and the time of the tick that produced it* ([`LoggedBlock`]). Only that
+//! sequence is stored ([`SlStore`]):
+//!
+//! - table `sl_blocks`: SL height (`u64`, from 1) → `postcard(LoggedBlock)`;
+//! - table `sl_meta`: the head height, and a fingerprint (keccak of the postcard bytes) of the
+//!   [`SlConfig`] the log was written with, so reopening it with another configuration is a typed
+//!   error ([`SlStoreError::ConfigMismatch`]) instead of a silently different state.
+//!
+//! Recovery ([`PersistentSl::open`]) replays the log into a fresh core: for each logged block it
+//! submits the block's transactions, then ticks at the logged time, and checks that the tick
+//! produced an SL block at the logged height ([`SlStoreError::ReplayDiverged`] otherwise).
+//! Ticks that produced no block need not be logged: a tick only moves the core's clock, and the
+//! clock is only read when a block is produced, at the time of the producing tick.
+//!
+//! # Why it is crash-safe
+//! - Each SL block is appended in **one** redb write transaction (block and head together) with
+//!   immediate durability: after a crash at any instant the log ends at a whole block, and the
+//!   heights are consecutive (checked on append and on read).
+//! - The block is durable **before** its events are returned ([`PersistentSl::tick`]): nothing
+//!   downstream (relayers, chains, a UI) can act on an SL block that a crash would undo. If the
+//!   append fails the error is returned instead of the events and the node refuses further
+//!   ticks ([`SlStoreError::Poisoned`]): the caller must treat it as crashed and reopen.
+//! - Transactions submitted but not yet included in a block live only in memory, like a
+//!   mempool: a crash loses them and their senders resubmit (their nonces were not used).
+//!
+//! # Cost
+//! Reopening replays the whole history: every batch is re-verified by the proof backend (with
+//! re-execution, every block of every chain is executed again), so recovery time and log size
+//! are O(history). Periodic snapshots of the core (so that only the log suffix is replayed) and
+//! pruning of the log behind them are future work.
+
+use std::path::Path;
+
+use alloy_primitives::{keccak256, B256};
+use braid_primitives::ChainId;
+use braid_proof::ProofSystem;
+use braid_settlement::{BatchStatus, SettlementLayer, SlConfig, SlEvent, SlInput, SlTx};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+/// SL height → `postcard(LoggedBlock)`.
+const SL_BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("sl_blocks");
+/// `head` → height (8 bytes, little endian); `config` → 32-byte config fingerprint.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("sl_meta");
+const META_HEAD: &str = "head";
+const META_CONFIG: &str = "config";
+
+/// Errors of the SL store and of [`PersistentSl`].
+#[derive(Debug, thiserror::Error)]
+pub enum SlStoreError {
+    /// The database engine failed (I/O, corruption it detected, lock held by another process).
+    #[error("database error: {0}")]
+    Db(String),
+    /// A stored record does not decode, or the log is inconsistent.
+    #[error("corrupt {what}: {reason}")]
+    Corrupt {
+        /// The record kind.
+        what: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value could not be encoded.
+    #[error("cannot encode {what}: {reason}")]
+    Encode {
+        /// The value kind.
+        what: &'static str,
+        /// The encoder's complaint.
+        reason: String,
+    },
+    /// The log was written with another SL configuration.
+    #[error("log written with SL config {stored}, opened with {requested}")]
+    ConfigMismatch {
+        /// Fingerprint of the configuration the log was written with.
+        stored: B256,
+        /// Fingerprint of the configuration it was opened with.
+        requested: B256,
+    },
+    /// An appended block whose height does not follow the head.
+    #[error("SL block {got} does not follow the logged head {head}")]
+    NotNextHeight {
+        /// The logged head (0: empty log).
+        head: u64,
+        /// The offered height.
+        got: u64,
+    },
+    /// The SL configuration is unusable.
+    #[error("invalid SL configuration: {0}")]
+    InvalidConfig(braid_settlement::SettlementError),
+    /// Replaying the log did not reproduce the logged blocks.
+    #[error("replay diverged at SL height {height}: {reason}")]
+    ReplayDiverged {
+        /// The logged height being replayed.
+        height: u64,
+        /// What differed.
+        reason: String,
+    },
+    /// An earlier append failed: the core is ahead of the log. Reopen the node.
+    #[error("an SL block could not be persisted; the node must be reopened")]
+    Poisoned,
+}
+
+fn db_err(e: impl Into<redb::Error>) -> SlStoreError {
+    SlStoreError::Db(e.into().to_string())
+}
+
+/// One SL block as logged: what the core needs to produce it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedBlock {
+    /// The time of the tick that produced the block.
+    pub now_ms: u64,
+    /// The transactions pending at that tick (accepted at submission), in submission order,
+    /// including those the block then rejected (their rejection is part of the state
+    /// transition too).
+    pub txs: Vec<SlTx>,
+}
+
+/// Fingerprint of an SL configuration: `keccak256(postcard(config))`.
+pub fn config_fingerprint(config: &SlConfig) -> Result<B256, SlStoreError> {
+    let bytes = postcard::to_allocvec(config).map_err(|e| SlStoreError::Encode {
+        what: "SL config",
+        reason: e.to_string(),
+    })?;
+    Ok(keccak256(bytes))
+}
+
+fn decode_head(bytes: &[u8]) -> Result<u64, SlStoreError> {
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| SlStoreError::Corrupt {
+        what: "head height",
+        reason: format!("{} bytes, expected 8", bytes.len()),
+    })?;
+    Ok(u64::from_le_bytes(arr))
+}
+
+fn decode_block(height: u64, bytes: &[u8]) -> Result<LoggedBlock, SlStoreError> {
+    postcard::from_bytes(bytes).map_err(|e| SlStoreError::Corrupt {
+        what: "logged SL block",
+        reason: format!("height {height}: {e}"),
+    })
+}
+
+/// The redb log of SL blocks (see the crate docs).
+#[derive(Debug)]
+pub struct SlStore {
+    db: Database,
+    config_fingerprint: B256,
+}
+
+impl SlStore {
+    /// Opens (or creates) the log at `path` for an SL running `config`.
+    ///
+    /// Errors: [`SlStoreError::ConfigMismatch`] if the log was written with another
+    /// configuration; [`SlStoreError::Corrupt`] if the head does not match the stored blocks;
+    /// [`SlStoreError::Db`] if the file cannot be opened (e.g. another process holds it).
+    pub fn open(path: impl AsRef<Path>, config: &SlConfig) -> Result<Self, SlStoreError> {
+        let fingerprint = config_fingerprint(config)?;
+        let db = Database::create(path).map_err(db_err)?;
+        let tx = db.begin_write().map_err(db_err)?;
+        {
+            let mut meta = tx.open_table(META).map_err(db_err)?;
+            let stored = meta
+                .get(META_CONFIG)
+                .map_err(db_err)?
+                .map(|g| g.value().to_vec());
+            match stored {
+                Some(stored) => {
+                    let stored =
+                        B256::try_from(stored.as_slice()).map_err(|_| SlStoreError::Corrupt {
+                            what: "config fingerprint",
+                            reason: format!("{} bytes, expected 32", stored.len()),
+                        })?;
+                    if stored != fingerprint {
+                        return Err(SlStoreError::ConfigMismatch {
+                            stored,
+                            requested: fingerprint,
+                        });
+                    }
+                }
+                None => {
+                    meta.insert(META_CONFIG, fingerprint.as_slice())
+                        .map_err(db_err)?;
+                }
+            }
+            let head = match meta.get(META_HEAD).map_err(db_err)? {
+                Some(g) => decode_head(g.value())?,
+                None => 0,
+            };
+            if head == 0 {
+                meta.insert(META_HEAD, 0u64.to_le_bytes().as_slice())
+                    .map_err(db_err)?;
+            }
+            let blocks = tx.open_table(SL_BLOCKS).map_err(db_err)?;
+            let last = blocks.last().map_err(db_err)?.map_or(0, |(k, _)| k.value());
+            if last != head {
+                return Err(SlStoreError::Corrupt {
+                    what: "SL log",
+                    reason: format!("head is {head} but the last logged block is {last}"),
+                });
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(Self {
+            db,
+            config_fingerprint: fingerprint,
+        })
+    }
+
+    /// Fingerprint of the configuration this log belongs to.
+    pub fn config_fingerprint(&self) -> B256 {
+        self.config_fingerprint
+    }
+
+    /// The logged head height (0: no block logged).
+    pub fn head(&self) -> Result<u64, SlStoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let meta = tx.open_table(META).map_err(db_err)?;
+        match meta.get(META_HEAD).map_err(db_err)? {
+            Some(g) => decode_head(g.value()),
+            None => Ok(0),
+        }
+    }
+
+    /// Durably appends the block at `height`, which must be the head + 1, in one write
+    /// transaction (block and new head together). Nothing is written on error.
+    pub fn append(&self, height: u64, block: &LoggedBlock) -> Result<(), SlStoreError> {
+        let bytes = postcard::to_allocvec(block).map_err(|e| SlStoreError::Encode {
+            what: "logged SL block",
+            reason: e.to_string(),
+        })?;
+        // Dropping `tx` without committing (on any error below) aborts it.
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut meta = tx.open_table(META).map_err(db_err)?;
+            let head = match meta.get(META_HEAD).map_err(db_err)? {
+                Some(g) => decode_head(g.value())?,
+                None => 0,
+            };
+            if height != head.saturating_add(1) {
+                return Err(SlStoreError::NotNextHeight { head, got: height });
+            }
+            tx.open_table(SL_BLOCKS)
+                .map_err(db_err)?
+                .insert(height, bytes.as_slice())
+                .map_err(db_err)?;
+            meta.insert(META_HEAD, height.to_le_bytes().as_slice())
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The logged block at `height`, if any.
+    pub fn block(&self, height: u64) -> Result<Option<LoggedBlock>, SlStoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(SL_BLOCKS).map_err(db_err)?;
+        let bytes = table.get(height).map_err(db_err)?;
+        bytes.map(|g| decode_block(height, g.value())).transpose()
+    }
+
+    /// Every logged block, in height order (the first is height 1). Checks that the heights are
+    /// consecutive and end at the head.
+    pub fn blocks(&self) -> Result<Vec<LoggedBlock>, SlStoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let meta = tx.open_table(META).map_err(db_err)?;
+        let head = match meta.get(META_HEAD).map_err(db_err)? {
+            Some(g) => decode_head(g.value())?,
+            None => 0,
+        };
+        let table = tx.open_table(SL_BLOCKS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            let height = k.value();
+            let expected = out.len() as u64 + 1;
+            if height != expected {
+                return Err(SlStoreError::Corrupt {
+                    what: "SL log",
+                    reason: format!("block {height} where {expected} was expected"),
+                });
+            }
+            out.push(decode_block(height, v.value())?);
+        }
+        if out.len() as u64 != head {
+            return Err(SlStoreError::Corrupt {
+                what: "SL log",
+                reason: format!("head is {head} but {} blocks are logged", out.len()),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A keccak digest of a deterministic summary of an SL core's state, to compare a recovered
+/// core with one that never stopped.
+///
+/// Covers: the height; the MessageRoot tree's root and size; for every registered chain (in id
+/// order) its id, operator, the operator's SL nonce, `last_committed`, `last_executed`, escrow,
+/// `last_progress_ms`, `operator_active_ms`, and for every batch record its number, status,
+/// ChainBatchRoot, commit time, leaf index, whether execution was requested and whether a check
+/// failed; the security council's nonce; the in-flight value and the collected fees.
+pub fn state_fingerprint(sl: &SettlementLayer) -> B256 {
+    let mut buf = b"braid-sl-state-v1".to_vec();
+    let mut put = |bytes: &[u8]| buf.extend_from_slice(bytes);
+    put(&sl.height().to_be_bytes());
+    let tree = sl.message_tree();
+    put(tree.root().as_slice());
+    put(&tree.len().to_be_bytes());
+    let ids: Vec<ChainId> = sl.chain_ids().collect();
+    put(&(ids.len() as u64).to_be_bytes());
+    for id in ids {
+        let Some(chain) = sl.chain(id) else {
+            continue;
+        };
+        put(&id.to_be_bytes());
+        put(chain.operator.as_slice());
+        put(&sl.nonce(&chain.operator).to_be_bytes());
+        put(&chain.last_committed.to_be_bytes());
+        put(&chain.last_executed.to_be_bytes());
+        put(&chain.escrow.to_be_bytes::<32>());
+        put(&chain.last_progress_ms.to_be_bytes());
+        put(&chain.operator_active_ms.to_be_bytes());
+        put(&(chain.batches.len() as u64).to_be_bytes());
+        for (n, rec) in &chain.batches {
+            put(&n.to_be_bytes());
+            put(&[match rec.status {
+                BatchStatus::Committed => 0,
+                BatchStatus::Proven => 1,
+                BatchStatus::Executed => 2,
+            }]);
+            put(rec.header.chainBatchRoot.as_slice());
+            put(&rec.committed_at_ms.to_be_bytes());
+            put(&rec.leaf_index.unwrap_or(u64::MAX).to_be_bytes());
+            put(&[
+                u8::from(rec.execute_request.is_some()),
+                u8::from(rec.failure.is_some()),
+            ]);
+        }
+    }
+    put(&sl.nonce(&sl.config().security_council).to_be_bytes());
+    put(&sl.in_flight().to_be_bytes::<32>());
+    put(&sl.fees_collected().to_be_bytes::<32>());
+    keccak256(buf)
+}
+
+/// Replays one logged block into `sl`, checking that it produces an SL block at `height`.
+fn replay_block(
+    sl: &mut SettlementLayer,
+    height: u64,
+    block: LoggedBlock,
+) -> Result<(), SlStoreError> {
+    let diverged = |reason: String| SlStoreError::ReplayDiverged { height, reason };
+    for tx in block.txs {
+        let hash = tx.hash();
+        let events = sl.handle(SlInput::Submit(Box::new(tx)));
+        if !events.is_empty() {
+            return Err(diverged(format!(
+                "logged transaction {hash} refused at submission: {events:?}"
+            )));
+        }
+    }
+    let events = sl.handle(SlInput::Tick {
+        now_ms: block.now_ms,
+    });
+    let produced = events.iter().find_map(|e| match e {
+        SlEvent::SlBlock { height, .. } => Some(*height),
+        _ => None,
+    });
+    match produced {
+        Some(h) if h == height => Ok(()),
+        Some(h) => Err(diverged(format!(
+            "the tick at {} ms produced SL block {h}",
+            block.now_ms
+        ))),
+        None => Err(diverged(format!(
+            "the tick at {} ms produced no SL block",
+            block.now_ms
+        ))),
+    }
+}
+
+/// The shell of an SL node: the core, its log, and the transactions waiting for the next block.
+///
+/// Every SL block is logged before its events are returned (see the crate docs).
+pub struct PersistentSl {
+    sl: SettlementLayer,
+    store: SlStore,
+    /// Exactly the core's pending transactions: those it accepted at submission since the last
+    /// block.
+    buffer: Vec<SlTx>,
+    poisoned: bool,
+}
+
+impl std::fmt::Debug for PersistentSl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersistentSl")
+            .field("sl", &self.sl)
+            .field("buffered", &self.buffer.len())
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PersistentSl {
+    /// Opens (or creates) the log at `path` and rebuilds the core by replaying it into a fresh
+    /// [`SettlementLayer`] with `config` and `proofs` (which must be a fresh backend). Returns
+    /// the node and the number of SL blocks replayed.
+    ///
+    /// Errors: those of [`SlStore::open`] and [`SlStore::blocks`],
+    /// [`SlStoreError::InvalidConfig`], and [`SlStoreError::ReplayDiverged`] if a logged block
+    /// does not reproduce (a changed core, proof backend or a tampered log).
+    pub fn open(
+        path: impl AsRef<Path>,
+        config: SlConfig,
+        proofs: Box<dyn ProofSystem + Send>,
+    ) -> Result<(Self, u64), SlStoreError> {
+        config.validate().map_err(SlStoreError::InvalidConfig)?;
+        let store = SlStore::open(path, &config)?;
+        let mut sl = SettlementLayer::new(config, proofs).map_err(SlStoreError::InvalidConfig)?;
+        let mut replayed = 0u64;
+        for block in store.blocks()? {
+            replay_block(&mut sl, replayed + 1, block)?;
+            replayed += 1;
+        }
+        Ok((
+            Self {
+                sl,
+                store,
+                buffer: Vec::new(),
+                poisoned: false,
+            },
+            replayed,
+        ))
+    }
+
+    /// Submits a transaction for the next SL block. Returns the core's events: empty if it was
+    /// accepted (and buffered for the log), or [`SlEvent::TxRejected`] if the core refused it
+    /// at submission (bad signature, queue full), in which case it is not buffered.
+    pub fn submit(&mut self, tx: SlTx) -> Vec<SlEvent> {
+        let events = self.sl.handle(SlInput::Submit(Box::new(tx.clone())));
+        if !events
+            .iter()
+            .any(|e| matches!(e, SlEvent::TxRejected { .. }))
+        {
+            self.buffer.push(tx);
+        }
+        events
+    }
+
+    /// Advances the core's clock. If that produces an SL block, the block (the buffered
+    /// transactions and `now_ms`) is durably logged **before** the events are returned.
+    ///
+    /// If logging fails the error is returned instead of the events, and every later tick
+    /// returns [`SlStoreError::Poisoned`]: the core is ahead of its log, so the node must be
+    /// dropped and reopened (as after a crash).
+    pub fn tick(&mut self, now_ms: u64) -> Result<Vec<SlEvent>, SlStoreError> {
+        if self.poisoned {
+            return Err(SlStoreError::Poisoned);
+        }
+        let events = self.sl.handle(SlInput::Tick { now_ms });
+        let produced = events.iter().find_map(|e| match e {
+            SlEvent::SlBlock { height, .. } => Some(*height),
+            _ => None,
+        });
+        if let Some(height) = produced {
+            let block = LoggedBlock {
+                now_ms,
+                txs: std::mem::take(&mut self.buffer),
+            };
+            if let Err(e) = self.store.append(height, &block) {
+                self.poisoned = true;
+                return Err(e);
+            }
+        }
+        Ok(events)
+    }
+
+    /// The core, for reads.
+    pub fn sl(&self) -> &SettlementLayer {
+        &self.sl
+    }
+
+    /// The log.
+    pub fn store(&self) -> &SlStore {
+        &self.store
+    }
+
+    /// Transactions accepted since the last SL block (lost on a crash).
+    pub fn buffered(&self) -> &[SlTx] {
+        &self.buffer
+    }
+
+    /// [`state_fingerprint`] of the core.
+    pub fn state_fingerprint(&self) -> B256 {
+        state_fingerprint(&self.sl)
+    }
+}
+
+#[cfg(test)]
+mod tests;
