@@ -89,6 +89,49 @@ pub fn intrinsic_gas(input: &[u8]) -> u64 {
     TX_BASE_GAS + zeros * CALLDATA_ZERO_BYTE_GAS + nonzeros * CALLDATA_NONZERO_BYTE_GAS
 }
 
+/// Gas a call would use (for `eth_estimateGas`): intrinsic cost plus execution, after the same
+/// checks as [`apply_transaction`] except signature, nonce and fees. Reads `state` only.
+pub fn estimate_gas(
+    state: &ChainState,
+    from: Address,
+    to: Option<Address>,
+    value: U256,
+    input: &[u8],
+) -> Result<u64, ExecutionError> {
+    let to = to.ok_or(ExecutionError::ContractCreationUnsupported)?;
+    let balance = state.account(&from).balance;
+    if balance < value {
+        return Err(ExecutionError::InsufficientBalance {
+            sender: from,
+            needed: value,
+            available: balance,
+        });
+    }
+    let effect = if to == MESSENGER_ADDRESS {
+        messenger::plan_call(state, from, value, input)?
+    } else {
+        messenger::CallEffect::Transfer
+    };
+    Ok(intrinsic_gas(input) + effect.execution_gas())
+}
+
+/// Answers a read-only call (for `eth_call`): the messenger's views `isExecuted` and `localRoot`
+/// return ABI-encoded results; a call to any other address returns empty bytes (accounts have
+/// no code); a state-changing messenger call is checked as by [`estimate_gas`] and returns its
+/// ABI result (`sendMessage` returns the nonce the message would get).
+pub fn call_view(
+    state: &ChainState,
+    from: Address,
+    to: Address,
+    value: U256,
+    input: &[u8],
+) -> Result<alloy_primitives::Bytes, ExecutionError> {
+    if to != MESSENGER_ADDRESS {
+        return Ok(alloy_primitives::Bytes::new());
+    }
+    messenger::view(state, from, value, input)
+}
+
 /// Applies one user transaction on top of `state`. On error nothing changed.
 ///
 /// `gas_used_in_block` is the gas already used by earlier transactions of the block.

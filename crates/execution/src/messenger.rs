@@ -106,6 +106,42 @@ pub(crate) fn plan_call(
     }
 }
 
+/// The ABI result of a messenger call, without writing anything.
+pub(crate) fn view(
+    state: &ChainState,
+    from: Address,
+    value: U256,
+    input: &[u8],
+) -> Result<alloy_primitives::Bytes, ExecutionError> {
+    let selector: Option<[u8; 4]> = input.get(..4).and_then(|s| s.try_into().ok());
+    match selector {
+        Some(IMessenger::isExecutedCall::SELECTOR) => {
+            let c = IMessenger::isExecutedCall::abi_decode(input).map_err(malformed)?;
+            let id = braid_primitives::MessageId {
+                source_chain: c.sourceChain,
+                nonce: c.nonce,
+            };
+            Ok(IMessenger::isExecutedCall::abi_encode_returns(&state.is_executed(&id)).into())
+        }
+        Some(IMessenger::localRootCall::SELECTOR) => {
+            let ret = IMessenger::localRootReturn {
+                root: state.outbox().root(),
+                messageCount: state.outbox().len(),
+            };
+            Ok(
+                IMessenger::localRootCall::abi_encode_returns_tuple(&(ret.root, ret.messageCount))
+                    .into(),
+            )
+        }
+        _ => match plan_call(state, from, value, input)? {
+            CallEffect::Send { message, .. } => {
+                Ok(IMessenger::sendMessageCall::abi_encode_returns(&message.nonce).into())
+            }
+            _ => Ok(alloy_primitives::Bytes::new()),
+        },
+    }
+}
+
 fn plan_send(
     state: &ChainState,
     sender: Address,

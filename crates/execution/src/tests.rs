@@ -813,3 +813,66 @@ fn a_message_executes_only_against_a_root_as_strong_as_its_mode() {
         Err(ExecutionError::MalformedCall { .. })
     ));
 }
+
+#[test]
+fn views_and_gas_estimates_read_without_writing() {
+    let (mut a, message, receipt) = send_one(ETH, b"ping");
+    let root = a.state_root();
+    // localRoot() returns the outbox root and size
+    let out = call_view(
+        &a,
+        Address::ZERO,
+        MESSENGER_ADDRESS,
+        U256::ZERO,
+        &IMessenger::localRootCall {}.abi_encode(),
+    )
+    .unwrap();
+    let ret = IMessenger::localRootCall::abi_decode_returns(&out).unwrap();
+    assert_eq!((ret.root, ret.messageCount), (a.outbox().root(), 1));
+    // isExecuted on the destination flips after execution
+    let mut b = genesis(B);
+    apply_import(&mut b, &precommit_import(&a, 1)).unwrap();
+    let ask = IMessenger::isExecutedCall {
+        sourceChain: A,
+        nonce: 0,
+    }
+    .abi_encode();
+    let before = call_view(&b, Address::ZERO, MESSENGER_ADDRESS, U256::ZERO, &ask).unwrap();
+    assert!(!IMessenger::isExecutedCall::abi_decode_returns(&before).unwrap());
+    execute_on(&mut b, 0, &message, &precommit_proof(&a, 0)).unwrap();
+    let after = call_view(&b, Address::ZERO, MESSENGER_ADDRESS, U256::ZERO, &ask).unwrap();
+    assert!(IMessenger::isExecutedCall::abi_decode_returns(&after).unwrap());
+    // the estimate of a send equals the gas the real transaction used
+    let input = send_message_input(B, bob().address(), b"ping");
+    let est = estimate_gas(
+        &a,
+        alice().address(),
+        Some(MESSENGER_ADDRESS),
+        U256::from(ETH),
+        &input,
+    )
+    .unwrap();
+    assert_eq!(est, receipt.gas_used);
+    assert_eq!(
+        estimate_gas(
+            &a,
+            alice().address(),
+            Some(bob().address()),
+            U256::ZERO,
+            &[]
+        )
+        .unwrap(),
+        21_000
+    );
+    assert!(matches!(
+        estimate_gas(
+            &a,
+            alice().address(),
+            Some(MESSENGER_ADDRESS),
+            U256::ZERO,
+            &[9, 9, 9, 9]
+        ),
+        Err(ExecutionError::UnknownSelector { .. })
+    ));
+    assert_eq!(a.state_root(), root);
+}

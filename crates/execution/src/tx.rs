@@ -147,11 +147,21 @@ impl TxSigner {
         Ok(Self { key, address })
     }
 
-    /// The `i`-th deterministic development account: secret = keccak256("braid dev account" ‖ i).
-    pub fn dev(i: u32) -> Self {
+    /// The secret key of the `i`-th development account: keccak256("braid dev account" ‖ i as
+    /// 4 big-endian bytes) (re-hashed in the negligible case it is not a valid scalar).
+    pub fn dev_secret(i: u32) -> B256 {
         let mut seed = b"braid dev account".to_vec();
         seed.extend_from_slice(&i.to_be_bytes());
         let mut secret = alloy_primitives::keccak256(&seed);
+        while k256::ecdsa::SigningKey::from_slice(secret.as_slice()).is_err() {
+            secret = alloy_primitives::keccak256(secret);
+        }
+        secret
+    }
+
+    /// The `i`-th deterministic development account (key [`TxSigner::dev_secret`]).
+    pub fn dev(i: u32) -> Self {
+        let mut secret = Self::dev_secret(i);
         // keccak output is a valid scalar except with negligible probability; re-hash if not.
         loop {
             if let Ok(s) = Self::from_secret(secret) {

@@ -169,6 +169,19 @@ impl Mempool {
         Ok(None)
     }
 
+    /// The next nonce `sender` should use: `account_nonce` plus its consecutive pooled
+    /// transactions from there.
+    pub fn pending_nonce(&self, sender: &Address, account_nonce: u64) -> u64 {
+        let Some(queue) = self.by_sender.get(sender) else {
+            return account_nonce;
+        };
+        let mut next = account_nonce;
+        while queue.contains_key(&next) {
+            next += 1;
+        }
+        next
+    }
+
     /// Removes a transaction by hash.
     pub fn remove(&mut self, hash: &B256) -> Option<RecoveredTx> {
         let (sender, nonce) = self.by_hash.remove(hash)?;

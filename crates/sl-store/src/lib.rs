@@ -353,7 +353,7 @@ fn replay_block(
     sl: &mut SettlementLayer,
     height: u64,
     block: LoggedBlock,
-) -> Result<(), SlStoreError> {
+) -> Result<Vec<SlEvent>, SlStoreError> {
     let diverged = |reason: String| SlStoreError::ReplayDiverged { height, reason };
     for tx in block.txs {
         let hash = tx.hash();
@@ -372,7 +372,7 @@ fn replay_block(
         _ => None,
     });
     match produced {
-        Some(h) if h == height => Ok(()),
+        Some(h) if h == height => Ok(events),
         Some(h) => Err(diverged(format!(
             "the tick at {} ms produced SL block {h}",
             block.now_ms
@@ -419,13 +419,27 @@ impl PersistentSl {
         config: SlConfig,
         proofs: Box<dyn ProofSystem + Send>,
     ) -> Result<(Self, u64), SlStoreError> {
+        let (node, events) = Self::open_with_events(path, config, proofs)?;
+        let replayed = events
+            .iter()
+            .filter(|e| matches!(e, SlEvent::SlBlock { .. }))
+            .count();
+        Ok((node, replayed as u64))
+    }
+
+    /// As [`PersistentSl::open`], returning every event the replay produced, in order, so the
+    /// roles that follow the SL (relayer, operators) can rebuild their view after a restart.
+    pub fn open_with_events(
+        path: impl AsRef<Path>,
+        config: SlConfig,
+        proofs: Box<dyn ProofSystem + Send>,
+    ) -> Result<(Self, Vec<SlEvent>), SlStoreError> {
         config.validate().map_err(SlStoreError::InvalidConfig)?;
         let store = SlStore::open(path, &config)?;
         let mut sl = SettlementLayer::new(config, proofs).map_err(SlStoreError::InvalidConfig)?;
-        let mut replayed = 0u64;
-        for block in store.blocks()? {
-            replay_block(&mut sl, replayed + 1, block)?;
-            replayed += 1;
+        let mut events = Vec::new();
+        for (i, block) in store.blocks()?.into_iter().enumerate() {
+            events.extend(replay_block(&mut sl, i as u64 + 1, block)?);
         }
         Ok((
             Self {
@@ -434,7 +448,7 @@ impl PersistentSl {
                 buffer: Vec::new(),
                 poisoned: false,
             },
-            replayed,
+            events,
         ))
     }
 

@@ -5,17 +5,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use alloy_primitives::{Address, Bytes, B256, U256};
-use alloy_sol_types::{SolCall, SolEvent};
+use alloy_sol_types::SolCall as _;
 use braid_execution::{ExecutionError, TxSigner};
+use braid_operator::{Operator, OperatorAction, OperatorConfig};
 use braid_primitives::{
-    BatchNumber, Block, ChainId, IMessenger, ImportKind, ImportedRoot, Message, MessageId,
-    MessageProof, MESSENGER_ADDRESS, SETTLEMENT_LAYER_CHAIN_ID,
+    BatchNumber, Block, ChainId, IMessenger, ImportKind, Message, MessageId, MessageProof,
+    MESSENGER_ADDRESS,
 };
 use braid_proof::{ProofSystem, ReExecution};
-use braid_sequencer::{SealedBatch, Sequencer, SequencerConfig, SequencerInput, SequencerOutput};
-use braid_settlement::{
-    BatchStatus, ChainGenesis, SettlementLayer, SlCall, SlConfig, SlEvent, SlInput, SlTx,
+use braid_relayer::{
+    execute_message_calldata, MessageStatus, Relayer, RelayerAction, RelayerConfig, RelayerInput,
 };
+use braid_sequencer::{SealedBatch, Sequencer, SequencerConfig, SequencerInput, SequencerOutput};
+use braid_settlement::{ChainGenesis, SettlementLayer, SlCall, SlConfig, SlEvent, SlInput, SlTx};
 
 pub const ETH: u128 = 1_000_000_000_000_000_000;
 pub const BLOCK_MS: u64 = 1_000;
@@ -60,6 +62,8 @@ pub struct Node {
     pub seq: Sequencer,
     pub operator: B256,
     pub mode: OperatorMode,
+    /// The chain's batch submitter (driven unless the mode is `Stalled`).
+    pub core: Operator,
     /// Every batch the sequencer sealed, by number.
     pub batches: BTreeMap<BatchNumber, SealedBatch>,
     /// Every block, by number.
@@ -72,14 +76,14 @@ pub struct Node {
     pub censor_deposits: bool,
 }
 
-/// A message the relayer is carrying.
+/// A message the relayer is carrying (a view of the relayer core, refreshed every step).
 #[derive(Debug, Clone)]
 pub struct Tracked {
     pub message: Message,
     pub mode: ImportKind,
     pub source_block: u64,
     pub executed: bool,
-    pub submitted: Option<B256>,
+    pub status: MessageStatus,
 }
 
 pub struct Net {
@@ -87,12 +91,21 @@ pub struct Net {
     pub sl: SettlementLayer,
     pub council: B256,
     pub nodes: BTreeMap<ChainId, Node>,
+    /// The relayer core.
+    pub relayer: Relayer,
+    /// Relayer actions not carried out yet (carried out at the end of a step if `auto_relay`).
+    pub relay_queue: Vec<RelayerAction>,
+    /// Every relayer error action.
+    pub relayer_errors: Vec<braid_relayer::RelayerError>,
+    /// Messages ever seen, in the order the relayer first reported them.
     pub tracked: Vec<Tracked>,
+    /// Relayer execution transactions in flight, by hash.
+    pub relayer_txs: BTreeMap<B256, MessageId>,
     pub relayer_pending: BTreeMap<ChainId, Vec<B256>>,
-    pub imported: BTreeMap<ChainId, BTreeSet<(u8, ChainId, B256)>>,
     pub sl_events: Vec<SlEvent>,
     pub dropped: Vec<(ChainId, ExecutionError)>,
-    pub executed_ids: BTreeMap<ChainId, BTreeSet<MessageId>>,
+    /// Executions seen on each destination, with the block.
+    pub executed_ids: BTreeMap<ChainId, BTreeMap<MessageId, u64>>,
     pub executed_batches: BTreeSet<(ChainId, BatchNumber)>,
     pub initial_sl_value: U256,
     pub auto_relay: bool,
@@ -132,9 +145,12 @@ impl Net {
             sl,
             council,
             nodes: BTreeMap::new(),
+            relayer: Relayer::new(RelayerConfig::new(chains.to_vec())),
+            relay_queue: vec![],
+            relayer_errors: vec![],
             tracked: vec![],
+            relayer_txs: BTreeMap::new(),
             relayer_pending: BTreeMap::new(),
-            imported: BTreeMap::new(),
             sl_events: vec![],
             dropped: vec![],
             executed_ids: BTreeMap::new(),
@@ -152,6 +168,11 @@ impl Net {
                 genesis_header: genesis.block.header.clone(),
             });
             net.submit_sl(&council.clone(), i as u64, call);
+            let actions = net.relayer.handle(RelayerInput::SourceBlock {
+                block: genesis.block.clone(),
+                receipts: genesis.receipts.clone(),
+            });
+            net.queue_relayer(actions);
             let mut blocks = BTreeMap::new();
             blocks.insert(0, genesis.block);
             net.nodes.insert(
@@ -160,6 +181,7 @@ impl Net {
                     seq,
                     operator,
                     mode: OperatorMode::Honest,
+                    core: Operator::new(OperatorConfig::new(*id)),
                     batches: BTreeMap::new(),
                     blocks,
                     tamper: None,
@@ -175,6 +197,7 @@ impl Net {
                 .all(|e| !matches!(e, SlEvent::TxRejected { .. })),
             "{events:?}"
         );
+        net.observe_sl(&events);
         net.sl_events.extend(events);
         net.initial_sl_value = net.sl.total_value();
         net
@@ -183,7 +206,58 @@ impl Net {
     pub fn submit_sl(&mut self, key: &B256, nonce: u64, call: SlCall) {
         let tx = SlTx::sign(key, nonce, call).unwrap();
         let events = self.sl.handle(SlInput::Submit(Box::new(tx)));
+        self.observe_sl(&events);
         self.sl_events.extend(events);
+    }
+
+    /// Queues relayer actions; errors are recorded (no honest run produces any).
+    fn queue_relayer(&mut self, actions: Vec<RelayerAction>) {
+        for a in actions {
+            match a {
+                RelayerAction::Error(e) => self.relayer_errors.push(e),
+                other => self.relay_queue.push(other),
+            }
+        }
+    }
+
+    /// Feeds SL events to the relayer and to every operator core, and carries out the
+    /// operators' actions (sequencer reverts and finality).
+    fn observe_sl(&mut self, events: &[SlEvent]) {
+        for e in events {
+            let actions = self.relayer.observe_sl(e);
+            self.queue_relayer(actions);
+            let ids: Vec<ChainId> = self.nodes.keys().copied().collect();
+            for id in ids {
+                let actions = self.nodes.get_mut(&id).unwrap().core.observe_sl(e);
+                for a in actions {
+                    self.apply_operator_action(id, a);
+                }
+            }
+        }
+    }
+
+    fn apply_operator_action(&mut self, id: ChainId, action: OperatorAction) {
+        let node = self.nodes.get_mut(&id).unwrap();
+        match action {
+            OperatorAction::RevertSequencer {
+                last_valid_batch,
+                invalid_imports,
+                ..
+            } => {
+                let outcome = node
+                    .seq
+                    .revert_to(last_valid_batch, |i| invalid_imports.contains(i))
+                    .unwrap();
+                let first_void = outcome.head.number + 1;
+                node.batches.retain(|n, _| *n <= last_valid_batch);
+                node.blocks.retain(|n, _| *n < first_void);
+                if let Some(ids) = self.executed_ids.get_mut(&id) {
+                    ids.retain(|_, b| *b < first_void);
+                }
+            }
+            OperatorAction::Finalized { through } => node.seq.finalize_through(through),
+            OperatorAction::CheckFailed { .. } => {}
+        }
     }
 
     /// Sends a message from `source` to `dest` in `mode` (alice → bob).
@@ -221,52 +295,14 @@ impl Net {
         let ids: Vec<ChainId> = self.nodes.keys().copied().collect();
         for id in &ids {
             let now = self.now;
-            let node = self.nodes.get_mut(id).unwrap();
-            for out in node.seq.handle(SequencerInput::Tick { now_ms: now }) {
-                match out {
-                    SequencerOutput::BlockSealed(b) => {
-                        for r in &b.receipts {
-                            if let Some(id) = r.message_executed {
-                                let dest = b.block.header.chainId;
-                                let fresh = self.executed_ids.entry(dest).or_default().insert(id);
-                                assert!(fresh, "message {id} executed twice on {dest}");
-                                for t in self.tracked.iter_mut().filter(|t| t.message.id() == id) {
-                                    t.executed = true;
-                                }
-                            }
-                            for log in &r.logs {
-                                if let Ok(ev) = IMessenger::MessageSent::decode_log_data(&log.data)
-                                {
-                                    let message = Message {
-                                        sourceChain: b.block.header.chainId,
-                                        nonce: ev.nonce,
-                                        sender: r.from,
-                                        destChain: ev.destChain,
-                                        recipient: ev.recipient,
-                                        value: ev.value,
-                                        mode: ev.mode,
-                                        payload: ev.payload.clone(),
-                                    };
-                                    assert_eq!(message.leaf_hash(), ev.leaf);
-                                    let mode = ImportKind::try_from(ev.mode).unwrap();
-                                    self.tracked.push(Tracked {
-                                        message,
-                                        mode,
-                                        source_block: b.block.header.number,
-                                        executed: false,
-                                        submitted: None,
-                                    });
-                                }
-                            }
-                        }
-                        node.blocks.insert(b.block.header.number, b.block.clone());
-                    }
-                    SequencerOutput::BatchSealed(batch) => {
-                        node.batches.insert(batch.header.number, *batch);
-                    }
-                    SequencerOutput::TxDropped { error, .. } => self.dropped.push((*id, error)),
-                    _ => {}
-                }
+            let outs = self
+                .nodes
+                .get_mut(id)
+                .unwrap()
+                .seq
+                .handle(SequencerInput::Tick { now_ms: now });
+            for out in outs {
+                self.sequencer_output(*id, out);
             }
         }
         for id in &ids {
@@ -296,11 +332,75 @@ impl Net {
                 }
             }
         }
+        self.observe_sl(&events);
         self.sl_events.extend(events);
         if self.auto_relay {
             self.relay();
         }
+        self.refresh_tracked();
+        assert!(
+            self.relayer_errors.is_empty(),
+            "relayer errors: {:?}",
+            self.relayer_errors
+        );
         self.check_invariants();
+    }
+
+    /// Routes one sequencer output of chain `id` to the relayer, the operator and the harness.
+    fn sequencer_output(&mut self, id: ChainId, out: SequencerOutput) {
+        match out {
+            SequencerOutput::BlockSealed(b) => {
+                for r in &b.receipts {
+                    if let Some(mid) = r.message_executed {
+                        let fresh = self
+                            .executed_ids
+                            .entry(id)
+                            .or_default()
+                            .insert(mid, b.block.header.number)
+                            .is_none();
+                        assert!(fresh, "message {mid} executed twice on {id}");
+                    }
+                }
+                let actions = self.relayer.handle(RelayerInput::SourceBlock {
+                    block: b.block.clone(),
+                    receipts: b.receipts.clone(),
+                });
+                self.queue_relayer(actions);
+                let node = self.nodes.get_mut(&id).unwrap();
+                node.blocks.insert(b.block.header.number, b.block.clone());
+            }
+            SequencerOutput::BatchSealed(batch) => {
+                let actions = self.relayer.handle(RelayerInput::BatchSealed {
+                    header: batch.header.clone(),
+                });
+                self.queue_relayer(actions);
+                let node = self.nodes.get_mut(&id).unwrap();
+                // the operator commits what it is given: a tampered copy if the test says so
+                let mut committed = (*batch).clone();
+                if let Some(t) = node.tamper {
+                    t(&mut committed);
+                }
+                node.core.batch_sealed(committed).unwrap();
+                node.batches.insert(batch.header.number, *batch);
+            }
+            SequencerOutput::TxDropped { hash, error } => {
+                self.dropped.push((id, error));
+                if let Some(mid) = self.relayer_txs.remove(&hash) {
+                    let actions = self
+                        .relayer
+                        .handle(RelayerInput::ExecuteDropped { id: mid });
+                    self.queue_relayer(actions);
+                }
+            }
+            SequencerOutput::ImportRejected { import, .. } => {
+                let actions = self.relayer.handle(RelayerInput::ImportDropped {
+                    dest: id,
+                    root: import,
+                });
+                self.queue_relayer(actions);
+            }
+            _ => {}
+        }
     }
 
     pub fn run(&mut self, steps: usize) {
@@ -309,218 +409,113 @@ impl Net {
         }
     }
 
-    /// The operator's loop: take the next SL action for each of its batches.
+    /// The operator's loop: submit the calls its core asks for.
     fn operate(&mut self, id: ChainId) {
-        let node = &self.nodes[&id];
+        let node = self.nodes.get_mut(&id).unwrap();
         if node.mode == OperatorMode::Stalled {
             return;
         }
+        node.core
+            .set_prove_and_execute(node.mode == OperatorMode::Honest);
         let key = node.operator;
-        let mut nonce = self.sl.nonce(&address_of(&key));
-        let mut calls = vec![];
-        let Some(record) = self.sl.chain(id) else {
-            return;
-        };
-        for (n, batch) in &node.batches {
-            match self
-                .sl
-                .batch(id, *n)
-                .map(|b| (b.status.clone(), b.execute_request.is_some()))
-            {
-                None if *n == record.last_committed + 1 => {
-                    let mut batch = batch.clone();
-                    if let Some(t) = node.tamper {
-                        t(&mut batch);
-                    }
-                    let imports = batch
-                        .blocks
-                        .iter()
-                        .flat_map(|b| b.imports.clone())
-                        .collect();
-                    calls.push(SlCall::CommitBatch {
-                        header: batch.header,
-                        imports,
-                        blocks: batch.blocks,
-                    });
-                    break; // one commit per SL block keeps prove/execute ordering simple
-                }
-                Some((BatchStatus::Committed, _)) if node.mode == OperatorMode::Honest => {
-                    calls.push(SlCall::ProveBatch {
-                        chain_id: id,
-                        batch: *n,
-                        proof: Bytes::new(),
-                    });
-                }
-                Some((BatchStatus::Proven, false)) if node.mode == OperatorMode::Honest => {
-                    if let Some(proofs) = self.extension_proofs(batch) {
-                        calls.push(SlCall::ExecuteBatch {
-                            chain_id: id,
-                            batch: *n,
-                            extension_proofs: proofs,
-                        });
+        let mut calls = node.core.tick(&self.sl, &self.relayer);
+        if node.tamper_extension {
+            for call in &mut calls {
+                if let SlCall::ExecuteBatch {
+                    extension_proofs, ..
+                } = call
+                {
+                    for p in extension_proofs {
+                        if let Some(h) = p.hashes.first_mut() {
+                            h.0[0] ^= 1;
+                        }
                     }
                 }
-                _ => {}
             }
         }
-        for call in calls {
+        let first = self.sl.nonce(&address_of(&key));
+        for (nonce, call) in (first..).zip(calls) {
             self.submit_sl(&key, nonce, call);
-            nonce += 1;
         }
     }
 
-    /// Extension proofs for a batch's pre-commit imports, once every source batch is sealed.
+    /// Extension proofs for a batch's pre-commit imports, from the relayer core.
     pub fn extension_proofs(
         &self,
         batch: &SealedBatch,
     ) -> Option<Vec<braid_merkle::ExtensionProof>> {
-        let mut proofs = vec![];
-        for import in batch.blocks.iter().flat_map(|b| b.imports.iter()) {
-            if import.kind != ImportKind::Precommit as u8 {
-                continue;
-            }
-            let source = self.nodes.get(&import.sourceChain)?;
-            let target = source.batches.values().find(|b| {
-                b.header.firstBlock <= import.sourceHeight
-                    && import.sourceHeight <= b.header.lastBlock
-            })?;
-            let mut p = source
-                .seq
-                .state()
-                .outbox()
-                .extension_proof(import.messageCount, target.header.messageCount)
-                .ok()?;
-            if self.nodes[&batch.header.chainId].tamper_extension {
-                if let Some(h) = p.hashes.first_mut() {
-                    h.0[0] ^= 1;
-                }
-            }
-            proofs.push(p);
-        }
-        Some(proofs)
+        batch
+            .blocks
+            .iter()
+            .flat_map(|b| b.imports.iter())
+            .filter(|i| i.kind == ImportKind::Precommit as u8)
+            .map(|i| self.relayer.precommit_extension(i))
+            .collect()
     }
 
-    fn import(&mut self, dest: ChainId, import: ImportedRoot) -> bool {
-        let key = (import.kind, import.sourceChain, import.root);
-        let node = self.nodes.get_mut(&dest).unwrap();
-        let done = node
-            .seq
-            .state()
-            .imports()
-            .any(|i| (i.kind, i.sourceChain, i.root) == key);
-        if done {
-            return true;
-        }
-        if self.imported.entry(dest).or_default().insert(key) {
-            node.seq.handle(SequencerInput::Import(import));
-        }
-        false
-    }
-
-    /// The relayer: import the root each message's mode asks for, then execute it.
+    /// The relayer shell: carry out the queued imports and executions.
     fn relay(&mut self) {
-        for i in 0..self.tracked.len() {
-            let t = self.tracked[i].clone();
-            if t.executed {
-                continue;
-            }
-            if let Some(h) = t.submitted {
-                let dest = &self.nodes[&t.message.destChain];
-                if dest.seq.mempool().contains(&h) {
-                    continue; // still pending
+        while !self.relay_queue.is_empty() {
+            for action in std::mem::take(&mut self.relay_queue) {
+                match action {
+                    RelayerAction::Import { dest, root } => {
+                        let out = self
+                            .nodes
+                            .get_mut(&dest)
+                            .unwrap()
+                            .seq
+                            .handle(SequencerInput::Import(root));
+                        for o in out {
+                            self.sequencer_output(dest, o);
+                        }
+                    }
+                    RelayerAction::Execute {
+                        dest,
+                        message,
+                        proof,
+                    } => {
+                        let raw = self.execute_tx(dest, &message, proof);
+                        let hash = alloy_primitives::keccak256(&raw);
+                        let out = self
+                            .nodes
+                            .get_mut(&dest)
+                            .unwrap()
+                            .seq
+                            .handle(SequencerInput::SubmitTx { raw });
+                        if matches!(&out[..], [SequencerOutput::TxAccepted { .. }]) {
+                            self.relayer_pending.entry(dest).or_default().push(hash);
+                            self.relayer_txs.insert(hash, message.id());
+                        } else {
+                            let actions = self
+                                .relayer
+                                .handle(RelayerInput::ExecuteDropped { id: message.id() });
+                            self.queue_relayer(actions);
+                        }
+                    }
+                    RelayerAction::Error(e) => self.relayer_errors.push(e),
                 }
             }
-            let Some(proof) = self.prepare(&t) else {
-                continue;
-            };
-            let dest = t.message.destChain;
-            let raw = self.execute_tx(dest, &t.message, proof);
-            let node = self.nodes.get_mut(&dest).unwrap();
-            let hash = alloy_primitives::keccak256(&raw);
-            node.seq.handle(SequencerInput::SubmitTx { raw });
-            self.relayer_pending.entry(dest).or_default().push(hash);
-            self.tracked[i].submitted = Some(hash);
         }
     }
 
-    /// Imports the root `t` needs; returns the proof once the import is in the destination state.
-    fn prepare(&mut self, t: &Tracked) -> Option<MessageProof> {
-        let src = t.message.sourceChain;
-        let dest = t.message.destChain;
-        let (source_batch, sealed) = {
-            let node = &self.nodes[&src];
-            let b = node.batches.values().find(|b| {
-                b.header.firstBlock <= t.source_block && t.source_block <= b.header.lastBlock
-            });
-            (b.map(|b| b.header.number), b.map(|b| b.header.clone()))
-        };
-        let outbox = self.nodes[&src].seq.state().outbox().clone();
-        let single = |kind: ImportKind, root, size: u64| {
-            let p = outbox.inclusion_proof(t.message.nonce, size).ok()?;
-            Some(braid_execution::single_level_proof(kind, root, p))
-        };
-        match t.mode {
-            ImportKind::Precommit => {
-                let h = self.nodes[&src].blocks.get(&t.source_block)?.header.clone();
-                let import = ImportedRoot {
-                    kind: ImportKind::Precommit as u8,
-                    sourceChain: src,
-                    sourceHeight: h.number,
-                    root: h.localRoot,
-                    messageCount: h.messageCount,
-                };
-                if !self.import(dest, import) {
-                    return None;
-                }
-                single(ImportKind::Precommit, h.localRoot, h.messageCount)
-            }
-            ImportKind::Commit => {
-                let header = sealed?;
-                self.sl.batch(src, header.number)?; // committed on the SL
-                let import = ImportedRoot {
-                    kind: ImportKind::Commit as u8,
-                    sourceChain: src,
-                    sourceHeight: header.number,
-                    root: header.chainBatchRoot,
-                    messageCount: header.messageCount,
-                };
-                if !self.import(dest, import) {
-                    return None;
-                }
-                single(
-                    ImportKind::Commit,
-                    header.chainBatchRoot,
-                    header.messageCount,
-                )
-            }
-            ImportKind::Proof => {
-                let n = source_batch?;
-                let header = sealed?;
-                let rec = self.sl.batch(src, n)?;
-                rec.leaf_index?; // executed
-                                 // import the MessageRoot once per size the relayer has seen
-                let size = self.sl.message_tree().len();
-                let (root, outer) = self.sl.batch_leaf_proof(src, n, size)?;
-                let import = ImportedRoot {
-                    kind: ImportKind::Proof as u8,
-                    sourceChain: SETTLEMENT_LAYER_CHAIN_ID,
-                    sourceHeight: self.sl.height(),
-                    root,
-                    messageCount: size,
-                };
-                if !self.import(dest, import) {
-                    return None;
-                }
-                let inner = outbox
-                    .inclusion_proof(t.message.nonce, header.messageCount)
-                    .ok()?;
-                Some(braid_execution::two_level_proof(
-                    root,
-                    n,
-                    header.chainBatchRoot,
-                    inner,
-                    outer,
-                ))
+    /// Refreshes `tracked` from the relayer core (messages forgotten on a revert stay listed).
+    fn refresh_tracked(&mut self) {
+        for r in self.relayer.messages() {
+            let executed = matches!(r.status, MessageStatus::Executed { .. });
+            let view = Tracked {
+                message: r.message.clone(),
+                mode: r.mode,
+                source_block: r.source_block,
+                executed,
+                status: r.status,
+            };
+            match self
+                .tracked
+                .iter_mut()
+                .find(|t| t.message.id() == r.message.id())
+            {
+                Some(t) => *t = view,
+                None => self.tracked.push(view),
             }
         }
     }
@@ -546,20 +541,9 @@ impl Net {
         let pending = self.relayer_pending.entry(dest).or_default();
         pending.retain(|h| node.seq.mempool().contains(h));
         let nonce = node.seq.state().account(&relayer().address()).nonce + pending.len() as u64;
-        let input = IMessenger::executeMessageCall {
-            message: message.clone(),
-            proof,
-        }
-        .abi_encode();
+        let input = execute_message_calldata(message, &proof);
         relayer()
-            .call(
-                dest,
-                nonce,
-                MESSENGER_ADDRESS,
-                U256::ZERO,
-                input.into(),
-                500_000,
-            )
+            .call(dest, nonce, MESSENGER_ADDRESS, U256::ZERO, input, 500_000)
             .unwrap()
     }
 
@@ -577,7 +561,7 @@ impl Net {
             "SL value not conserved"
         );
         for (dest, ids) in &self.executed_ids {
-            for id in ids {
+            for id in ids.keys() {
                 let src = &self.nodes[&id.source_chain];
                 let leaf = src.seq.state().outbox().leaf(id.nonce);
                 assert!(

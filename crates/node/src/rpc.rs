@@ -1,0 +1,294 @@
+//! A devnet chain as a JSON-RPC backend: the standard `eth_` methods read the chain's sequencer
+//! and store; the `braid_` namespace exposes messages, proofs, imports and batch status.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use alloy_primitives::{Address, Bytes, B256, U256};
+use braid_execution::{RecoveredTx, TxReceipt};
+use braid_primitives::{Block, ChainId, ImportKind, MessageId, MessageProof};
+use braid_rpc::{ChainRpcBackend, RpcError};
+use serde_json::{json, Value};
+
+use crate::world::Devnet;
+
+/// One chain of a shared devnet, seen through JSON-RPC.
+#[derive(Clone)]
+pub struct ChainRpc {
+    devnet: Arc<Mutex<Devnet>>,
+    chain: ChainId,
+}
+
+impl ChainRpc {
+    /// The RPC view of `chain`.
+    pub fn new(devnet: Arc<Mutex<Devnet>>, chain: ChainId) -> Self {
+        Self { devnet, chain }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Devnet> {
+        // a poisoned lock means a step panicked; the data is still the last consistent state
+        self.devnet.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn parse_id(v: &Value) -> Result<MessageId, RpcError> {
+    let s = v
+        .as_str()
+        .ok_or_else(|| RpcError::invalid_params("message id must be \"source:nonce\""))?;
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| RpcError::invalid_params("message id must be \"source:nonce\""))?;
+    let source_chain = a
+        .parse()
+        .map_err(|_| RpcError::invalid_params("bad source chain in message id"))?;
+    let nonce = b
+        .parse()
+        .map_err(|_| RpcError::invalid_params("bad nonce in message id"))?;
+    Ok(MessageId {
+        source_chain,
+        nonce,
+    })
+}
+
+fn param(params: &Value, i: usize) -> Option<&Value> {
+    params.as_array().and_then(|a| a.get(i))
+}
+
+/// Builds the proof of a message for `mode` from what the devnet holds, if the mode's root
+/// exists yet (`precommit`: the source block; `commit`: its batch is committed; `proof`: its
+/// batch is executed on the SL).
+pub fn message_proof(
+    devnet: &Devnet,
+    id: MessageId,
+    mode: ImportKind,
+) -> Result<MessageProof, String> {
+    let record = devnet
+        .relayer
+        .message(&id)
+        .ok_or_else(|| format!("unknown message {id}"))?;
+    let source = devnet
+        .chains
+        .get(&id.source_chain)
+        .ok_or("unknown source chain")?;
+    let outbox = source.seq.state().outbox();
+    let block = source
+        .store
+        .block(record.source_block)
+        .map_err(|e| e.to_string())?
+        .ok_or("source block not stored")?;
+    let batch = devnet
+        .relayer
+        .batch_of_block(id.source_chain, record.source_block)
+        .cloned();
+    match mode {
+        ImportKind::Precommit => {
+            let p = outbox
+                .inclusion_proof(id.nonce, block.header.messageCount)
+                .map_err(|e| e.to_string())?;
+            Ok(braid_execution::single_level_proof(
+                mode,
+                block.header.localRoot,
+                p,
+            ))
+        }
+        ImportKind::Commit => {
+            let batch = batch.ok_or("the message's batch is not sealed yet")?;
+            devnet
+                .sl
+                .sl()
+                .batch(id.source_chain, batch.number)
+                .ok_or("the message's batch is not committed yet")?;
+            let p = outbox
+                .inclusion_proof(id.nonce, batch.messageCount)
+                .map_err(|e| e.to_string())?;
+            Ok(braid_execution::single_level_proof(
+                mode,
+                batch.chainBatchRoot,
+                p,
+            ))
+        }
+        ImportKind::Proof => {
+            let batch = batch.ok_or("the message's batch is not sealed yet")?;
+            let size = devnet.sl.sl().message_tree().len();
+            let (root, outer) = devnet
+                .sl
+                .sl()
+                .batch_leaf_proof(id.source_chain, batch.number, size)
+                .ok_or("the message's batch is not executed on the SL yet")?;
+            let inner = outbox
+                .inclusion_proof(id.nonce, batch.messageCount)
+                .map_err(|e| e.to_string())?;
+            Ok(braid_execution::two_level_proof(
+                root,
+                batch.number,
+                batch.chainBatchRoot,
+                inner,
+                outer,
+            ))
+        }
+    }
+}
+
+impl ChainRpcBackend for ChainRpc {
+    fn chain_id(&self) -> u64 {
+        self.chain
+    }
+
+    fn head_number(&self) -> u64 {
+        self.lock()
+            .chains
+            .get(&self.chain)
+            .map_or(0, |n| n.seq.head().number)
+    }
+
+    fn block_by_number(&self, n: u64) -> Option<(Block, Vec<TxReceipt>)> {
+        let d = self.lock();
+        let node = d.chains.get(&self.chain)?;
+        let block = node.store.block(n).ok()??;
+        let receipts = node.store.receipts(n).ok()?.unwrap_or_default();
+        Some((block, receipts))
+    }
+
+    fn block_number_by_hash(&self, hash: B256) -> Option<u64> {
+        self.lock()
+            .chains
+            .get(&self.chain)?
+            .store
+            .block_number(&hash)
+            .ok()?
+    }
+
+    fn tx_location(&self, hash: B256) -> Option<(u64, u32)> {
+        let loc = self
+            .lock()
+            .chains
+            .get(&self.chain)?
+            .store
+            .tx_location(&hash)
+            .ok()??;
+        Some((loc.block, loc.index))
+    }
+
+    fn pending_tx(&self, hash: B256) -> Option<RecoveredTx> {
+        self.lock()
+            .chains
+            .get(&self.chain)?
+            .seq
+            .mempool()
+            .get(&hash)
+            .cloned()
+    }
+
+    fn balance(&self, a: Address) -> U256 {
+        self.lock()
+            .chains
+            .get(&self.chain)
+            .map_or(U256::ZERO, |n| n.seq.state().account(&a).balance)
+    }
+
+    fn nonce(&self, a: Address, pending: bool) -> u64 {
+        let d = self.lock();
+        let Some(node) = d.chains.get(&self.chain) else {
+            return 0;
+        };
+        let account = node.seq.state().account(&a).nonce;
+        if pending {
+            node.seq.mempool().pending_nonce(&a, account)
+        } else {
+            account
+        }
+    }
+
+    fn next_base_fee(&self) -> u128 {
+        self.lock()
+            .chains
+            .get(&self.chain)
+            .map_or(0, |n| n.seq.next_base_fee())
+    }
+
+    fn send_raw_transaction(&self, raw: Bytes) -> Result<B256, String> {
+        self.lock().submit_tx(self.chain, raw)
+    }
+
+    fn estimate_gas(
+        &self,
+        from: Address,
+        to: Option<Address>,
+        value: U256,
+        input: Bytes,
+    ) -> Result<u64, String> {
+        let d = self.lock();
+        let node = d.chains.get(&self.chain).ok_or("unknown chain")?;
+        braid_execution::estimate_gas(node.seq.state(), from, to, value, &input)
+            .map_err(|e| e.to_string())
+    }
+
+    fn call(&self, from: Address, to: Address, value: U256, input: Bytes) -> Result<Bytes, String> {
+        let d = self.lock();
+        let node = d.chains.get(&self.chain).ok_or("unknown chain")?;
+        braid_execution::call_view(node.seq.state(), from, to, value, &input)
+            .map_err(|e| e.to_string())
+    }
+
+    fn extension(&self, method: &str, params: &Value) -> Option<Result<Value, RpcError>> {
+        let d = self.lock();
+        let result = match method {
+            "braid_messages" => {
+                serde_json::to_value(d.messages()).map_err(|e| RpcError::internal(e.to_string()))
+            }
+            "braid_messageStatus" => (|| {
+                let id = parse_id(param(params, 0).unwrap_or(&Value::Null))?;
+                let view = d.messages().into_iter().find(|m| m.id == id.to_string());
+                view.map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
+                    .ok_or_else(|| RpcError::server(format!("unknown message {id}")))
+            })(),
+            "braid_messageProof" => (|| {
+                let id = parse_id(param(params, 0).unwrap_or(&Value::Null))?;
+                let mode = match param(params, 1).and_then(|v| v.as_str()) {
+                    Some("precommit") => ImportKind::Precommit,
+                    Some("commit") => ImportKind::Commit,
+                    Some("proof") => ImportKind::Proof,
+                    _ => {
+                        return Err(RpcError::invalid_params(
+                            "mode must be precommit, commit or proof",
+                        ))
+                    }
+                };
+                let proof = message_proof(&d, id, mode).map_err(RpcError::server)?;
+                let message = d.relayer.message(&id).map(|r| r.message.clone());
+                let calldata = message
+                    .as_ref()
+                    .map(|m| braid_relayer::execute_message_calldata(m, &proof));
+                Ok(json!({
+                    "message": message,
+                    "proof": proof,
+                    "executeCalldata": calldata,
+                }))
+            })(),
+            "braid_importedRoots" => {
+                let imports: Vec<Value> = d
+                    .chains
+                    .get(&self.chain)
+                    .map(|n| {
+                        n.seq
+                            .state()
+                            .imports()
+                            .map(|i| serde_json::to_value(i).unwrap_or(Value::Null))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(Value::Array(imports))
+            }
+            "braid_batchStatus" => (|| {
+                let n = param(params, 0)
+                    .and_then(|v| {
+                        v.as_u64()
+                            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    })
+                    .ok_or_else(|| RpcError::invalid_params("batch number expected"))?;
+                Ok(json!({ "batch": n, "status": d.batch_status(self.chain, n) }))
+            })(),
+            _ => return None,
+        };
+        Some(result)
+    }
+}

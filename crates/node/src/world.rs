@@ -1,0 +1,839 @@
+//! The devnet's world: the settlement layer, every chain, their operators and the relayer, all
+//! real cores, persisted to redb, stepped with the wall clock by the async shell.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use braid_execution::TxSigner;
+use braid_operator::{Operator, OperatorAction, OperatorConfig};
+use braid_primitives::{
+    BatchNumber, Block, BlockNumber, ChainId, ImportKind, MessageId, MESSENGER_ADDRESS,
+};
+use braid_proof::ReExecution;
+use braid_relayer::{
+    execute_message_calldata, MessageStatus, Relayer, RelayerAction, RelayerConfig, RelayerInput,
+};
+use braid_sequencer::{SealedBatch, Sequencer, SequencerConfig, SequencerInput, SequencerOutput};
+use braid_settlement::{ChainGenesis, SlCall, SlConfig, SlEvent, SlTx};
+use braid_sl_store::PersistentSl;
+use braid_store::ChainStore;
+
+use crate::NodeError;
+
+/// Configuration of a devnet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevnetConfig {
+    /// Chain ids, one rollup each.
+    pub chains: Vec<ChainId>,
+    /// Block time of every chain.
+    pub block_time_ms: u64,
+    /// Blocks per batch.
+    pub batch_blocks: u64,
+    /// SL block time.
+    pub sl_block_time_ms: u64,
+    /// Number of funded dev accounts (the same keys on every chain and on the SL).
+    pub dev_accounts: u32,
+    /// Balance of each dev account on each chain and on the SL.
+    pub dev_balance: U256,
+    /// Relay messages automatically.
+    pub autorelay: bool,
+    /// Where the redb files live.
+    pub datadir: PathBuf,
+}
+
+impl DevnetConfig {
+    /// Defaults: chains 901-903, 1 s blocks, 5-block batches, 1 s SL blocks, 10 dev accounts
+    /// with 10 000 ETH each, autorelay on.
+    pub fn new(datadir: impl Into<PathBuf>) -> Self {
+        Self {
+            chains: vec![901, 902, 903],
+            block_time_ms: 1_000,
+            batch_blocks: 5,
+            sl_block_time_ms: 1_000,
+            dev_accounts: 10,
+            dev_balance: U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18u64)),
+            autorelay: true,
+            datadir: datadir.into(),
+        }
+    }
+
+    /// Rejects configurations the devnet cannot run with.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        let bad = |m: &str| Err(NodeError::Config(m.to_string()));
+        if self.chains.is_empty() || self.chains.len() > 64 {
+            return bad("between 1 and 64 chains");
+        }
+        let mut ids = self.chains.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != self.chains.len() || ids.contains(&0) {
+            return bad("chain ids must be distinct and non-zero (0 is the settlement layer)");
+        }
+        if self.block_time_ms < 50 || self.sl_block_time_ms < 50 {
+            return bad("block times must be at least 50 ms");
+        }
+        if self.batch_blocks == 0 || self.dev_accounts == 0 || self.dev_accounts > 1000 {
+            return bad("batch_blocks must be positive and dev_accounts in 1..=1000");
+        }
+        Ok(())
+    }
+}
+
+/// The security council's key on the devnet.
+pub fn council_key() -> B256 {
+    keccak256(b"braid devnet security council")
+}
+
+/// The operator key of a devnet chain.
+pub fn operator_key(chain: ChainId) -> B256 {
+    keccak256(format!("braid devnet operator {chain}").as_bytes())
+}
+
+/// The relayer's key on the devnet (funded on every chain).
+pub fn relayer_signer() -> TxSigner {
+    TxSigner::dev(1_000_000)
+}
+
+fn address_of(secret: &B256) -> Result<Address, NodeError> {
+    Ok(TxSigner::from_secret(*secret)
+        .map_err(|e| NodeError::Config(e.to_string()))?
+        .address())
+}
+
+/// One line of the devnet's live log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LogLine {
+    /// Wall-clock time.
+    pub at_ms: u64,
+    /// What happened.
+    pub text: String,
+}
+
+/// A message as the status page and the `braid_` RPCs show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MessageView {
+    /// `source:nonce`.
+    pub id: String,
+    /// Source chain.
+    pub source: ChainId,
+    /// Destination chain.
+    pub dest: ChainId,
+    /// Mode asked for.
+    pub mode: &'static str,
+    /// Value carried, in wei (decimal).
+    pub value: String,
+    /// Relayer status.
+    pub status: String,
+    /// When the source block with it was produced.
+    pub sent_at_ms: Option<u64>,
+    /// When the destination block executing it was produced.
+    pub executed_at_ms: Option<u64>,
+    /// Latency from send to execution.
+    pub latency_ms: Option<u64>,
+}
+
+/// A chain of the devnet.
+pub struct ChainNode {
+    /// The sequencer core.
+    pub seq: Sequencer,
+    /// Its storage.
+    pub store: ChainStore,
+    /// Its operator core.
+    pub operator: Operator,
+    /// The operator's key.
+    operator_key: B256,
+    /// Execution txs the relayer has pending in this chain's pool.
+    relayer_txs: HashMap<B256, MessageId>,
+}
+
+/// The whole devnet.
+pub struct Devnet {
+    config: DevnetConfig,
+    /// The settlement layer with its log.
+    pub sl: PersistentSl,
+    /// Every chain.
+    pub chains: BTreeMap<ChainId, ChainNode>,
+    /// The relayer core.
+    pub relayer: Relayer,
+    relayer_key: TxSigner,
+    sent_at: HashMap<MessageId, u64>,
+    executed_at: HashMap<MessageId, u64>,
+    log: VecDeque<LogLine>,
+    counters: Counters,
+}
+
+/// Counters for the metrics endpoint.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Counters {
+    /// Blocks produced, all chains.
+    pub blocks: u64,
+    /// Transactions included, all chains.
+    pub transactions: u64,
+    /// Batches sealed, all chains.
+    pub batches_sealed: u64,
+    /// Batches executed on the SL.
+    pub batches_executed: u64,
+    /// Batches reverted on the SL.
+    pub batches_reverted: u64,
+    /// Messages sent.
+    pub messages_sent: u64,
+    /// Messages executed, per mode.
+    pub messages_executed: BTreeMap<&'static str, u64>,
+    /// Sum of send-to-execution latencies, per mode.
+    pub latency_ms_sum: BTreeMap<&'static str, u64>,
+    /// Relayer errors.
+    pub relayer_errors: u64,
+}
+
+const LOG_LINES: usize = 500;
+
+impl Devnet {
+    /// Opens the devnet in `config.datadir`: creates it on first use, otherwise resumes every
+    /// chain from its store and the SL from its log, and rebuilds the relayer and operators.
+    pub fn open(config: DevnetConfig) -> Result<Self, NodeError> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.datadir)
+            .map_err(|e| NodeError::Io(format!("{}: {e}", config.datadir.display())))?;
+        let alloc = Self::alloc(&config);
+        let mut chains = BTreeMap::new();
+        let mut genesis_headers = BTreeMap::new();
+        let mut stored_blocks: BTreeMap<ChainId, Vec<(Block, Vec<braid_execution::TxReceipt>)>> =
+            BTreeMap::new();
+        let mut stored_batches: BTreeMap<ChainId, Vec<SealedBatch>> = BTreeMap::new();
+        for &id in &config.chains {
+            let store = ChainStore::open(chain_path(&config.datadir, id), id)?;
+            let seq_config = Self::sequencer_config(&config, id);
+            let seq = match store.load()? {
+                Some(l) => Sequencer::restore(
+                    seq_config,
+                    l.state,
+                    l.head.header,
+                    l.open_batch,
+                    l.last_batch,
+                )?,
+                None => {
+                    let (seq, g) = Sequencer::genesis(seq_config, &alloc)?;
+                    store.persist_block(&g.block, &g.receipts, &g.changes, None)?;
+                    seq
+                }
+            };
+            let genesis = store
+                .block(0)?
+                .ok_or_else(|| NodeError::Io("genesis block missing".into()))?;
+            genesis_headers.insert(id, genesis.header.clone());
+            let head = seq.head().number;
+            let mut blocks = Vec::new();
+            for n in 1..=head {
+                let block = store
+                    .block(n)?
+                    .ok_or_else(|| NodeError::Io(format!("block {n} missing")))?;
+                let receipts = store.receipts(n)?.unwrap_or_default();
+                blocks.push((block, receipts));
+            }
+            let mut batches = Vec::new();
+            for n in 1..=seq.last_batch() {
+                if let Some(header) = store.batch(n)? {
+                    let blocks_of = blocks
+                        .iter()
+                        .filter(|(b, _)| {
+                            b.header.number >= header.firstBlock
+                                && b.header.number <= header.lastBlock
+                        })
+                        .map(|(b, _)| b.clone())
+                        .collect();
+                    batches.push(SealedBatch {
+                        header,
+                        blocks: blocks_of,
+                    });
+                }
+            }
+            stored_blocks.insert(id, blocks);
+            stored_batches.insert(id, batches);
+            let operator_key = operator_key(id);
+            chains.insert(
+                id,
+                ChainNode {
+                    seq,
+                    store,
+                    operator: Operator::new(OperatorConfig::new(id)),
+                    operator_key,
+                    relayer_txs: HashMap::new(),
+                },
+            );
+        }
+        let (sl, replayed) = PersistentSl::open_with_events(
+            config.datadir.join("sl.redb"),
+            Self::sl_config(&config)?,
+            Box::new(ReExecution::new()),
+        )?;
+        let mut devnet = Self {
+            relayer: Relayer::new(RelayerConfig::new(config.chains.clone())),
+            relayer_key: relayer_signer(),
+            config,
+            sl,
+            chains,
+            sent_at: HashMap::new(),
+            executed_at: HashMap::new(),
+            log: VecDeque::new(),
+            counters: Counters::default(),
+        };
+        if replayed.is_empty() {
+            let council = council_key();
+            for (i, (id, header)) in genesis_headers.iter().enumerate() {
+                let call = SlCall::RegisterChain(ChainGenesis {
+                    chain_id: *id,
+                    operator: address_of(&operator_key(*id))?,
+                    alloc: alloc.clone(),
+                    genesis_header: header.clone(),
+                });
+                devnet.submit_sl(&council, i as u64, call)?;
+            }
+        }
+        // rebuild the relayer's and the operators' view: blocks, batches, then the SL's history
+        let mut replay_actions = Vec::new();
+        for (id, blocks) in stored_blocks {
+            for (block, receipts) in blocks {
+                devnet.note_block(&block, &receipts);
+                replay_actions.extend(
+                    devnet
+                        .relayer
+                        .handle(RelayerInput::SourceBlock { block, receipts }),
+                );
+            }
+            for batch in stored_batches.remove(&id).unwrap_or_default() {
+                replay_actions.extend(devnet.relayer.handle(RelayerInput::BatchSealed {
+                    header: batch.header.clone(),
+                }));
+                if let Some(node) = devnet.chains.get_mut(&id) {
+                    node.operator.batch_sealed(batch)?;
+                }
+            }
+        }
+        for e in &replayed {
+            replay_actions.extend(devnet.relayer.observe_sl(e));
+            for node in devnet.chains.values_mut() {
+                for action in node.operator.observe_sl(e) {
+                    // reverts already happened before the restart; finality can be re-applied
+                    if let OperatorAction::Finalized { through } = action {
+                        node.seq.finalize_through(through);
+                    }
+                }
+            }
+        }
+        // the pools were lost with the process: retry what the relayer had handed out
+        let stale: Vec<MessageId> = devnet
+            .relayer
+            .messages()
+            .filter(|r| r.status == MessageStatus::Submitted)
+            .map(|r| r.message.id())
+            .collect();
+        for id in stale {
+            replay_actions.extend(devnet.relayer.handle(RelayerInput::ExecuteDropped { id }));
+        }
+        let pending: Vec<RelayerAction> = replay_actions
+            .into_iter()
+            .filter(|a| match a {
+                RelayerAction::Execute { message, .. } => !matches!(
+                    devnet.relayer.status(&message.id()),
+                    Some(MessageStatus::Executed { .. })
+                ),
+                RelayerAction::Import { dest, root } => devnet.chains.get(dest).is_some_and(|n| {
+                    braid_execution::ImportKey::of(root)
+                        .map(|k| n.seq.state().imported(&k).is_none())
+                        .unwrap_or(false)
+                }),
+                RelayerAction::Error(_) => false,
+            })
+            .collect();
+        devnet.apply_relayer_actions(pending, 0);
+        let heads: Vec<String> = devnet
+            .chains
+            .iter()
+            .map(|(id, n)| format!("{id}@{}", n.seq.head().number))
+            .collect();
+        devnet.push_log(
+            0,
+            format!(
+                "devnet ready: chains {}, SL height {}",
+                heads.join(" "),
+                devnet.sl.sl().height()
+            ),
+        );
+        Ok(devnet)
+    }
+
+    fn alloc(config: &DevnetConfig) -> Vec<(Address, U256)> {
+        let mut alloc: Vec<(Address, U256)> = (0..config.dev_accounts)
+            .map(|i| (TxSigner::dev(i).address(), config.dev_balance))
+            .collect();
+        alloc.push((relayer_signer().address(), config.dev_balance));
+        alloc
+    }
+
+    fn sequencer_config(config: &DevnetConfig, id: ChainId) -> SequencerConfig {
+        let mut c = SequencerConfig::new(id);
+        c.block_time_ms = config.block_time_ms;
+        c.batch_blocks = config.batch_blocks;
+        c.fee_recipient = Address::repeat_byte(0xfe);
+        c
+    }
+
+    fn sl_config(config: &DevnetConfig) -> Result<SlConfig, NodeError> {
+        let mut c = SlConfig::new(address_of(&council_key())?);
+        c.sl_block_time_ms = config.sl_block_time_ms;
+        c.genesis_balances = (0..config.dev_accounts)
+            .map(|i| (TxSigner::dev(i).address(), config.dev_balance))
+            .collect();
+        Ok(c)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DevnetConfig {
+        &self.config
+    }
+
+    /// The most recent log lines (oldest first).
+    pub fn log(&self) -> impl Iterator<Item = &LogLine> + '_ {
+        self.log.iter()
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn push_log(&mut self, at_ms: u64, text: String) {
+        tracing::info!(target: "braid::devnet", "{text}");
+        if self.log.len() >= LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log.push_back(LogLine { at_ms, text });
+    }
+
+    fn submit_sl(&mut self, key: &B256, nonce: u64, call: SlCall) -> Result<(), NodeError> {
+        let tx = SlTx::sign(key, nonce, call).map_err(|e| NodeError::Config(e.to_string()))?;
+        for e in self.sl.submit(tx) {
+            if let SlEvent::TxRejected { call, error, .. } = e {
+                tracing::warn!(target: "braid::devnet", "SL refused {call}: {error}");
+            }
+        }
+        Ok(())
+    }
+
+    fn note_block(&mut self, block: &Block, receipts: &[braid_execution::TxReceipt]) {
+        for r in receipts {
+            if let Some(id) = r.message_sent {
+                self.sent_at.entry(id).or_insert(block.header.timestampMs);
+                self.counters.messages_sent += 1;
+            }
+            if let Some(id) = r.message_executed {
+                self.executed_at.insert(id, block.header.timestampMs);
+            }
+        }
+    }
+
+    /// Submits a raw transaction to a chain's pool.
+    pub fn submit_tx(&mut self, chain: ChainId, raw: Bytes) -> Result<B256, String> {
+        let node = self
+            .chains
+            .get_mut(&chain)
+            .ok_or_else(|| format!("unknown chain {chain}"))?;
+        match node.seq.handle(SequencerInput::SubmitTx { raw }).pop() {
+            Some(SequencerOutput::TxAccepted { hash, .. }) => Ok(hash),
+            Some(SequencerOutput::TxRejected { error, .. }) => Err(error.to_string()),
+            other => Err(format!("unexpected sequencer answer {other:?}")),
+        }
+    }
+
+    /// Advances every role to `now_ms`: chains produce due blocks (persisted before anything
+    /// else sees them), operators submit, the SL produces its block (logged before its events
+    /// are acted on), and the relayer imports roots and executes messages.
+    pub fn step(&mut self, now_ms: u64) -> Result<(), NodeError> {
+        let ids: Vec<ChainId> = self.chains.keys().copied().collect();
+        let mut relayer_actions = Vec::new();
+        for id in &ids {
+            let outs = match self.chains.get_mut(id) {
+                Some(node) => node.seq.handle(SequencerInput::Tick { now_ms }),
+                None => continue,
+            };
+            let batch = outs.iter().find_map(|o| match o {
+                SequencerOutput::BatchSealed(b) => Some(b.header.clone()),
+                _ => None,
+            });
+            for out in outs {
+                match out {
+                    SequencerOutput::BlockSealed(b) => {
+                        if let Some(node) = self.chains.get(id) {
+                            node.store.persist_block(
+                                &b.block,
+                                &b.receipts,
+                                &b.changes,
+                                batch.as_ref(),
+                            )?;
+                        }
+                        self.counters.blocks += 1;
+                        self.counters.transactions += b.block.transactions.len() as u64;
+                        let (block, receipts) = (b.block, b.receipts);
+                        self.note_block(&block, &receipts);
+                        for r in &receipts {
+                            if let Some(mid) = r.message_executed {
+                                self.log_execution(
+                                    *id,
+                                    mid,
+                                    block.header.number,
+                                    block.header.timestampMs,
+                                );
+                            }
+                        }
+                        let n = block.header.number;
+                        let txs = block.transactions.len();
+                        if txs > 0 || !block.imports.is_empty() || !block.deposits.is_empty() {
+                            self.push_log(
+                                now_ms,
+                                format!(
+                                    "chain {id} block {n}: {txs} txs, {} imports, {} deposits",
+                                    block.imports.len(),
+                                    block.deposits.len()
+                                ),
+                            );
+                        }
+                        relayer_actions.extend(
+                            self.relayer
+                                .handle(RelayerInput::SourceBlock { block, receipts }),
+                        );
+                    }
+                    SequencerOutput::BatchSealed(batch) => {
+                        self.counters.batches_sealed += 1;
+                        relayer_actions.extend(self.relayer.handle(RelayerInput::BatchSealed {
+                            header: batch.header.clone(),
+                        }));
+                        if let Some(node) = self.chains.get_mut(id) {
+                            node.operator.batch_sealed(*batch)?;
+                        }
+                    }
+                    SequencerOutput::TxDropped { hash, error } => {
+                        let mid = self
+                            .chains
+                            .get_mut(id)
+                            .and_then(|n| n.relayer_txs.remove(&hash));
+                        if let Some(mid) = mid {
+                            tracing::debug!(target: "braid::devnet", "relay tx for {mid} dropped: {error}");
+                            relayer_actions.extend(
+                                self.relayer
+                                    .handle(RelayerInput::ExecuteDropped { id: mid }),
+                            );
+                        } else {
+                            self.push_log(now_ms, format!("chain {id} dropped tx {hash}: {error}"));
+                        }
+                    }
+                    SequencerOutput::ImportRejected { import, .. } => {
+                        relayer_actions.extend(self.relayer.handle(RelayerInput::ImportDropped {
+                            dest: *id,
+                            root: import,
+                        }));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // operators
+        for id in &ids {
+            let Some(node) = self.chains.get_mut(id) else {
+                continue;
+            };
+            let calls = node.operator.tick(self.sl.sl(), &self.relayer);
+            let key = node.operator_key;
+            let first = self.sl.sl().nonce(&address_of(&key)?);
+            for (nonce, call) in (first..).zip(calls) {
+                self.submit_sl(&key, nonce, call)?;
+            }
+        }
+        // settlement layer
+        let events = self.sl.tick(now_ms)?;
+        for e in &events {
+            self.sl_event(now_ms, e)?;
+            relayer_actions.extend(self.relayer.observe_sl(e));
+        }
+        self.apply_relayer_actions(relayer_actions, now_ms);
+        Ok(())
+    }
+
+    fn log_execution(&mut self, dest: ChainId, id: MessageId, block: BlockNumber, at_ms: u64) {
+        let mode = self
+            .relayer
+            .message(&id)
+            .map_or("unknown", |r| r.mode.name());
+        let latency = self.sent_at.get(&id).map(|s| at_ms.saturating_sub(*s));
+        *self.counters.messages_executed.entry(mode).or_default() += 1;
+        if let Some(l) = latency {
+            *self.counters.latency_ms_sum.entry(mode).or_default() += l;
+        }
+        let latency = latency.map_or("?".into(), |l| format!("{:.1} s", l as f64 / 1000.0));
+        self.push_log(at_ms, format!("message {id} executed on chain {dest} block {block} in {mode} mode after {latency}"));
+    }
+
+    fn sl_event(&mut self, now_ms: u64, e: &SlEvent) -> Result<(), NodeError> {
+        match e {
+            SlEvent::DepositQueued(d) => {
+                if let Some(node) = self.chains.get_mut(&d.chainId) {
+                    node.seq.handle(SequencerInput::Deposit(d.clone()));
+                }
+                self.push_log(
+                    now_ms,
+                    format!(
+                        "deposit {} of {} wei queued for chain {}",
+                        d.index, d.amount, d.chainId
+                    ),
+                );
+            }
+            SlEvent::BatchCommitted { chain, batch, by } => {
+                self.push_log(
+                    now_ms,
+                    format!("SL: chain {chain} batch {batch} committed ({by:?})"),
+                );
+            }
+            SlEvent::BatchExecuted {
+                chain,
+                batch,
+                message_root,
+                ..
+            } => {
+                self.counters.batches_executed += 1;
+                self.push_log(
+                    now_ms,
+                    format!("SL: chain {chain} batch {batch} executed, MessageRoot {message_root}"),
+                );
+            }
+            SlEvent::BatchCheckFailed {
+                chain,
+                batch,
+                reason,
+            } => {
+                self.push_log(
+                    now_ms,
+                    format!("SL: chain {chain} batch {batch} check failed: {reason}"),
+                );
+            }
+            SlEvent::BatchesReverted {
+                chain, from, to, ..
+            } => {
+                self.counters.batches_reverted += to - from + 1;
+                self.push_log(
+                    now_ms,
+                    format!("SL: chain {chain} batches {from}..={to} reverted"),
+                );
+            }
+            SlEvent::TxRejected { call, error, .. } => {
+                tracing::warn!(target: "braid::devnet", "SL refused {call}: {error}");
+            }
+            _ => {}
+        }
+        let ids: Vec<ChainId> = self.chains.keys().copied().collect();
+        for id in ids {
+            let actions = match self.chains.get_mut(&id) {
+                Some(node) => node.operator.observe_sl(e),
+                None => continue,
+            };
+            for action in actions {
+                self.operator_action(id, action, now_ms)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn operator_action(
+        &mut self,
+        id: ChainId,
+        action: OperatorAction,
+        now_ms: u64,
+    ) -> Result<(), NodeError> {
+        let Some(node) = self.chains.get_mut(&id) else {
+            return Ok(());
+        };
+        match action {
+            OperatorAction::RevertSequencer {
+                last_valid_batch,
+                invalid_imports,
+                cause,
+            } => {
+                let outcome = node
+                    .seq
+                    .revert_to(last_valid_batch, |i| invalid_imports.contains(i))?;
+                node.store.revert_to_block(outcome.head.number)?;
+                self.push_log(
+                    now_ms,
+                    format!(
+                        "chain {id} re-sequencing from block {} after revert ({cause:?}); {} txs back in the pool",
+                        outcome.head.number + 1,
+                        outcome.txs_repooled
+                    ),
+                );
+            }
+            OperatorAction::Finalized { through } => {
+                node.seq.finalize_through(through);
+                if let Some(h) = node.store.batch(through)? {
+                    node.store.finalize_through_block(h.lastBlock)?;
+                }
+            }
+            OperatorAction::CheckFailed { batch, reason } => {
+                tracing::warn!(target: "braid::devnet", "chain {id} batch {batch} failed a settlement check: {reason}");
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_relayer_actions(&mut self, actions: Vec<RelayerAction>, now_ms: u64) {
+        let mut queue: VecDeque<RelayerAction> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                RelayerAction::Import { dest, root } => {
+                    if !self.config.autorelay {
+                        continue;
+                    }
+                    let Some(node) = self.chains.get_mut(&dest) else {
+                        continue;
+                    };
+                    for out in node.seq.handle(SequencerInput::Import(root)) {
+                        if let SequencerOutput::ImportRejected { import, .. } = out {
+                            queue.extend(
+                                self.relayer
+                                    .handle(RelayerInput::ImportDropped { dest, root: import }),
+                            );
+                        }
+                    }
+                }
+                RelayerAction::Execute {
+                    dest,
+                    message,
+                    proof,
+                } => {
+                    if !self.config.autorelay {
+                        continue;
+                    }
+                    let id = message.id();
+                    match self.relay_tx(dest, &message, &proof) {
+                        Ok(hash) => {
+                            if let Some(node) = self.chains.get_mut(&dest) {
+                                node.relayer_txs.insert(hash, id);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!(target: "braid::devnet", "relay of {id} refused: {e}");
+                            queue.extend(self.relayer.handle(RelayerInput::ExecuteDropped { id }));
+                        }
+                    }
+                }
+                RelayerAction::Error(e) => {
+                    self.counters.relayer_errors += 1;
+                    self.push_log(now_ms, format!("relayer: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Signs and submits `executeMessage(message, proof)` on `dest` with the relayer's key.
+    pub fn relay_tx(
+        &mut self,
+        dest: ChainId,
+        message: &braid_primitives::Message,
+        proof: &braid_primitives::MessageProof,
+    ) -> Result<B256, String> {
+        let node = self
+            .chains
+            .get(&dest)
+            .ok_or_else(|| format!("unknown chain {dest}"))?;
+        let from = self.relayer_key.address();
+        let account = node.seq.state().account(&from).nonce;
+        let nonce = node.seq.mempool().pending_nonce(&from, account);
+        let input = execute_message_calldata(message, proof);
+        let raw = self
+            .relayer_key
+            .call(dest, nonce, MESSENGER_ADDRESS, U256::ZERO, input, 1_000_000)
+            .map_err(|e| e.to_string())?;
+        self.submit_tx(dest, raw)
+    }
+
+    /// Every message the relayer knows, newest first.
+    pub fn messages(&self) -> Vec<MessageView> {
+        let mut out: Vec<MessageView> = self
+            .relayer
+            .messages()
+            .map(|r| {
+                let id = r.message.id();
+                let sent = self.sent_at.get(&id).copied();
+                let executed = self.executed_at.get(&id).copied();
+                MessageView {
+                    id: id.to_string(),
+                    source: r.message.sourceChain,
+                    dest: r.message.destChain,
+                    mode: r.mode.name(),
+                    value: r.message.value.to_string(),
+                    status: match r.status {
+                        MessageStatus::Sent { .. } => "sent".into(),
+                        MessageStatus::Imported => "root imported".into(),
+                        MessageStatus::Submitted => "submitted".into(),
+                        MessageStatus::Executed { dest_block } => {
+                            format!("executed in block {dest_block}")
+                        }
+                    },
+                    sent_at_ms: sent,
+                    executed_at_ms: executed,
+                    latency_ms: sent.zip(executed).map(|(s, e)| e.saturating_sub(s)),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.sent_at_ms.cmp(&a.sent_at_ms).then(b.id.cmp(&a.id)));
+        out
+    }
+
+    /// Settlement status of a chain's batch: `committed`, `proven`, `executed`, or `None`.
+    pub fn batch_status(&self, chain: ChainId, batch: BatchNumber) -> Option<&'static str> {
+        self.sl.sl().batch(chain, batch).map(|b| match b.status {
+            braid_settlement::BatchStatus::Committed => "committed",
+            braid_settlement::BatchStatus::Proven => "proven",
+            braid_settlement::BatchStatus::Executed => "executed",
+        })
+    }
+
+    /// Sends one demo message from `source` to `dest` in `mode` from dev account `from`.
+    pub fn demo_message(
+        &mut self,
+        from: u32,
+        source: ChainId,
+        dest: ChainId,
+        mode: ImportKind,
+        value: U256,
+    ) -> Result<B256, String> {
+        use alloy_sol_types::SolCall;
+        let signer = TxSigner::dev(from);
+        let node = self
+            .chains
+            .get(&source)
+            .ok_or_else(|| format!("unknown chain {source}"))?;
+        let account = node.seq.state().account(&signer.address()).nonce;
+        let nonce = node.seq.mempool().pending_nonce(&signer.address(), account);
+        let input = braid_primitives::IMessenger::sendMessageWithModeCall {
+            destChain: U256::from(dest),
+            recipient: signer.address(),
+            payload: Bytes::from(format!("braid demo {}", mode.name()).into_bytes()),
+            mode: mode as u8,
+        }
+        .abi_encode();
+        let raw = signer
+            .call(
+                source,
+                nonce,
+                MESSENGER_ADDRESS,
+                value,
+                input.into(),
+                300_000,
+            )
+            .map_err(|e| e.to_string())?;
+        self.submit_tx(source, raw)
+    }
+}
+
+fn chain_path(dir: &Path, id: ChainId) -> PathBuf {
+    dir.join(format!("chain-{id}.redb"))
+}

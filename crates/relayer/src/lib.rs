@@ -1,0 +1,1061 @@
+//! Braid's relayer core: a sans-IO state machine that watches chains and the settlement layer and
+//! executes every cross-chain message in the mode it asked for.
+//!
+//! The shell feeds the relayer what it observes ([`RelayerInput`]): every block of every watched
+//! chain with its receipts, every batch the chains' sequencers seal, and the settlement layer's
+//! events ([`Relayer::observe_sl`]). The relayer answers with [`RelayerAction`]s: roots to import
+//! into a destination chain and messages to execute there (with their proofs). Signing and
+//! submitting is the shell's job ([`execute_message_calldata`] builds the calldata).
+//!
+//! # What it mirrors, and checks
+//! - Each source chain's message tree, rebuilt from the `MessageSent` logs of its blocks (leaves
+//!   appended in nonce order). After every block the mirrored root must equal the header's
+//!   `localRoot` and its size the header's `messageCount`; a block that disagrees (a source lying
+//!   about its LocalRoot, or receipts that do not match the header) is rejected with
+//!   [`RelayerError::LocalRootMismatch`] and changes nothing.
+//! - Sealed batch headers: a header's `chainBatchRoot` must be the mirrored root at its
+//!   `messageCount` and the `localRoot` of its last block.
+//! - The settlement layer's global MessageRoot tree, rebuilt from `BatchExecuted` events with
+//!   leaves [`message_root_leaf`]; every event's root and every SL block's root must match.
+//!
+//! # Per mode
+//! - `precommit`: imports the LocalRoot of the message's source block as soon as the block is seen;
+//! - `commit`: imports the ChainBatchRoot of the message's batch once it is committed on the SL;
+//! - `proof`: imports the SL MessageRoot (of the SL block in which the batch executed, or any
+//!   already-imported later one) once the message's batch executed.
+//!
+//! Each distinct root is imported into a destination at most once; once a destination block
+//! shows the import, the relayer emits [`RelayerAction::Execute`] — once per message, again only
+//! after the shell reports the transaction dropped ([`RelayerInput::ExecuteDropped`]), never after
+//! the message is seen executed.
+//!
+//! # Reverts
+//! On `BatchesReverted` of a chain the relayer forgets the chain's blocks from `first_block` on:
+//! as a source (its mirrored tree is truncated, messages sent in those blocks are forgotten —
+//! the re-sequenced chain sends them again) and as a destination (imports and executions seen in
+//! those blocks are forgotten; the re-sequenced chain re-includes them).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use alloy_primitives::{Bytes, B256};
+use alloy_sol_types::{SolCall, SolEvent};
+use braid_execution::{single_level_proof, two_level_proof, ImportKey, TxReceipt};
+use braid_merkle::{ExtensionProof, MerkleError, MessageTree};
+use braid_primitives::{
+    message_root_leaf, BatchHeader, BatchNumber, Block, BlockHash, BlockNumber, ChainId,
+    IMessenger, ImportKind, ImportedRoot, Message, MessageId, MessageProof, MESSENGER_ADDRESS,
+    SETTLEMENT_LAYER_CHAIN_ID,
+};
+use braid_settlement::SlEvent;
+
+/// Errors the relayer reports: inputs it rejects (they change no state) and inconsistencies it
+/// detects in what the chains and the settlement layer claim.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RelayerError {
+    /// A block or batch of a chain the relayer does not watch.
+    #[error("chain {0} is not watched by this relayer")]
+    UnknownChain(ChainId),
+    /// A block that does not follow the last block seen of its chain.
+    #[error("chain {chain}: expected block {expected}, got block {got}")]
+    BlockOutOfOrder {
+        /// The chain.
+        chain: ChainId,
+        /// The number the next block must have.
+        expected: BlockNumber,
+        /// The number it had.
+        got: BlockNumber,
+    },
+    /// A block whose parent hash is not the hash of the previous block seen.
+    #[error("chain {chain}: block {block} does not extend the block before it")]
+    ParentMismatch {
+        /// The chain.
+        chain: ChainId,
+        /// The block.
+        block: BlockNumber,
+    },
+    /// A `MessageSent` log that does not fit the mirrored tree (wrong nonce, leaf or mode).
+    #[error("chain {chain}: bad MessageSent log in block {block}: {reason}")]
+    BadMessageLog {
+        /// The chain.
+        chain: ChainId,
+        /// The block.
+        block: BlockNumber,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The block header's LocalRoot (or message count) differs from the mirrored message tree.
+    #[error(
+        "chain {chain}: block {block} claims LocalRoot {claimed} over {claimed_count} messages, \
+         its messages give {mirrored} over {mirrored_count}"
+    )]
+    LocalRootMismatch {
+        /// The chain.
+        chain: ChainId,
+        /// The block.
+        block: BlockNumber,
+        /// The header's `localRoot`.
+        claimed: B256,
+        /// The header's `messageCount`.
+        claimed_count: u64,
+        /// The mirrored root after the block's messages.
+        mirrored: B256,
+        /// The mirrored size after the block's messages.
+        mirrored_count: u64,
+    },
+    /// A sealed batch header that does not match the blocks and messages seen.
+    #[error("chain {chain}: batch {batch} header is inconsistent: {reason}")]
+    BadBatchHeader {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An executed batch whose header the relayer never saw: its MessageRoot leaf is unknown
+    /// and the mirror of the global tree stops.
+    #[error("no header for executed batch {batch} of chain {chain}; MessageRoot mirror stopped")]
+    MissingBatchHeader {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+    },
+    /// The mirrored global MessageRoot disagrees with the settlement layer; the mirror stops.
+    #[error(
+        "MessageRoot mirror diverged at size {size}: SL says {sl_root}, mirror has {mirrored}"
+    )]
+    MessageRootMismatch {
+        /// Size of the global tree at the disagreement.
+        size: u64,
+        /// The root the SL reported.
+        sl_root: B256,
+        /// The mirrored root.
+        mirrored: B256,
+    },
+    /// A Merkle operation failed (an internal inconsistency).
+    #[error("merkle: {0}")]
+    Merkle(String),
+    /// A message's execution was dropped too often; the relayer stops retrying it.
+    #[error("message {id}: execution dropped {attempts} times, giving up")]
+    AttemptsExhausted {
+        /// The message.
+        id: MessageId,
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+impl From<MerkleError> for RelayerError {
+    fn from(e: MerkleError) -> Self {
+        RelayerError::Merkle(e.to_string())
+    }
+}
+
+/// Relayer parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayerConfig {
+    /// Chains the relayer watches (as sources and destinations).
+    pub chains: Vec<ChainId>,
+    /// Most executions submitted per message (the first plus retries after drops).
+    pub max_execute_attempts: u32,
+}
+
+impl RelayerConfig {
+    /// Watches `chains`, with up to 16 execution attempts per message.
+    pub fn new(chains: Vec<ChainId>) -> Self {
+        Self {
+            chains,
+            max_execute_attempts: 16,
+        }
+    }
+}
+
+/// A fact from the settlement layer the relayer needs (see [`SlFact::from_event`]).
+// Short-lived values handed from the shell to the core; boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlFact {
+    /// A batch was committed.
+    BatchCommitted {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+    },
+    /// A batch executed and its leaf was appended to the global tree.
+    BatchExecuted {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// Index of its leaf in the global tree.
+        leaf_index: u64,
+        /// The MessageRoot after appending it.
+        message_root: B256,
+        /// The batch header as committed, if the shell has it; otherwise the header from
+        /// [`RelayerInput::BatchSealed`] is used.
+        header: Option<BatchHeader>,
+    },
+    /// Batches `from..` of a chain were reverted; its blocks from `first_block` on are void.
+    BatchesReverted {
+        /// The chain.
+        chain: ChainId,
+        /// First reverted batch.
+        from: BatchNumber,
+        /// First void block.
+        first_block: BlockNumber,
+    },
+    /// An SL block was produced.
+    SlBlock {
+        /// SL height.
+        height: u64,
+        /// The MessageRoot after it.
+        message_root: B256,
+        /// Size of the global tree.
+        message_root_size: u64,
+    },
+}
+
+impl SlFact {
+    /// The fact an SL event carries for the relayer, if any.
+    pub fn from_event(ev: &SlEvent) -> Option<Self> {
+        Some(match ev {
+            SlEvent::BatchCommitted { chain, batch, .. } => SlFact::BatchCommitted {
+                chain: *chain,
+                batch: *batch,
+            },
+            SlEvent::BatchExecuted {
+                chain,
+                batch,
+                leaf_index,
+                message_root,
+            } => SlFact::BatchExecuted {
+                chain: *chain,
+                batch: *batch,
+                leaf_index: *leaf_index,
+                message_root: *message_root,
+                header: None,
+            },
+            SlEvent::BatchesReverted {
+                chain,
+                from,
+                first_block,
+                ..
+            } => SlFact::BatchesReverted {
+                chain: *chain,
+                from: *from,
+                first_block: *first_block,
+            },
+            SlEvent::SlBlock {
+                height,
+                message_root,
+                message_root_size,
+                ..
+            } => SlFact::SlBlock {
+                height: *height,
+                message_root: *message_root,
+                message_root_size: *message_root_size,
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// What the shell observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayerInput {
+    /// A block of a watched chain, with the receipts of its transactions. Blocks of a chain
+    /// arrive in order, starting with a block whose messages are the chain's first (genesis).
+    SourceBlock {
+        /// The block.
+        block: Block,
+        /// Its receipts, in transaction order.
+        receipts: Vec<TxReceipt>,
+    },
+    /// A batch sealed by a watched chain's sequencer (after its last block was fed).
+    BatchSealed {
+        /// The batch header.
+        header: BatchHeader,
+    },
+    /// A settlement-layer fact.
+    Sl(SlFact),
+    /// The execution transaction the shell submitted for `id` was refused or dropped.
+    ExecuteDropped {
+        /// The message.
+        id: MessageId,
+    },
+    /// The destination refused to queue an import the relayer asked for; it is asked again on
+    /// a later input.
+    ImportDropped {
+        /// The destination.
+        dest: ChainId,
+        /// The refused import.
+        root: ImportedRoot,
+    },
+}
+
+/// What the relayer wants done.
+// Short-lived values handed from the core to the shell; boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayerAction {
+    /// Queue `root` as an import (system transaction) on `dest`.
+    Import {
+        /// The destination chain.
+        dest: ChainId,
+        /// The root to import.
+        root: ImportedRoot,
+    },
+    /// Submit `executeMessage(message, proof)` on `dest` ([`execute_message_calldata`]).
+    Execute {
+        /// The destination chain.
+        dest: ChainId,
+        /// The message.
+        message: Message,
+        /// Its proof against a root `dest` imported.
+        proof: MessageProof,
+    },
+    /// An input was rejected or an inconsistency detected.
+    Error(RelayerError),
+}
+
+/// Where a message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageStatus {
+    /// Sent in source block `at_block`; its root is not in the destination yet.
+    Sent {
+        /// The source block.
+        at_block: BlockNumber,
+    },
+    /// The root it needs is in the destination; no execution is in flight.
+    Imported,
+    /// An execution transaction was handed to the shell.
+    Submitted,
+    /// Executed in destination block `dest_block`.
+    Executed {
+        /// The destination block.
+        dest_block: BlockNumber,
+    },
+}
+
+/// A message the relayer carries, for status pages and RPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    /// The message.
+    pub message: Message,
+    /// The mode it asked for.
+    pub mode: ImportKind,
+    /// The source block that sent it.
+    pub source_block: BlockNumber,
+    /// Where it is.
+    pub status: MessageStatus,
+    /// Execution transactions handed to the shell so far.
+    pub attempts: u32,
+}
+
+/// ABI calldata of `IMessenger.executeMessage(message, proof)`.
+pub fn execute_message_calldata(message: &Message, proof: &MessageProof) -> Bytes {
+    IMessenger::executeMessageCall {
+        message: message.clone(),
+        proof: proof.clone(),
+    }
+    .abi_encode()
+    .into()
+}
+
+/// What the relayer keeps of a block.
+#[derive(Debug, Clone)]
+struct BlockInfo {
+    hash: BlockHash,
+    local_root: B256,
+    message_count: u64,
+}
+
+/// A watched chain, as source and as destination.
+#[derive(Debug, Clone, Default)]
+struct ChainView {
+    tree: MessageTree,
+    blocks: BTreeMap<BlockNumber, BlockInfo>,
+    headers: BTreeMap<BatchNumber, BatchHeader>,
+    committed: BTreeSet<BatchNumber>,
+    /// Executed batches and their leaf index in the global tree.
+    executed: BTreeMap<BatchNumber, u64>,
+    /// Roots asked to be imported into this chain.
+    requested: BTreeMap<ImportKey, ImportedRoot>,
+    /// Roots seen imported by this chain's blocks, with the block.
+    landed: BTreeMap<ImportKey, (BlockNumber, ImportedRoot)>,
+    /// Messages seen executed on this chain, with the block.
+    executions: BTreeMap<MessageId, BlockNumber>,
+}
+
+impl ChainView {
+    fn batch_of_block(&self, block: BlockNumber) -> Option<&BatchHeader> {
+        self.headers
+            .values()
+            .find(|h| h.firstBlock <= block && block <= h.lastBlock)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    record: MessageRecord,
+    /// The import the message is executed against, once chosen.
+    target: Option<ImportedRoot>,
+    /// The attempts ran out (reported once).
+    gave_up: bool,
+}
+
+/// The relayer state machine.
+#[derive(Debug, Clone)]
+pub struct Relayer {
+    config: RelayerConfig,
+    chains: BTreeMap<ChainId, ChainView>,
+    messages: BTreeMap<MessageId, Entry>,
+    /// Messages not executed yet.
+    pending: BTreeSet<MessageId>,
+    global: MessageTree,
+    /// `false` once the global mirror diverged or missed a leaf.
+    global_ok: bool,
+    /// The last SL block whose MessageRoot matched the mirror: (height, root, size).
+    sl_block: Option<(u64, B256, u64)>,
+}
+
+fn key_of(root: &ImportedRoot) -> Option<ImportKey> {
+    ImportKey::of(root).ok()
+}
+
+impl Relayer {
+    /// A relayer watching `config.chains`, knowing nothing yet.
+    pub fn new(config: RelayerConfig) -> Self {
+        let chains = config
+            .chains
+            .iter()
+            .map(|c| (*c, ChainView::default()))
+            .collect();
+        Self {
+            config,
+            chains,
+            messages: BTreeMap::new(),
+            pending: BTreeSet::new(),
+            global: MessageTree::new(),
+            global_ok: true,
+            sl_block: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RelayerConfig {
+        &self.config
+    }
+
+    /// Handles one input; a rejected input is reported as [`RelayerAction::Error`].
+    pub fn handle(&mut self, input: RelayerInput) -> Vec<RelayerAction> {
+        match self.try_handle(input) {
+            Ok(actions) => actions,
+            Err(e) => vec![RelayerAction::Error(e)],
+        }
+    }
+
+    /// Handles one SL event (those the relayer does not need are ignored).
+    pub fn observe_sl(&mut self, ev: &SlEvent) -> Vec<RelayerAction> {
+        match SlFact::from_event(ev) {
+            Some(fact) => self.handle(RelayerInput::Sl(fact)),
+            None => vec![],
+        }
+    }
+
+    /// Handles one input; a rejected input returns its error and changes nothing. Detected
+    /// inconsistencies that do not reject the input (e.g. a diverged MessageRoot) are returned
+    /// as [`RelayerAction::Error`] among the actions.
+    pub fn try_handle(&mut self, input: RelayerInput) -> Result<Vec<RelayerAction>, RelayerError> {
+        let mut out = vec![];
+        match input {
+            RelayerInput::SourceBlock { block, receipts } => {
+                self.source_block(block, &receipts)?;
+            }
+            RelayerInput::BatchSealed { header } => self.batch_sealed(header)?,
+            RelayerInput::Sl(fact) => self.sl_fact(fact, &mut out),
+            RelayerInput::ExecuteDropped { id } => {
+                if let Some(e) = self.messages.get_mut(&id) {
+                    if e.record.status == MessageStatus::Submitted {
+                        e.record.status = MessageStatus::Imported;
+                    }
+                }
+            }
+            RelayerInput::ImportDropped { dest, root } => {
+                // asked again on the next input (not now: the refusal may be immediate again)
+                if let (Some(c), Some(k)) = (self.chains.get_mut(&dest), key_of(&root)) {
+                    c.requested.remove(&k);
+                }
+                return Ok(out);
+            }
+        }
+        self.progress(&mut out);
+        Ok(out)
+    }
+
+    fn source_block(&mut self, block: Block, receipts: &[TxReceipt]) -> Result<(), RelayerError> {
+        let h = &block.header;
+        let chain_id = h.chainId;
+        let chain = self
+            .chains
+            .get_mut(&chain_id)
+            .ok_or(RelayerError::UnknownChain(chain_id))?;
+        if let Some((last, info)) = chain.blocks.last_key_value() {
+            if h.number != last + 1 {
+                return Err(RelayerError::BlockOutOfOrder {
+                    chain: chain_id,
+                    expected: last + 1,
+                    got: h.number,
+                });
+            }
+            if h.parentHash != info.hash {
+                return Err(RelayerError::ParentMismatch {
+                    chain: chain_id,
+                    block: h.number,
+                });
+            }
+        }
+        // decode the block's messages
+        let bad = |reason: String| RelayerError::BadMessageLog {
+            chain: chain_id,
+            block: h.number,
+            reason,
+        };
+        let mut sent = vec![];
+        for r in receipts {
+            for log in r.logs.iter().filter(|l| l.address == MESSENGER_ADDRESS) {
+                let Ok(ev) = IMessenger::MessageSent::decode_log_data(&log.data) else {
+                    continue;
+                };
+                let message = Message {
+                    sourceChain: chain_id,
+                    nonce: ev.nonce,
+                    sender: r.from,
+                    destChain: ev.destChain,
+                    recipient: ev.recipient,
+                    value: ev.value,
+                    mode: ev.mode,
+                    payload: ev.payload.clone(),
+                };
+                let expected = chain.tree.len() + sent.len() as u64;
+                if ev.nonce != expected {
+                    return Err(bad(format!("nonce {} where {expected} is next", ev.nonce)));
+                }
+                if message.leaf_hash() != ev.leaf {
+                    return Err(bad(format!("leaf of message {} does not match", ev.nonce)));
+                }
+                let mode = ImportKind::try_from(ev.mode).map_err(|e| bad(e.to_string()))?;
+                sent.push((message, mode));
+            }
+        }
+        // mirror, check, and undo on mismatch
+        let before = chain.tree.len();
+        let mut appended = Ok(());
+        for (m, _) in &sent {
+            if let Err(e) = chain.tree.append(m.leaf_hash()) {
+                appended = Err(e);
+                break;
+            }
+        }
+        let mirrored = chain.tree.root();
+        let mirrored_count = chain.tree.len();
+        if appended.is_err() || mirrored != h.localRoot || mirrored_count != h.messageCount {
+            chain.tree.truncate(before)?;
+            appended?;
+            return Err(RelayerError::LocalRootMismatch {
+                chain: chain_id,
+                block: h.number,
+                claimed: h.localRoot,
+                claimed_count: h.messageCount,
+                mirrored,
+                mirrored_count,
+            });
+        }
+        // accepted: record the block as source and as destination
+        chain.blocks.insert(
+            h.number,
+            BlockInfo {
+                hash: h.hash(),
+                local_root: h.localRoot,
+                message_count: h.messageCount,
+            },
+        );
+        for import in &block.imports {
+            if let Some(k) = key_of(import) {
+                chain.landed.insert(k, (h.number, import.clone()));
+            }
+        }
+        let mut executed = vec![];
+        for r in receipts {
+            if let Some(id) = r.message_executed {
+                chain.executions.insert(id, h.number);
+                executed.push(id);
+            }
+        }
+        for id in executed {
+            if let Some(e) = self.messages.get_mut(&id) {
+                if e.record.message.destChain == chain_id {
+                    e.record.status = MessageStatus::Executed {
+                        dest_block: h.number,
+                    };
+                    self.pending.remove(&id);
+                }
+            }
+        }
+        for (message, mode) in sent {
+            let id = message.id();
+            self.pending.insert(id);
+            self.messages.insert(
+                id,
+                Entry {
+                    record: MessageRecord {
+                        message,
+                        mode,
+                        source_block: h.number,
+                        status: MessageStatus::Sent { at_block: h.number },
+                        attempts: 0,
+                    },
+                    target: None,
+                    gave_up: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn batch_sealed(&mut self, header: BatchHeader) -> Result<(), RelayerError> {
+        let chain_id = header.chainId;
+        let chain = self
+            .chains
+            .get_mut(&chain_id)
+            .ok_or(RelayerError::UnknownChain(chain_id))?;
+        let bad = |reason: String| RelayerError::BadBatchHeader {
+            chain: chain_id,
+            batch: header.number,
+            reason,
+        };
+        if header.firstBlock > header.lastBlock {
+            return Err(bad("first block after last block".into()));
+        }
+        let last = chain
+            .blocks
+            .get(&header.lastBlock)
+            .ok_or_else(|| bad(format!("last block {} not seen", header.lastBlock)))?;
+        if last.hash != header.lastBlockHash {
+            return Err(bad("last block hash differs from the block seen".into()));
+        }
+        if last.local_root != header.chainBatchRoot || last.message_count != header.messageCount {
+            return Err(bad(
+                "chainBatchRoot/messageCount differ from the last block's LocalRoot".into(),
+            ));
+        }
+        if chain.tree.root_at(header.messageCount)? != header.chainBatchRoot {
+            return Err(bad("chainBatchRoot is not the mirrored root".into()));
+        }
+        chain.headers.insert(header.number, header);
+        Ok(())
+    }
+
+    fn sl_fact(&mut self, fact: SlFact, out: &mut Vec<RelayerAction>) {
+        match fact {
+            SlFact::BatchCommitted { chain, batch } => {
+                if let Some(c) = self.chains.get_mut(&chain) {
+                    c.committed.insert(batch);
+                }
+            }
+            SlFact::BatchExecuted {
+                chain,
+                batch,
+                leaf_index,
+                message_root,
+                header,
+            } => {
+                if let Some(c) = self.chains.get_mut(&chain) {
+                    c.executed.insert(batch, leaf_index);
+                }
+                if !self.global_ok {
+                    return;
+                }
+                let header = header.or_else(|| {
+                    self.chains
+                        .get(&chain)
+                        .and_then(|c| c.headers.get(&batch).cloned())
+                });
+                let Some(header) = header else {
+                    self.global_ok = false;
+                    out.push(RelayerAction::Error(RelayerError::MissingBatchHeader {
+                        chain,
+                        batch,
+                    }));
+                    return;
+                };
+                let leaf =
+                    message_root_leaf(chain, batch, header.chainBatchRoot, header.messageCount);
+                let size = self.global.len();
+                let appended = leaf_index == size && self.global.append(leaf).is_ok();
+                let mirrored = self.global.root();
+                if !appended || mirrored != message_root {
+                    let _ = self.global.truncate(size);
+                    self.global_ok = false;
+                    out.push(RelayerAction::Error(RelayerError::MessageRootMismatch {
+                        size: leaf_index + 1,
+                        sl_root: message_root,
+                        mirrored,
+                    }));
+                }
+            }
+            SlFact::BatchesReverted {
+                chain,
+                from,
+                first_block,
+            } => self.reverted(chain, from, first_block),
+            SlFact::SlBlock {
+                height,
+                message_root,
+                message_root_size,
+            } => {
+                if !self.global_ok {
+                    return;
+                }
+                let mirrored = self.global.root();
+                if self.global.len() != message_root_size || mirrored != message_root {
+                    self.global_ok = false;
+                    out.push(RelayerAction::Error(RelayerError::MessageRootMismatch {
+                        size: message_root_size,
+                        sl_root: message_root,
+                        mirrored,
+                    }));
+                    return;
+                }
+                self.sl_block = Some((height, message_root, message_root_size));
+            }
+        }
+    }
+
+    fn reverted(&mut self, chain_id: ChainId, from: BatchNumber, first_block: BlockNumber) {
+        // imports of void roots of this source are no longer wanted anywhere
+        let void = |i: &ImportedRoot| {
+            i.sourceChain == chain_id
+                && match i.import_kind() {
+                    Ok(ImportKind::Precommit) => i.sourceHeight >= first_block,
+                    Ok(ImportKind::Commit) => i.sourceHeight >= from,
+                    _ => false,
+                }
+        };
+        for c in self.chains.values_mut() {
+            c.requested.retain(|_, i| !void(i));
+        }
+        for e in self.messages.values_mut() {
+            if e.target.as_ref().is_some_and(void) {
+                e.target = None;
+            }
+        }
+        let Some(chain) = self.chains.get_mut(&chain_id) else {
+            return;
+        };
+        // as a source
+        let count = chain
+            .blocks
+            .range(..first_block)
+            .next_back()
+            .map_or(0, |(_, b)| b.message_count);
+        let count = count.min(chain.tree.len());
+        let _ = chain.tree.truncate(count);
+        chain.blocks.split_off(&first_block);
+        chain.headers.split_off(&from);
+        chain.committed.split_off(&from);
+        let gone: Vec<MessageId> = self
+            .messages
+            .range(
+                MessageId {
+                    source_chain: chain_id,
+                    nonce: count,
+                }..=MessageId {
+                    source_chain: chain_id,
+                    nonce: u64::MAX,
+                },
+            )
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.messages.remove(&id);
+            self.pending.remove(&id);
+        }
+        // as a destination
+        chain.landed.retain(|_, (b, _)| *b < first_block);
+        let undone: Vec<MessageId> = chain
+            .executions
+            .iter()
+            .filter(|(_, b)| **b >= first_block)
+            .map(|(id, _)| *id)
+            .collect();
+        chain.executions.retain(|_, b| *b < first_block);
+        for id in undone {
+            if let Some(e) = self.messages.get_mut(&id) {
+                if e.record.message.destChain == chain_id {
+                    // the re-sequenced chain re-includes the transaction
+                    e.record.status = MessageStatus::Submitted;
+                    self.pending.insert(id);
+                }
+            }
+        }
+    }
+
+    /// The import `id` should be executed against, if it can be chosen now.
+    fn choose_target(&self, id: &MessageId) -> Option<ImportedRoot> {
+        let e = self.messages.get(id)?;
+        let m = &e.record.message;
+        let src = self.chains.get(&m.sourceChain)?;
+        let dest = self.chains.get(&m.destChain)?;
+        match e.record.mode {
+            ImportKind::Precommit => {
+                let b = src.blocks.get(&e.record.source_block)?;
+                Some(ImportedRoot {
+                    kind: ImportKind::Precommit as u8,
+                    sourceChain: m.sourceChain,
+                    sourceHeight: e.record.source_block,
+                    root: b.local_root,
+                    messageCount: b.message_count,
+                })
+            }
+            ImportKind::Commit => {
+                let h = src.batch_of_block(e.record.source_block)?;
+                if !src.committed.contains(&h.number) {
+                    return None;
+                }
+                Some(ImportedRoot {
+                    kind: ImportKind::Commit as u8,
+                    sourceChain: m.sourceChain,
+                    sourceHeight: h.number,
+                    root: h.chainBatchRoot,
+                    messageCount: h.messageCount,
+                })
+            }
+            ImportKind::Proof => {
+                if !self.global_ok {
+                    return None;
+                }
+                let h = src.batch_of_block(e.record.source_block)?;
+                let leaf = *src.executed.get(&h.number)?;
+                let (height, root, size) = self.sl_block?;
+                if size <= leaf {
+                    return None;
+                }
+                // reuse a MessageRoot already imported (or asked for) that holds the leaf
+                let covers = |i: &ImportedRoot| {
+                    i.kind == ImportKind::Proof as u8
+                        && i.messageCount > leaf
+                        && i.messageCount <= self.global.len()
+                        && self.global.root_at(i.messageCount).ok() == Some(i.root)
+                };
+                if let Some((_, i)) = dest.landed.values().find(|(_, i)| covers(i)) {
+                    return Some(i.clone());
+                }
+                if let Some(i) = dest.requested.values().find(|i| covers(i)) {
+                    return Some(i.clone());
+                }
+                Some(ImportedRoot {
+                    kind: ImportKind::Proof as u8,
+                    sourceChain: SETTLEMENT_LAYER_CHAIN_ID,
+                    sourceHeight: height,
+                    root,
+                    messageCount: size,
+                })
+            }
+        }
+    }
+
+    fn build_proof(&self, id: &MessageId, target: &ImportedRoot) -> Option<MessageProof> {
+        let e = self.messages.get(id)?;
+        let m = &e.record.message;
+        let src = self.chains.get(&m.sourceChain)?;
+        match e.record.mode {
+            ImportKind::Precommit | ImportKind::Commit => {
+                if src.tree.root_at(target.messageCount).ok()? != target.root {
+                    return None;
+                }
+                let p = src
+                    .tree
+                    .inclusion_proof(m.nonce, target.messageCount)
+                    .ok()?;
+                Some(single_level_proof(e.record.mode, target.root, p))
+            }
+            ImportKind::Proof => {
+                let h = src.batch_of_block(e.record.source_block)?;
+                let leaf = *src.executed.get(&h.number)?;
+                let inner = src.tree.inclusion_proof(m.nonce, h.messageCount).ok()?;
+                let outer = self
+                    .global
+                    .inclusion_proof(leaf, target.messageCount)
+                    .ok()?;
+                Some(two_level_proof(
+                    target.root,
+                    h.number,
+                    h.chainBatchRoot,
+                    inner,
+                    outer,
+                ))
+            }
+        }
+    }
+
+    /// Moves every pending message as far as the knowledge allows.
+    fn progress(&mut self, out: &mut Vec<RelayerAction>) {
+        let ids: Vec<MessageId> = self.pending.iter().copied().collect();
+        for id in ids {
+            let Some(e) = self.messages.get(&id) else {
+                self.pending.remove(&id);
+                continue;
+            };
+            let dest_id = e.record.message.destChain;
+            let Some(dest) = self.chains.get(&dest_id) else {
+                continue; // not watched: nothing to do
+            };
+            if let Some(b) = dest.executions.get(&id) {
+                let b = *b;
+                if let Some(e) = self.messages.get_mut(&id) {
+                    e.record.status = MessageStatus::Executed { dest_block: b };
+                }
+                self.pending.remove(&id);
+                continue;
+            }
+            if matches!(
+                e.record.status,
+                MessageStatus::Submitted | MessageStatus::Executed { .. }
+            ) {
+                continue;
+            }
+            let target = match &e.target {
+                Some(t) => t.clone(),
+                None => match self.choose_target(&id) {
+                    Some(t) => t,
+                    None => continue,
+                },
+            };
+            let Some(key) = key_of(&target) else {
+                continue;
+            };
+            let landed = dest.landed.contains_key(&key);
+            let attempts = e.record.attempts;
+            if !landed && !dest.requested.contains_key(&key) {
+                out.push(RelayerAction::Import {
+                    dest: dest_id,
+                    root: target.clone(),
+                });
+            }
+            let proof = if landed && attempts < self.config.max_execute_attempts {
+                self.build_proof(&id, &target)
+            } else {
+                None
+            };
+            if let Some(dest) = self.chains.get_mut(&dest_id) {
+                if !landed {
+                    dest.requested.insert(key, target.clone());
+                }
+            }
+            let Some(e) = self.messages.get_mut(&id) else {
+                continue;
+            };
+            e.target = Some(target);
+            if landed {
+                e.record.status = MessageStatus::Imported;
+                if let Some(proof) = proof {
+                    e.record.status = MessageStatus::Submitted;
+                    e.record.attempts += 1;
+                    out.push(RelayerAction::Execute {
+                        dest: dest_id,
+                        message: e.record.message.clone(),
+                        proof,
+                    });
+                } else if attempts >= self.config.max_execute_attempts && !e.gave_up {
+                    e.gave_up = true;
+                    out.push(RelayerAction::Error(RelayerError::AttemptsExhausted {
+                        id,
+                        attempts,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Where message `id` is, if the relayer carries it.
+    pub fn status(&self, id: &MessageId) -> Option<MessageStatus> {
+        self.messages.get(id).map(|e| e.record.status)
+    }
+
+    /// One message the relayer carries.
+    pub fn message(&self, id: &MessageId) -> Option<&MessageRecord> {
+        self.messages.get(id).map(|e| &e.record)
+    }
+
+    /// Every message the relayer carries, by id.
+    pub fn messages(&self) -> impl Iterator<Item = &MessageRecord> + '_ {
+        self.messages.values().map(|e| &e.record)
+    }
+
+    /// Messages not executed yet, by id.
+    pub fn pending_messages(&self) -> impl Iterator<Item = &MessageRecord> + '_ {
+        self.pending
+            .iter()
+            .filter_map(|id| self.messages.get(id).map(|e| &e.record))
+    }
+
+    /// The mirrored message tree of a watched chain.
+    pub fn source_tree(&self, chain: ChainId) -> Option<&MessageTree> {
+        self.chains.get(&chain).map(|c| &c.tree)
+    }
+
+    /// The mirrored global MessageRoot tree (stops growing if it diverged, see
+    /// [`Relayer::message_root_in_sync`]).
+    pub fn message_root_tree(&self) -> &MessageTree {
+        &self.global
+    }
+
+    /// Whether the global MessageRoot mirror still matches the settlement layer.
+    pub fn message_root_in_sync(&self) -> bool {
+        self.global_ok
+    }
+
+    /// The sealed batch of `chain` holding `block`, if seen.
+    pub fn batch_of_block(&self, chain: ChainId, block: BlockNumber) -> Option<&BatchHeader> {
+        self.chains.get(&chain)?.batch_of_block(block)
+    }
+
+    /// The last block seen of `chain`.
+    pub fn last_block(&self, chain: ChainId) -> Option<BlockNumber> {
+        self.chains
+            .get(&chain)?
+            .blocks
+            .last_key_value()
+            .map(|(n, _)| *n)
+    }
+
+    /// Proof that `import` (a root of `source`'s message tree, `import.messageCount` leaves) is
+    /// a prefix of the mirrored tree of `target_count` leaves. `None` if the mirror does not hold
+    /// `target_count` leaves or `import.root` is not the mirrored root at its size.
+    pub fn extension_proof(
+        &self,
+        source: ChainId,
+        import: &ImportedRoot,
+        target_count: u64,
+    ) -> Option<ExtensionProof> {
+        let tree = &self.chains.get(&source)?.tree;
+        if tree.root_at(import.messageCount).ok()? != import.root {
+            return None;
+        }
+        tree.extension_proof(import.messageCount, target_count).ok()
+    }
+
+    /// The extension proof the SL needs for a `precommit` import: from the imported LocalRoot
+    /// to the ChainBatchRoot of the source batch holding the imported block, once that batch
+    /// is sealed.
+    pub fn precommit_extension(&self, import: &ImportedRoot) -> Option<ExtensionProof> {
+        let h = self.batch_of_block(import.sourceChain, import.sourceHeight)?;
+        self.extension_proof(import.sourceChain, import, h.messageCount)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,489 @@
+//! Hand-driven scenarios: two real sequencers, a real SL where needed, and the relayer between.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use super::*;
+use alloy_primitives::{Address, U256};
+use braid_execution::{verify_message_proof, TxSigner};
+use braid_proof::ReExecution;
+use braid_sequencer::SequencerOutput;
+use braid_sequencer::{SealedBatch, SealedBlock, Sequencer, SequencerConfig, SequencerInput};
+use braid_settlement::{ChainGenesis, SettlementLayer, SlCall, SlConfig, SlInput, SlTx};
+
+const A: ChainId = 901;
+const B: ChainId = 902;
+const ETH: u128 = 1_000_000_000_000_000_000;
+
+fn alice() -> TxSigner {
+    TxSigner::dev(0)
+}
+
+fn relayer_key() -> TxSigner {
+    TxSigner::dev(7)
+}
+
+fn alloc() -> Vec<(Address, U256)> {
+    vec![
+        (alice().address(), U256::from(100 * ETH)),
+        (relayer_key().address(), U256::from(10 * ETH)),
+    ]
+}
+
+struct Chain {
+    seq: Sequencer,
+    now: u64,
+}
+
+impl Chain {
+    fn new(id: ChainId) -> (Self, SealedBlock) {
+        let mut c = SequencerConfig::new(id);
+        c.batch_blocks = 2;
+        let (seq, genesis) = Sequencer::genesis(c, &alloc()).unwrap();
+        (Self { seq, now: 0 }, genesis)
+    }
+
+    fn send(&mut self, dest: ChainId, mode: ImportKind) {
+        let nonce =
+            self.seq.state().account(&alice().address()).nonce + self.seq.mempool().len() as u64;
+        let input = IMessenger::sendMessageWithModeCall {
+            destChain: U256::from(dest),
+            recipient: Address::repeat_byte(0xb0),
+            payload: Bytes::from_static(b"hi"),
+            mode: mode as u8,
+        }
+        .abi_encode();
+        let raw = alice()
+            .call(
+                self.seq.config().chain_id,
+                nonce,
+                MESSENGER_ADDRESS,
+                U256::from(ETH),
+                input.into(),
+                200_000,
+            )
+            .unwrap();
+        self.submit(raw);
+    }
+
+    fn submit(&mut self, raw: Bytes) {
+        let out = self.seq.handle(SequencerInput::SubmitTx { raw });
+        assert!(
+            matches!(&out[..], [SequencerOutput::TxAccepted { .. }]),
+            "{out:?}"
+        );
+    }
+
+    fn execute(&mut self, message: &Message, proof: &MessageProof) {
+        let nonce = self.seq.state().account(&relayer_key().address()).nonce
+            + self.seq.mempool().len() as u64;
+        let raw = relayer_key()
+            .call(
+                self.seq.config().chain_id,
+                nonce,
+                MESSENGER_ADDRESS,
+                U256::ZERO,
+                execute_message_calldata(message, proof),
+                500_000,
+            )
+            .unwrap();
+        self.submit(raw);
+    }
+
+    /// Produces one block; returns it and the batch it sealed, if any.
+    fn tick(&mut self) -> (SealedBlock, Option<SealedBatch>) {
+        self.now += 1_000;
+        let mut block = None;
+        let mut batch = None;
+        for o in self.seq.handle(SequencerInput::Tick { now_ms: self.now }) {
+            match o {
+                SequencerOutput::BlockSealed(b) => block = Some(*b),
+                SequencerOutput::BatchSealed(b) => batch = Some(*b),
+                _ => {}
+            }
+        }
+        (block.unwrap(), batch)
+    }
+}
+
+fn feed_block(r: &mut Relayer, b: &SealedBlock) -> Vec<RelayerAction> {
+    r.handle(RelayerInput::SourceBlock {
+        block: b.block.clone(),
+        receipts: b.receipts.clone(),
+    })
+}
+
+fn setup() -> (Chain, Chain, Relayer) {
+    let (a, ga) = Chain::new(A);
+    let (b, gb) = Chain::new(B);
+    let mut r = Relayer::new(RelayerConfig::new(vec![A, B]));
+    assert!(feed_block(&mut r, &ga).is_empty());
+    assert!(feed_block(&mut r, &gb).is_empty());
+    (a, b, r)
+}
+
+fn imports(actions: &[RelayerAction]) -> Vec<ImportedRoot> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            RelayerAction::Import { root, .. } => Some(root.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn executes(actions: &[RelayerAction]) -> Vec<(Message, MessageProof)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            RelayerAction::Execute { message, proof, .. } => Some((message.clone(), proof.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn id(source_chain: ChainId, nonce: u64) -> MessageId {
+    MessageId {
+        source_chain,
+        nonce,
+    }
+}
+
+#[test]
+fn a_source_lying_about_its_local_root_is_rejected_and_changes_nothing() {
+    let (mut a, _b, mut r) = setup();
+    a.send(B, ImportKind::Precommit);
+    let (block, _) = a.tick();
+
+    let mut lying = block.clone();
+    lying.block.header.localRoot = B256::repeat_byte(0x11);
+    let out = feed_block(&mut r, &lying);
+    assert!(
+        matches!(
+            &out[..],
+            [RelayerAction::Error(RelayerError::LocalRootMismatch {
+                chain: A,
+                block: 1,
+                ..
+            })]
+        ),
+        "{out:?}"
+    );
+    // receipts that hide the message do not match the header either
+    let mut hidden = block.clone();
+    hidden.receipts.iter_mut().for_each(|r| r.logs.clear());
+    let out = feed_block(&mut r, &hidden);
+    assert!(
+        matches!(
+            &out[..],
+            [RelayerAction::Error(RelayerError::LocalRootMismatch {
+                mirrored_count: 0,
+                claimed_count: 1,
+                ..
+            })]
+        ),
+        "{out:?}"
+    );
+    assert_eq!(r.status(&id(A, 0)), None);
+    assert_eq!(r.source_tree(A).unwrap().len(), 0);
+    assert_eq!(r.last_block(A), Some(0));
+
+    // the honest block is then accepted: the rejected ones left no trace
+    let out = feed_block(&mut r, &block);
+    assert_eq!(imports(&out).len(), 1, "{out:?}");
+    assert_eq!(
+        r.status(&id(A, 0)),
+        Some(MessageStatus::Sent { at_block: 1 })
+    );
+    assert_eq!(
+        r.source_tree(A).unwrap().root(),
+        block.block.header.localRoot
+    );
+    // a replayed block no longer fits
+    assert!(matches!(
+        &feed_block(&mut r, &block)[..],
+        [RelayerAction::Error(RelayerError::BlockOutOfOrder {
+            expected: 2,
+            got: 1,
+            ..
+        })]
+    ));
+}
+
+#[test]
+fn each_root_is_imported_into_a_destination_at_most_once() {
+    let (mut a, _b, mut r) = setup();
+    a.send(B, ImportKind::Precommit);
+    a.send(B, ImportKind::Precommit);
+    a.send(B, ImportKind::Commit);
+    let (b1, _) = a.tick();
+    a.send(B, ImportKind::Commit);
+    let (b2, batch) = a.tick();
+    let batch = batch.unwrap();
+
+    let mut all = vec![];
+    all.extend(feed_block(&mut r, &b1));
+    all.extend(feed_block(&mut r, &b2));
+    all.extend(r.handle(RelayerInput::BatchSealed {
+        header: batch.header.clone(),
+    }));
+    let committed = SlFact::BatchCommitted { chain: A, batch: 1 };
+    all.extend(r.handle(RelayerInput::Sl(committed.clone())));
+    all.extend(r.handle(RelayerInput::Sl(committed)));
+    let roots = imports(&all);
+    // precommit: one LocalRoot per block that sent precommit messages; commit: one batch root
+    assert_eq!(
+        roots,
+        vec![
+            ImportedRoot {
+                kind: ImportKind::Precommit as u8,
+                sourceChain: A,
+                sourceHeight: 1,
+                root: b1.block.header.localRoot,
+                messageCount: 3,
+            },
+            ImportedRoot {
+                kind: ImportKind::Commit as u8,
+                sourceChain: A,
+                sourceHeight: 1,
+                root: batch.header.chainBatchRoot,
+                messageCount: 4,
+            },
+        ]
+    );
+    assert_eq!(r.messages().count(), 4);
+}
+
+#[test]
+fn execution_is_retried_only_after_the_shell_reports_it_dropped() {
+    let (mut a, mut b, mut r) = setup();
+    a.send(B, ImportKind::Precommit);
+    let (a1, _) = a.tick();
+    let out = feed_block(&mut r, &a1);
+    let [root] = &imports(&out)[..] else {
+        panic!("{out:?}")
+    };
+    b.seq.handle(SequencerInput::Import(root.clone()));
+    let (b1, _) = b.tick();
+    assert_eq!(b1.block.imports, vec![root.clone()]);
+    let out = feed_block(&mut r, &b1);
+    let [(message, proof)] = &executes(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(message.id(), id(A, 0));
+    assert_eq!(r.status(&id(A, 0)), Some(MessageStatus::Submitted));
+    verify_message_proof(b.seq.state(), message, proof).unwrap();
+
+    // nothing new happens until the shell reports the transaction dropped
+    let (b2, _) = b.tick();
+    assert!(executes(&feed_block(&mut r, &b2)).is_empty());
+    let (a2, _) = a.tick();
+    assert!(executes(&feed_block(&mut r, &a2)).is_empty());
+    let out = r.handle(RelayerInput::ExecuteDropped { id: id(A, 0) });
+    let [(again, proof2)] = &executes(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!((again, proof2), (message, proof));
+    assert_eq!(r.message(&id(A, 0)).unwrap().attempts, 2);
+
+    // executed: a late drop report changes nothing
+    b.execute(message, proof);
+    let (b3, _) = b.tick();
+    assert_eq!(b3.receipts[0].message_executed, Some(id(A, 0)));
+    assert!(feed_block(&mut r, &b3).is_empty());
+    assert_eq!(
+        r.status(&id(A, 0)),
+        Some(MessageStatus::Executed { dest_block: 3 })
+    );
+    assert!(r
+        .handle(RelayerInput::ExecuteDropped { id: id(A, 0) })
+        .is_empty());
+    assert_eq!(r.pending_messages().count(), 0);
+}
+
+fn secret(tag: &str) -> B256 {
+    alloy_primitives::keccak256(tag.as_bytes())
+}
+
+fn addr(secret: &B256) -> Address {
+    TxSigner::from_secret(*secret).unwrap().address()
+}
+
+/// An SL with A and B registered, and the events of its first block.
+fn sl_with(genesis: &[(ChainId, &SealedBlock)]) -> (SettlementLayer, Vec<SlEvent>) {
+    let council = secret("council");
+    let mut config = SlConfig::new(addr(&council));
+    config.sl_block_time_ms = 1_000;
+    let mut sl = SettlementLayer::new(config, Box::new(ReExecution::new())).unwrap();
+    for (i, (id, g)) in genesis.iter().enumerate() {
+        let call = SlCall::RegisterChain(ChainGenesis {
+            chain_id: *id,
+            operator: addr(&secret("operator")),
+            alloc: alloc(),
+            genesis_header: g.block.header.clone(),
+        });
+        let tx = SlTx::sign(&council, i as u64, call).unwrap();
+        assert!(sl.handle(SlInput::Submit(Box::new(tx))).is_empty());
+    }
+    let events = sl.handle(SlInput::Tick { now_ms: 0 });
+    (sl, events)
+}
+
+/// Submits `call` as the operator and produces an SL block; returns its events.
+fn sl_step(sl: &mut SettlementLayer, now: u64, call: SlCall) -> Vec<SlEvent> {
+    let key = secret("operator");
+    let tx = SlTx::sign(&key, sl.nonce(&addr(&key)), call).unwrap();
+    assert!(sl.handle(SlInput::Submit(Box::new(tx))).is_empty());
+    sl.handle(SlInput::Tick { now_ms: now })
+}
+
+#[test]
+fn proof_mode_proofs_verify_against_the_imported_message_root() {
+    let (mut a, ga) = Chain::new(A);
+    let (mut b, gb) = Chain::new(B);
+    let (mut sl, events) = sl_with(&[(A, &ga), (B, &gb)]);
+    let mut r = Relayer::new(RelayerConfig::new(vec![A, B]));
+    feed_block(&mut r, &ga);
+    feed_block(&mut r, &gb);
+    for e in &events {
+        assert!(r.observe_sl(e).is_empty());
+    }
+    a.send(B, ImportKind::Proof);
+    let (a1, _) = a.tick();
+    let (a2, batch) = a.tick();
+    let batch = batch.unwrap();
+    let mut out = feed_block(&mut r, &a1);
+    out.extend(feed_block(&mut r, &a2));
+    out.extend(r.handle(RelayerInput::BatchSealed {
+        header: batch.header.clone(),
+    }));
+    let calls = [
+        SlCall::CommitBatch {
+            header: batch.header.clone(),
+            imports: vec![],
+            blocks: batch.blocks.clone(),
+        },
+        SlCall::ProveBatch {
+            chain_id: A,
+            batch: 1,
+            proof: Bytes::new(),
+        },
+        SlCall::ExecuteBatch {
+            chain_id: A,
+            batch: 1,
+            extension_proofs: vec![],
+        },
+    ];
+    let mut t = 1_000;
+    for call in calls {
+        // no import before the batch executed
+        assert!(imports(&out).is_empty(), "{out:?}");
+        let events = sl_step(&mut sl, t, call);
+        t += 1_000;
+        out = events.iter().flat_map(|e| r.observe_sl(e)).collect();
+    }
+    assert!(r.message_root_in_sync());
+    assert_eq!(r.message_root_tree().root(), sl.message_tree().root());
+    let [root] = &imports(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(root.sourceChain, SETTLEMENT_LAYER_CHAIN_ID);
+    assert_eq!(root.root, sl.message_tree().root());
+    assert_eq!((root.sourceHeight, root.messageCount), (sl.height(), 1));
+
+    b.seq.handle(SequencerInput::Import(root.clone()));
+    let (b1, _) = b.tick();
+    let out = feed_block(&mut r, &b1);
+    let [(message, proof)] = &executes(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(proof.kind, ImportKind::Proof as u8);
+    assert_eq!(proof.chainBatchRoot, batch.header.chainBatchRoot);
+    verify_message_proof(b.seq.state(), message, proof).unwrap();
+    // the proof is checked, not trusted: a wrong batch root fails
+    let mut bad = proof.clone();
+    bad.chainBatchRoot = B256::repeat_byte(3);
+    assert!(verify_message_proof(b.seq.state(), message, &bad).is_err());
+    b.execute(message, proof);
+    let (b2, _) = b.tick();
+    assert_eq!(b2.receipts[0].message_executed, Some(message.id()));
+    feed_block(&mut r, &b2);
+    assert_eq!(
+        r.status(&message.id()),
+        Some(MessageStatus::Executed { dest_block: 2 })
+    );
+}
+
+#[test]
+fn a_settlement_layer_root_that_differs_from_the_mirror_is_reported() {
+    let (mut a, _b, mut r) = setup();
+    a.send(B, ImportKind::Proof);
+    let (a1, _) = a.tick();
+    let (a2, batch) = a.tick();
+    feed_block(&mut r, &a1);
+    feed_block(&mut r, &a2);
+    r.handle(RelayerInput::BatchSealed {
+        header: batch.unwrap().header,
+    });
+    let out = r.handle(RelayerInput::Sl(SlFact::BatchExecuted {
+        chain: A,
+        batch: 1,
+        leaf_index: 0,
+        message_root: B256::repeat_byte(9),
+        header: None,
+    }));
+    assert!(
+        matches!(
+            &out[..],
+            [RelayerAction::Error(
+                RelayerError::MessageRootMismatch { .. }
+            )]
+        ),
+        "{out:?}"
+    );
+    assert!(!r.message_root_in_sync());
+    assert_eq!(r.message_root_tree().len(), 0);
+    // no proof-mode import is ever built on a diverged mirror
+    let out = r.handle(RelayerInput::Sl(SlFact::SlBlock {
+        height: 5,
+        message_root: B256::repeat_byte(9),
+        message_root_size: 1,
+    }));
+    assert!(imports(&out).is_empty());
+}
+
+#[test]
+fn a_reverted_source_is_forgotten_and_its_resequenced_blocks_are_followed() {
+    let (mut a, _b, mut r) = setup();
+    let (a1, _) = a.tick();
+    a.send(B, ImportKind::Precommit);
+    let (a2, batch1) = a.tick();
+    a.send(B, ImportKind::Commit);
+    let (a3, _) = a.tick();
+    feed_block(&mut r, &a1);
+    feed_block(&mut r, &a2);
+    r.handle(RelayerInput::BatchSealed {
+        header: batch1.unwrap().header,
+    });
+    feed_block(&mut r, &a3);
+    assert_eq!(r.messages().count(), 2);
+    // batch 2 (blocks 3..) reverted: message 1 is forgotten, message 0 kept
+    r.handle(RelayerInput::Sl(SlFact::BatchesReverted {
+        chain: A,
+        from: 2,
+        first_block: 3,
+    }));
+    assert_eq!(r.status(&id(A, 1)), None);
+    assert!(r.status(&id(A, 0)).is_some());
+    assert_eq!(r.source_tree(A).unwrap().len(), 1);
+    assert_eq!(r.last_block(A), Some(2));
+    // the re-sequenced chain's block 3 is accepted and re-sends the message
+    a.seq.revert_to(1, |_| false).unwrap();
+    let (a3b, _) = a.tick();
+    assert_eq!(a3b.block.header.number, 3);
+    assert!(feed_block(&mut r, &a3b)
+        .iter()
+        .all(|x| !matches!(x, RelayerAction::Error(_))));
+    assert_eq!(
+        r.status(&id(A, 1)),
+        Some(MessageStatus::Sent { at_block: 3 })
+    );
+}
