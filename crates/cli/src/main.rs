@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod relay;
+
 use braid_node::{DevnetConfig, Ports};
 use clap::{Parser, Subcommand};
 
@@ -24,6 +26,8 @@ struct Cli {
 enum Command {
     /// Runs a local network: the settlement layer, several rollups, their operators and a relayer.
     Devnet(DevnetArgs),
+    /// Relays one message by hand (for a devnet started with --no-autorelay).
+    Relay(relay::RelayArgs),
 }
 
 #[derive(clap::Args)]
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Devnet(args) => runtime.block_on(devnet(args)),
+        Command::Relay(args) => relay::relay(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use alloy_primitives::{Address, Bytes, B256, U256};
 use braid_execution::{RecoveredTx, TxReceipt};
-use braid_primitives::{Block, ChainId, ImportKind, MessageId, MessageProof};
+use braid_primitives::{Block, ChainId, ImportKind, ImportedRoot, MessageId, MessageProof};
 use braid_rpc::{ChainRpcBackend, RpcError};
 use serde_json::{json, Value};
 
@@ -51,6 +51,37 @@ fn parse_id(v: &Value) -> Result<MessageId, RpcError> {
 
 fn param(params: &Value, i: usize) -> Option<&Value> {
     params.as_array().and_then(|a| a.get(i))
+}
+
+/// The root a destination must import before `proof` verifies there.
+pub fn import_for(
+    devnet: &Devnet,
+    id: MessageId,
+    mode: ImportKind,
+    proof: &MessageProof,
+) -> Option<ImportedRoot> {
+    let record = devnet.relayer.message(&id)?;
+    let (source, height, count) = match mode {
+        ImportKind::Precommit => (id.source_chain, record.source_block, proof.treeSize),
+        ImportKind::Commit => {
+            let batch = devnet
+                .relayer
+                .batch_of_block(id.source_chain, record.source_block)?;
+            (id.source_chain, batch.number, proof.treeSize)
+        }
+        ImportKind::Proof => (
+            braid_primitives::SETTLEMENT_LAYER_CHAIN_ID,
+            devnet.sl.sl().height(),
+            proof.outerSize,
+        ),
+    };
+    Some(ImportedRoot {
+        kind: mode as u8,
+        sourceChain: source,
+        sourceHeight: height,
+        root: proof.root,
+        messageCount: count,
+    })
 }
 
 /// Builds the proof of a message for `mode` from what the devnet holds, if the mode's root
@@ -258,9 +289,11 @@ impl ChainRpcBackend for ChainRpc {
                 let calldata = message
                     .as_ref()
                     .map(|m| braid_relayer::execute_message_calldata(m, &proof));
+                let import = import_for(&d, id, mode, &proof);
                 Ok(json!({
                     "message": message,
                     "proof": proof,
+                    "import": import,
                     "executeCalldata": calldata,
                 }))
             })(),
@@ -277,6 +310,36 @@ impl ChainRpcBackend for ChainRpc {
                     })
                     .unwrap_or_default();
                 Ok(Value::Array(imports))
+            }
+            "braid_importRoot" => {
+                drop(d);
+                return Some((|| {
+                    let import: ImportedRoot =
+                        serde_json::from_value(param(params, 0).cloned().unwrap_or(Value::Null))
+                            .map_err(|e| {
+                                RpcError::invalid_params(format!(
+                                    "an ImportedRoot object expected: {e}"
+                                ))
+                            })?;
+                    let mut d = self.lock();
+                    let node = d
+                        .chains
+                        .get_mut(&self.chain)
+                        .ok_or_else(|| RpcError::internal("chain missing"))?;
+                    match node
+                        .seq
+                        .handle(braid_sequencer::SequencerInput::Import(import))
+                        .pop()
+                    {
+                        Some(braid_sequencer::SequencerOutput::ImportQueued(_)) => {
+                            Ok(json!("queued"))
+                        }
+                        Some(braid_sequencer::SequencerOutput::ImportRejected {
+                            error, ..
+                        }) => Err(RpcError::server(error.to_string())),
+                        other => Err(RpcError::internal(format!("unexpected answer {other:?}"))),
+                    }
+                })());
             }
             "braid_batchStatus" => (|| {
                 let n = param(params, 0)

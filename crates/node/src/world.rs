@@ -544,7 +544,10 @@ impl Devnet {
             };
             let calls = node.operator.tick(self.sl.sl(), &self.relayer);
             let key = node.operator_key;
-            let first = self.sl.sl().nonce(&address_of(&key)?);
+            // the next nonce counts the operator's txs still waiting for the next SL block
+            let from = address_of(&key)?;
+            let pooled = self.sl.buffered().iter().filter(|t| t.from == from).count() as u64;
+            let first = self.sl.sl().nonce(&from) + pooled;
             for (nonce, call) in (first..).zip(calls) {
                 self.submit_sl(&key, nonce, call)?;
             }
