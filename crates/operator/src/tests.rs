@@ -47,7 +47,7 @@ impl World {
         let mut config = SlConfig::new(addr(&council));
         config.sl_block_time_ms = 1_000;
         let mut sl = SettlementLayer::new(config, Box::new(ReExecution::new())).unwrap();
-        let mut relayer = Relayer::new(RelayerConfig::new(vec![A, B]));
+        let mut relayer = Relayer::new(RelayerConfig::new(vec![A, B]).without_pipelining());
         let mut seqs = BTreeMap::new();
         let mut ops = BTreeMap::new();
         for (i, id) in [A, B].into_iter().enumerate() {

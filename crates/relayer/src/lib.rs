@@ -24,10 +24,11 @@
 //! - `proof`: imports the SL MessageRoot (of the SL block in which the batch executed, or any
 //!   already-imported later one) once the message's batch executed.
 //!
-//! Each distinct root is imported into a destination at most once; once a destination block
-//! shows the import, the relayer emits [`RelayerAction::Execute`] — once per message, again only
-//! after the shell reports the transaction dropped ([`RelayerInput::ExecuteDropped`]), never after
-//! the message is seen executed.
+//! Each distinct root is imported into a destination at most once. The relayer emits
+//! [`RelayerAction::Execute`] together with the import (the destination applies a block's imports
+//! before its transactions, so both land in one block), then again only after the shell reports
+//! the transaction dropped ([`RelayerInput::ExecuteDropped`]) and a destination block shows the
+//! import — never after the message is seen executed.
 //!
 //! # Reverts
 //! On `BatchesReverted` of a chain the relayer forgets the chain's blocks from `first_block` on:
@@ -159,15 +160,25 @@ pub struct RelayerConfig {
     pub chains: Vec<ChainId>,
     /// Most executions submitted per message (the first plus retries after drops).
     pub max_execute_attempts: u32,
+    /// Send a message's first execution together with the import it needs (both land in one
+    /// destination block) instead of waiting to see the import landed.
+    pub pipeline: bool,
 }
 
 impl RelayerConfig {
-    /// Watches `chains`, with up to 16 execution attempts per message.
+    /// Watches `chains`, with up to 16 execution attempts per message, pipelining on.
     pub fn new(chains: Vec<ChainId>) -> Self {
         Self {
             chains,
             max_execute_attempts: 16,
+            pipeline: true,
         }
+    }
+
+    /// The same, executing only once the import is seen landed.
+    pub fn without_pipelining(mut self) -> Self {
+        self.pipeline = false;
+        self
     }
 }
 
@@ -945,7 +956,12 @@ impl Relayer {
                     root: target.clone(),
                 });
             }
-            let proof = if landed && attempts < self.config.max_execute_attempts {
+            // Pipelining: the destination applies a block's imports before its transactions,
+            // so the first execution attempt rides in the same block as the import it needs.
+            // If the import does not make it, the shell reports the transaction dropped and the
+            // next attempt waits until the import is seen landed.
+            let pipelined = self.config.pipeline && !landed && attempts == 0;
+            let proof = if (landed || pipelined) && attempts < self.config.max_execute_attempts {
                 self.build_proof(&id, &target)
             } else {
                 None
@@ -959,8 +975,10 @@ impl Relayer {
                 continue;
             };
             e.target = Some(target);
-            if landed {
-                e.record.status = MessageStatus::Imported;
+            if landed || proof.is_some() {
+                if landed {
+                    e.record.status = MessageStatus::Imported;
+                }
                 if let Some(proof) = proof {
                     e.record.status = MessageStatus::Submitted;
                     e.record.attempts += 1;

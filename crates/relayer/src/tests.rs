@@ -114,7 +114,7 @@ fn feed_block(r: &mut Relayer, b: &SealedBlock) -> Vec<RelayerAction> {
 fn setup() -> (Chain, Chain, Relayer) {
     let (a, ga) = Chain::new(A);
     let (b, gb) = Chain::new(B);
-    let mut r = Relayer::new(RelayerConfig::new(vec![A, B]));
+    let mut r = Relayer::new(RelayerConfig::new(vec![A, B]).without_pipelining());
     assert!(feed_block(&mut r, &ga).is_empty());
     assert!(feed_block(&mut r, &gb).is_empty());
     (a, b, r)
@@ -340,7 +340,7 @@ fn proof_mode_proofs_verify_against_the_imported_message_root() {
     let (mut a, ga) = Chain::new(A);
     let (mut b, gb) = Chain::new(B);
     let (mut sl, events) = sl_with(&[(A, &ga), (B, &gb)]);
-    let mut r = Relayer::new(RelayerConfig::new(vec![A, B]));
+    let mut r = Relayer::new(RelayerConfig::new(vec![A, B]).without_pipelining());
     feed_block(&mut r, &ga);
     feed_block(&mut r, &gb);
     for e in &events {
@@ -486,4 +486,50 @@ fn a_reverted_source_is_forgotten_and_its_resequenced_blocks_are_followed() {
         r.status(&id(A, 1)),
         Some(MessageStatus::Sent { at_block: 3 })
     );
+}
+
+#[test]
+fn pipelined_execution_lands_in_the_same_block_as_its_import() {
+    let (mut a, mut b, _) = setup();
+    let mut r = Relayer::new(RelayerConfig::new(vec![A, B]));
+    // a pipelining relayer, fed the same genesis blocks
+    let (_, ga) = Chain::new(A);
+    let (_, gb) = Chain::new(B);
+    feed_block(&mut r, &ga);
+    feed_block(&mut r, &gb);
+    a.send(B, ImportKind::Precommit);
+    let (a1, _) = a.tick();
+    let out = feed_block(&mut r, &a1);
+    let [root] = &imports(&out)[..] else {
+        panic!("{out:?}")
+    };
+    let [(message, proof)] = &executes(&out)[..] else {
+        panic!("{out:?}")
+    };
+    // the shell applies the import, then submits the execution: one destination block holds both
+    b.seq.handle(SequencerInput::Import(root.clone()));
+    b.execute(message, proof);
+    let (b1, _) = b.tick();
+    assert_eq!(b1.block.imports, vec![root.clone()]);
+    assert_eq!(b1.receipts[0].message_executed, Some(id(A, 0)));
+    feed_block(&mut r, &b1);
+    assert_eq!(
+        r.status(&id(A, 0)),
+        Some(MessageStatus::Executed { dest_block: 1 })
+    );
+
+    // if the import did not make it, the retry waits until the import is seen landed
+    a.send(B, ImportKind::Precommit);
+    let (a2, _) = a.tick();
+    let out = feed_block(&mut r, &a2);
+    let [root2] = &imports(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(executes(&out).len(), 1);
+    let out = r.handle(RelayerInput::ExecuteDropped { id: id(A, 1) });
+    assert!(executes(&out).is_empty(), "no blind retry: {out:?}");
+    b.seq.handle(SequencerInput::Import(root2.clone()));
+    let (b2, _) = b.tick();
+    let out = feed_block(&mut r, &b2);
+    assert_eq!(executes(&out).len(), 1, "retried once the import landed");
 }
