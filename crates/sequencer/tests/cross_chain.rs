@@ -2,7 +2,7 @@
 //! A's LocalRoot (pre-commit) or A's ChainBatchRoot (commit), exactly once.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use alloy_primitives::{Address, Bytes, B256, U256};
+use alloy_primitives::{Address, Bytes, U256};
 use alloy_sol_types::{SolCall, SolEvent};
 use braid_execution::{ExecutionError, TxSigner};
 use braid_primitives::{
@@ -47,19 +47,7 @@ fn submit(seq: &mut Sequencer, raw: Bytes) {
 fn proof_for(src: &Sequencer, kind: ImportKind, nonce: u64, size: u64) -> MessageProof {
     let tree = src.state().outbox();
     let p = tree.inclusion_proof(nonce, size).unwrap();
-    MessageProof {
-        kind: kind as u8,
-        sourceHeight: 0,
-        root: tree.root_at(size).unwrap(),
-        leafIndex: p.index,
-        treeSize: p.size,
-        siblings: p.siblings,
-        batchNumber: 0,
-        chainBatchRoot: B256::ZERO,
-        outerIndex: 0,
-        outerSize: 0,
-        outerSiblings: vec![],
-    }
+    braid_execution::single_level_proof(kind, tree.root_at(size).unwrap(), p)
 }
 
 fn execute_tx(relayer: &TxSigner, nonce: u64, message: &Message, proof: MessageProof) -> Bytes {

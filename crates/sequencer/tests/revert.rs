@@ -6,9 +6,7 @@
 use alloy_primitives::{Address, Bytes, B256, U256};
 use alloy_sol_types::{SolCall, SolEvent};
 use braid_execution::{execute_block, ChainState, ExecutionError, ImportKey, TxSigner};
-use braid_primitives::{
-    Block, IMessenger, ImportKind, ImportedRoot, Message, MessageProof, MESSENGER_ADDRESS,
-};
+use braid_primitives::{Block, IMessenger, ImportKind, ImportedRoot, Message, MESSENGER_ADDRESS};
 use braid_sequencer::{
     SealedBatch, SealedBlock, Sequencer, SequencerConfig, SequencerInput, SequencerOutput,
 };
@@ -144,19 +142,8 @@ fn revert_re_sequences_without_invalid_imports() {
     };
     let tree = a.state().outbox();
     let p = tree.inclusion_proof(0, 1).unwrap();
-    let proof = MessageProof {
-        kind: ImportKind::Precommit as u8,
-        sourceHeight: 0,
-        root: tree.root_at(1).unwrap(),
-        leafIndex: p.index,
-        treeSize: p.size,
-        siblings: p.siblings,
-        batchNumber: 0,
-        chainBatchRoot: B256::ZERO,
-        outerIndex: 0,
-        outerSize: 0,
-        outerSiblings: vec![],
-    };
+    let proof =
+        braid_execution::single_level_proof(ImportKind::Precommit, tree.root_at(1).unwrap(), p);
     let exec_raw = TxSigner::dev(2)
         .call(
             B,
