@@ -28,6 +28,138 @@ enum Command {
     Devnet(DevnetArgs),
     /// Relays one message by hand (for a devnet started with --no-autorelay).
     Relay(relay::RelayArgs),
+    /// Runs one node of a network as its own process (the settlement layer or a chain).
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Runs the relayer as its own process, following the chains and the settlement layer.
+    Relayer(RelayerArgs),
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// The settlement layer: registers the network's chains on first start.
+    Sl(SlNodeArgs),
+    /// One chain: sequencer, storage, operator and Ethereum JSON-RPC.
+    Chain(ChainNodeArgs),
+}
+
+/// Network settings shared by every process of a network (must agree between them).
+#[derive(clap::Args, Clone)]
+struct NetworkArgs {
+    /// TOML file with `chains`, `block_time_ms`, `batch_blocks`, `sl_block_time_ms`; flags
+    /// override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Chain ids of the network, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    chains: Option<Vec<u64>>,
+    /// Block time of every chain, in ms.
+    #[arg(long)]
+    block_time_ms: Option<u64>,
+    /// Blocks per batch.
+    #[arg(long)]
+    batch_blocks: Option<u64>,
+    /// Settlement-layer block time, in ms.
+    #[arg(long)]
+    sl_block_time_ms: Option<u64>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NetworkFile {
+    chains: Option<Vec<u64>>,
+    block_time_ms: Option<u64>,
+    batch_blocks: Option<u64>,
+    sl_block_time_ms: Option<u64>,
+}
+
+impl NetworkArgs {
+    fn config(&self, datadir: PathBuf) -> Result<DevnetConfig, String> {
+        let file: NetworkFile = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => NetworkFile::default(),
+        };
+        let mut c = DevnetConfig::new(datadir);
+        if let Some(v) = self.chains.clone().or(file.chains) {
+            c.chains = v;
+        }
+        c.block_time_ms = self
+            .block_time_ms
+            .or(file.block_time_ms)
+            .unwrap_or(c.block_time_ms);
+        c.batch_blocks = self
+            .batch_blocks
+            .or(file.batch_blocks)
+            .unwrap_or(c.batch_blocks);
+        c.sl_block_time_ms = self
+            .sl_block_time_ms
+            .or(file.sl_block_time_ms)
+            .unwrap_or(c.sl_block_time_ms);
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+}
+
+#[derive(clap::Args)]
+struct SlNodeArgs {
+    #[command(flatten)]
+    network: NetworkArgs,
+    /// Directory of the SL's log.
+    #[arg(long)]
+    datadir: PathBuf,
+    /// JSON-RPC port.
+    #[arg(long, default_value_t = 8600)]
+    port: u16,
+}
+
+#[derive(clap::Args)]
+struct ChainNodeArgs {
+    #[command(flatten)]
+    network: NetworkArgs,
+    /// The chain id.
+    #[arg(long)]
+    id: u64,
+    /// Directory of the chain's store.
+    #[arg(long)]
+    datadir: PathBuf,
+    /// Ethereum JSON-RPC port.
+    #[arg(long, default_value_t = 8545)]
+    port: u16,
+    /// The settlement layer's URL.
+    #[arg(long)]
+    sl: String,
+    /// Another chain of the network, `ID=URL` (repeat for each).
+    #[arg(long = "peer", value_parser = parse_peer)]
+    peers: Vec<(u64, String)>,
+}
+
+#[derive(clap::Args)]
+struct RelayerArgs {
+    /// A chain to relay between, `ID=URL` (repeat for each).
+    #[arg(long = "chain", value_parser = parse_peer, required = true)]
+    chains: Vec<(u64, String)>,
+    /// The settlement layer's URL.
+    #[arg(long)]
+    sl: String,
+    /// Secret key paying for executions (default: the devnet relayer's key).
+    #[arg(long)]
+    key: Option<alloy_primitives::B256>,
+    /// Poll interval in ms.
+    #[arg(long, default_value_t = 200)]
+    poll_ms: u64,
+}
+
+fn parse_peer(s: &str) -> Result<(u64, String), String> {
+    let (id, url) = s.split_once('=').ok_or("expected ID=URL")?;
+    let id = id.parse().map_err(|_| format!("bad chain id {id}"))?;
+    if !url.starts_with("http://") {
+        return Err("URL must start with http://".into());
+    }
+    Ok((id, url.to_string()))
 }
 
 #[derive(clap::Args)]
@@ -84,6 +216,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Devnet(args) => runtime.block_on(devnet(args)),
         Command::Relay(args) => relay::relay(args),
+        Command::Node(NodeCommand::Sl(args)) => runtime.block_on(node_sl(args)),
+        Command::Node(NodeCommand::Chain(args)) => runtime.block_on(node_chain(args)),
+        Command::Relayer(args) => runtime.block_on(relayer(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -157,5 +292,59 @@ async fn devnet(args: DevnetArgs) -> Result<(), String> {
     println!("\nstopping…");
     handle.shutdown().await;
     println!("stopped cleanly");
+    Ok(())
+}
+
+async fn until_ctrl_c(what: &str, handle: braid_node::roles::RoleHandle) -> Result<(), String> {
+    println!(
+        "{what} listening on http://{}  (Ctrl-C to stop)",
+        handle.addr
+    );
+    if tokio::signal::ctrl_c().await.is_err() {
+        eprintln!("cannot listen for Ctrl-C; stopping");
+    }
+    handle.shutdown().await;
+    println!("stopped cleanly");
+    Ok(())
+}
+
+async fn node_sl(args: SlNodeArgs) -> Result<(), String> {
+    let config = args.network.config(args.datadir)?;
+    let handle = braid_node::roles::start_sl(config, args.port)
+        .await
+        .map_err(|e| e.to_string())?;
+    until_ctrl_c("settlement layer", handle).await
+}
+
+async fn node_chain(args: ChainNodeArgs) -> Result<(), String> {
+    let config = args.network.config(args.datadir)?;
+    if !config.chains.contains(&args.id) {
+        return Err(format!(
+            "chain {} is not one of the network's chains {:?}",
+            args.id, config.chains
+        ));
+    }
+    let peers = args.peers.into_iter().collect();
+    let handle = braid_node::roles::start_chain(config, args.id, args.port, args.sl, peers)
+        .await
+        .map_err(|e| e.to_string())?;
+    until_ctrl_c(&format!("chain {}", args.id), handle).await
+}
+
+async fn relayer(args: RelayerArgs) -> Result<(), String> {
+    let key = match args.key {
+        Some(k) => Some(braid_execution::TxSigner::from_secret(k).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let chains = args.chains.into_iter().collect();
+    let every = std::time::Duration::from_millis(args.poll_ms.max(10));
+    let handle = braid_node::roles::start_relayer(chains, args.sl, key, every)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("relayer running (Ctrl-C to stop)");
+    if tokio::signal::ctrl_c().await.is_err() {
+        eprintln!("cannot listen for Ctrl-C; stopping");
+    }
+    handle.shutdown().await;
     Ok(())
 }

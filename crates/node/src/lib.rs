@@ -6,7 +6,9 @@
 //! per chain ([`rpc::ChainRpc`] over `braid-rpc`), a status page with Prometheus metrics
 //! ([`http`]) and optional demo traffic.
 
+pub mod client;
 pub mod http;
+pub mod roles;
 pub mod rpc;
 pub mod run;
 pub mod world;

@@ -9,24 +9,64 @@ use braid_primitives::{Block, ChainId, ImportKind, ImportedRoot, MessageId, Mess
 use braid_rpc::{ChainRpcBackend, RpcError};
 use serde_json::{json, Value};
 
-use crate::world::Devnet;
+use crate::world::{ChainNode, Devnet};
 
-/// One chain of a shared devnet, seen through JSON-RPC.
-#[derive(Clone)]
-pub struct ChainRpc {
-    devnet: Arc<Mutex<Devnet>>,
+/// What hosts chains for the RPC: the devnet world (every chain) or a single-chain node process.
+pub trait ChainHost: Send + 'static {
+    /// The chain's node, if hosted here.
+    fn node(&self, chain: ChainId) -> Option<&ChainNode>;
+    /// The chain's node, mutably.
+    fn node_mut(&mut self, chain: ChainId) -> Option<&mut ChainNode>;
+    /// `braid_` methods beyond the per-chain ones every host answers.
+    fn host_extension(
+        &mut self,
+        chain: ChainId,
+        method: &str,
+        params: &Value,
+    ) -> Option<Result<Value, RpcError>>;
+}
+
+/// One chain of a host, seen through JSON-RPC.
+pub struct ChainRpc<H: ChainHost> {
+    host: Arc<Mutex<H>>,
     chain: ChainId,
 }
 
-impl ChainRpc {
+impl<H: ChainHost> Clone for ChainRpc<H> {
+    fn clone(&self) -> Self {
+        Self {
+            host: self.host.clone(),
+            chain: self.chain,
+        }
+    }
+}
+
+impl<H: ChainHost> ChainRpc<H> {
     /// The RPC view of `chain`.
-    pub fn new(devnet: Arc<Mutex<Devnet>>, chain: ChainId) -> Self {
-        Self { devnet, chain }
+    pub fn new(host: Arc<Mutex<H>>, chain: ChainId) -> Self {
+        Self { host, chain }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Devnet> {
+    fn lock(&self) -> MutexGuard<'_, H> {
         // a poisoned lock means a step panicked; the data is still the last consistent state
-        self.devnet.lock().unwrap_or_else(|p| p.into_inner())
+        self.host.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl ChainHost for Devnet {
+    fn node(&self, chain: ChainId) -> Option<&ChainNode> {
+        self.chains.get(&chain)
+    }
+    fn node_mut(&mut self, chain: ChainId) -> Option<&mut ChainNode> {
+        self.chains.get_mut(&chain)
+    }
+    fn host_extension(
+        &mut self,
+        chain: ChainId,
+        method: &str,
+        params: &Value,
+    ) -> Option<Result<Value, RpcError>> {
+        devnet_extension(self, chain, method, params)
     }
 }
 
@@ -159,21 +199,148 @@ pub fn message_proof(
     }
 }
 
-impl ChainRpcBackend for ChainRpc {
+/// Per-chain `braid_` methods every host answers: `braid_importRoot`, `braid_importedRoots`,
+/// `braid_blocks` (Braid blocks with receipts, for relayers and watchers), `braid_batch`.
+pub fn chain_extension(
+    node: &mut ChainNode,
+    method: &str,
+    params: &Value,
+) -> Option<Result<Value, RpcError>> {
+    let result = match method {
+        "braid_importedRoots" => Ok(Value::Array(
+            node.seq
+                .state()
+                .imports()
+                .map(|i| serde_json::to_value(i).unwrap_or(Value::Null))
+                .collect(),
+        )),
+        "braid_importRoot" => (|| {
+            let import: ImportedRoot =
+                serde_json::from_value(param(params, 0).cloned().unwrap_or(Value::Null)).map_err(
+                    |e| RpcError::invalid_params(format!("an ImportedRoot object expected: {e}")),
+                )?;
+            match node
+                .seq
+                .handle(braid_sequencer::SequencerInput::Import(import))
+                .pop()
+            {
+                Some(braid_sequencer::SequencerOutput::ImportQueued(_)) => Ok(json!("queued")),
+                Some(braid_sequencer::SequencerOutput::ImportRejected { error, .. }) => {
+                    Err(RpcError::server(error.to_string()))
+                }
+                other => Err(RpcError::internal(format!("unexpected answer {other:?}"))),
+            }
+        })(),
+        "braid_blocks" => (|| {
+            let from = param(params, 0)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| RpcError::invalid_params("first block number expected"))?;
+            let max = param(params, 1)
+                .and_then(Value::as_u64)
+                .unwrap_or(100)
+                .clamp(1, 500);
+            let head = node.seq.head().number;
+            let mut out = Vec::new();
+            for n in from..=head.min(from.saturating_add(max - 1)) {
+                let block = node
+                    .store
+                    .block(n)
+                    .map_err(|e| RpcError::internal(e.to_string()))?;
+                let receipts = node
+                    .store
+                    .receipts(n)
+                    .map_err(|e| RpcError::internal(e.to_string()))?;
+                let Some(block) = block else { break };
+                out.push(json!({ "block": block, "receipts": receipts.unwrap_or_default() }));
+            }
+            Ok(json!({ "head": head, "blocks": out }))
+        })(),
+        "braid_batch" => (|| {
+            let n = param(params, 0)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| RpcError::invalid_params("batch number expected"))?;
+            let header = node
+                .store
+                .batch(n)
+                .map_err(|e| RpcError::internal(e.to_string()))?;
+            Ok(serde_json::to_value(header).unwrap_or(Value::Null))
+        })(),
+        _ => return None,
+    };
+    Some(result)
+}
+
+fn devnet_extension(
+    d: &mut Devnet,
+    chain: ChainId,
+    method: &str,
+    params: &Value,
+) -> Option<Result<Value, RpcError>> {
+    let result = match method {
+        "braid_messages" => {
+            serde_json::to_value(d.messages()).map_err(|e| RpcError::internal(e.to_string()))
+        }
+        "braid_messageStatus" => (|| {
+            let id = parse_id(param(params, 0).unwrap_or(&Value::Null))?;
+            let view = d.messages().into_iter().find(|m| m.id == id.to_string());
+            view.map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
+                .ok_or_else(|| RpcError::server(format!("unknown message {id}")))
+        })(),
+        "braid_messageProof" => (|| {
+            let id = parse_id(param(params, 0).unwrap_or(&Value::Null))?;
+            let mode = match param(params, 1).and_then(|v| v.as_str()) {
+                Some("precommit") => ImportKind::Precommit,
+                Some("commit") => ImportKind::Commit,
+                Some("proof") => ImportKind::Proof,
+                _ => {
+                    return Err(RpcError::invalid_params(
+                        "mode must be precommit, commit or proof",
+                    ))
+                }
+            };
+            let proof = message_proof(d, id, mode).map_err(RpcError::server)?;
+            let message = d.relayer.message(&id).map(|r| r.message.clone());
+            let calldata = message
+                .as_ref()
+                .map(|m| braid_relayer::execute_message_calldata(m, &proof));
+            let import = import_for(d, id, mode, &proof);
+            Ok(
+                json!({ "message": message, "proof": proof, "import": import, "executeCalldata": calldata }),
+            )
+        })(),
+        "braid_batchStatus" => (|| {
+            let n = param(params, 0)
+                .and_then(|v| {
+                    v.as_u64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                })
+                .ok_or_else(|| RpcError::invalid_params("batch number expected"))?;
+            Ok(json!({ "batch": n, "status": d.batch_status(chain, n) }))
+        })(),
+        _ => {
+            return d
+                .chains
+                .get_mut(&chain)
+                .and_then(|node| chain_extension(node, method, params))
+        }
+    };
+    Some(result)
+}
+
+impl<H: ChainHost> ChainRpcBackend for ChainRpc<H> {
     fn chain_id(&self) -> u64 {
         self.chain
     }
 
     fn head_number(&self) -> u64 {
         self.lock()
-            .chains
-            .get(&self.chain)
+            .node(self.chain)
             .map_or(0, |n| n.seq.head().number)
     }
 
     fn block_by_number(&self, n: u64) -> Option<(Block, Vec<TxReceipt>)> {
-        let d = self.lock();
-        let node = d.chains.get(&self.chain)?;
+        let h = self.lock();
+        let node = h.node(self.chain)?;
         let block = node.store.block(n).ok()??;
         let receipts = node.store.receipts(n).ok()?.unwrap_or_default();
         Some((block, receipts))
@@ -181,8 +348,7 @@ impl ChainRpcBackend for ChainRpc {
 
     fn block_number_by_hash(&self, hash: B256) -> Option<u64> {
         self.lock()
-            .chains
-            .get(&self.chain)?
+            .node(self.chain)?
             .store
             .block_number(&hash)
             .ok()?
@@ -191,8 +357,7 @@ impl ChainRpcBackend for ChainRpc {
     fn tx_location(&self, hash: B256) -> Option<(u64, u32)> {
         let loc = self
             .lock()
-            .chains
-            .get(&self.chain)?
+            .node(self.chain)?
             .store
             .tx_location(&hash)
             .ok()??;
@@ -201,8 +366,7 @@ impl ChainRpcBackend for ChainRpc {
 
     fn pending_tx(&self, hash: B256) -> Option<RecoveredTx> {
         self.lock()
-            .chains
-            .get(&self.chain)?
+            .node(self.chain)?
             .seq
             .mempool()
             .get(&hash)
@@ -211,14 +375,13 @@ impl ChainRpcBackend for ChainRpc {
 
     fn balance(&self, a: Address) -> U256 {
         self.lock()
-            .chains
-            .get(&self.chain)
+            .node(self.chain)
             .map_or(U256::ZERO, |n| n.seq.state().account(&a).balance)
     }
 
     fn nonce(&self, a: Address, pending: bool) -> u64 {
-        let d = self.lock();
-        let Some(node) = d.chains.get(&self.chain) else {
+        let h = self.lock();
+        let Some(node) = h.node(self.chain) else {
             return 0;
         };
         let account = node.seq.state().account(&a).nonce;
@@ -231,13 +394,14 @@ impl ChainRpcBackend for ChainRpc {
 
     fn next_base_fee(&self) -> u128 {
         self.lock()
-            .chains
-            .get(&self.chain)
+            .node(self.chain)
             .map_or(0, |n| n.seq.next_base_fee())
     }
 
     fn send_raw_transaction(&self, raw: Bytes) -> Result<B256, String> {
-        self.lock().submit_tx(self.chain, raw)
+        let mut h = self.lock();
+        let node = h.node_mut(self.chain).ok_or("unknown chain")?;
+        node.submit_tx(raw)
     }
 
     fn estimate_gas(
@@ -247,111 +411,20 @@ impl ChainRpcBackend for ChainRpc {
         value: U256,
         input: Bytes,
     ) -> Result<u64, String> {
-        let d = self.lock();
-        let node = d.chains.get(&self.chain).ok_or("unknown chain")?;
+        let h = self.lock();
+        let node = h.node(self.chain).ok_or("unknown chain")?;
         braid_execution::estimate_gas(node.seq.state(), from, to, value, &input)
             .map_err(|e| e.to_string())
     }
 
     fn call(&self, from: Address, to: Address, value: U256, input: Bytes) -> Result<Bytes, String> {
-        let d = self.lock();
-        let node = d.chains.get(&self.chain).ok_or("unknown chain")?;
+        let h = self.lock();
+        let node = h.node(self.chain).ok_or("unknown chain")?;
         braid_execution::call_view(node.seq.state(), from, to, value, &input)
             .map_err(|e| e.to_string())
     }
 
     fn extension(&self, method: &str, params: &Value) -> Option<Result<Value, RpcError>> {
-        let d = self.lock();
-        let result = match method {
-            "braid_messages" => {
-                serde_json::to_value(d.messages()).map_err(|e| RpcError::internal(e.to_string()))
-            }
-            "braid_messageStatus" => (|| {
-                let id = parse_id(param(params, 0).unwrap_or(&Value::Null))?;
-                let view = d.messages().into_iter().find(|m| m.id == id.to_string());
-                view.map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
-                    .ok_or_else(|| RpcError::server(format!("unknown message {id}")))
-            })(),
-            "braid_messageProof" => (|| {
-                let id = parse_id(param(params, 0).unwrap_or(&Value::Null))?;
-                let mode = match param(params, 1).and_then(|v| v.as_str()) {
-                    Some("precommit") => ImportKind::Precommit,
-                    Some("commit") => ImportKind::Commit,
-                    Some("proof") => ImportKind::Proof,
-                    _ => {
-                        return Err(RpcError::invalid_params(
-                            "mode must be precommit, commit or proof",
-                        ))
-                    }
-                };
-                let proof = message_proof(&d, id, mode).map_err(RpcError::server)?;
-                let message = d.relayer.message(&id).map(|r| r.message.clone());
-                let calldata = message
-                    .as_ref()
-                    .map(|m| braid_relayer::execute_message_calldata(m, &proof));
-                let import = import_for(&d, id, mode, &proof);
-                Ok(json!({
-                    "message": message,
-                    "proof": proof,
-                    "import": import,
-                    "executeCalldata": calldata,
-                }))
-            })(),
-            "braid_importedRoots" => {
-                let imports: Vec<Value> = d
-                    .chains
-                    .get(&self.chain)
-                    .map(|n| {
-                        n.seq
-                            .state()
-                            .imports()
-                            .map(|i| serde_json::to_value(i).unwrap_or(Value::Null))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                Ok(Value::Array(imports))
-            }
-            "braid_importRoot" => {
-                drop(d);
-                return Some((|| {
-                    let import: ImportedRoot =
-                        serde_json::from_value(param(params, 0).cloned().unwrap_or(Value::Null))
-                            .map_err(|e| {
-                                RpcError::invalid_params(format!(
-                                    "an ImportedRoot object expected: {e}"
-                                ))
-                            })?;
-                    let mut d = self.lock();
-                    let node = d
-                        .chains
-                        .get_mut(&self.chain)
-                        .ok_or_else(|| RpcError::internal("chain missing"))?;
-                    match node
-                        .seq
-                        .handle(braid_sequencer::SequencerInput::Import(import))
-                        .pop()
-                    {
-                        Some(braid_sequencer::SequencerOutput::ImportQueued(_)) => {
-                            Ok(json!("queued"))
-                        }
-                        Some(braid_sequencer::SequencerOutput::ImportRejected {
-                            error, ..
-                        }) => Err(RpcError::server(error.to_string())),
-                        other => Err(RpcError::internal(format!("unexpected answer {other:?}"))),
-                    }
-                })());
-            }
-            "braid_batchStatus" => (|| {
-                let n = param(params, 0)
-                    .and_then(|v| {
-                        v.as_u64()
-                            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                    })
-                    .ok_or_else(|| RpcError::invalid_params("batch number expected"))?;
-                Ok(json!({ "batch": n, "status": d.batch_status(self.chain, n) }))
-            })(),
-            _ => return None,
-        };
-        Some(result)
+        self.lock().host_extension(self.chain, method, params)
     }
 }

@@ -147,6 +147,34 @@ pub struct ChainNode {
     relayer_txs: HashMap<B256, MessageId>,
 }
 
+impl ChainNode {
+    /// A chain node from its parts.
+    pub fn new(seq: Sequencer, store: ChainStore, operator_key: B256) -> Self {
+        let operator = Operator::new(OperatorConfig::new(seq.config().chain_id));
+        Self {
+            seq,
+            store,
+            operator,
+            operator_key,
+            relayer_txs: HashMap::new(),
+        }
+    }
+
+    /// The operator's key.
+    pub fn operator_key(&self) -> &B256 {
+        &self.operator_key
+    }
+
+    /// Submits a raw transaction to the pool.
+    pub fn submit_tx(&mut self, raw: Bytes) -> Result<B256, String> {
+        match self.seq.handle(SequencerInput::SubmitTx { raw }).pop() {
+            Some(SequencerOutput::TxAccepted { hash, .. }) => Ok(hash),
+            Some(SequencerOutput::TxRejected { error, .. }) => Err(error.to_string()),
+            other => Err(format!("unexpected sequencer answer {other:?}")),
+        }
+    }
+}
+
 /// The whole devnet.
 pub struct Devnet {
     config: DevnetConfig,
@@ -363,7 +391,8 @@ impl Devnet {
         Ok(devnet)
     }
 
-    fn alloc(config: &DevnetConfig) -> Vec<(Address, U256)> {
+    /// Genesis balances of every chain: the dev accounts and the relayer.
+    pub fn alloc(config: &DevnetConfig) -> Vec<(Address, U256)> {
         let mut alloc: Vec<(Address, U256)> = (0..config.dev_accounts)
             .map(|i| (TxSigner::dev(i).address(), config.dev_balance))
             .collect();
@@ -371,7 +400,8 @@ impl Devnet {
         alloc
     }
 
-    fn sequencer_config(config: &DevnetConfig, id: ChainId) -> SequencerConfig {
+    /// The sequencer configuration of chain `id`.
+    pub fn sequencer_config(config: &DevnetConfig, id: ChainId) -> SequencerConfig {
         let mut c = SequencerConfig::new(id);
         c.block_time_ms = config.block_time_ms;
         c.batch_blocks = config.batch_blocks;
@@ -379,7 +409,8 @@ impl Devnet {
         c
     }
 
-    fn sl_config(config: &DevnetConfig) -> Result<SlConfig, NodeError> {
+    /// The settlement layer's configuration (council, timing, SL balances of the dev accounts).
+    pub fn sl_config(config: &DevnetConfig) -> Result<SlConfig, NodeError> {
         let mut c = SlConfig::new(address_of(&council_key())?);
         c.sl_block_time_ms = config.sl_block_time_ms;
         c.genesis_balances = (0..config.dev_accounts)
@@ -439,11 +470,7 @@ impl Devnet {
             .chains
             .get_mut(&chain)
             .ok_or_else(|| format!("unknown chain {chain}"))?;
-        match node.seq.handle(SequencerInput::SubmitTx { raw }).pop() {
-            Some(SequencerOutput::TxAccepted { hash, .. }) => Ok(hash),
-            Some(SequencerOutput::TxRejected { error, .. }) => Err(error.to_string()),
-            other => Err(format!("unexpected sequencer answer {other:?}")),
-        }
+        node.submit_tx(raw)
     }
 
     /// Advances every role to `now_ms`: chains produce due blocks (persisted before anything

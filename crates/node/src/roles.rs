@@ -1,0 +1,1067 @@
+//! Each role as its own process over the network: the settlement layer (`braid node sl`), a chain
+//! with its operator (`braid node chain --id N`) and the relayer (`braid relayer`). They run the
+//! same cores as the devnet and talk JSON-RPC over HTTP:
+//!
+//! - the SL node serves `sl_submit` (a signed SL transaction), `sl_events` (its event log from an
+//!   index), `sl_view` (a chain's batch progress) and `sl_nonce`;
+//! - a chain node serves the Ethereum JSON-RPC plus `braid_blocks`, `braid_batch`,
+//!   `braid_importRoot` and `braid_importedRoots`, and follows the SL and its peer chains (its
+//!   operator needs the peers' message trees for extension proofs);
+//! - the relayer follows every chain and the SL and imports roots / sends `executeMessage`.
+//!
+//! Every node persists what it accepted (chains: `braid-store`; SL: `braid-sl-store`); the
+//! relayer keeps no state and rebuilds its view from the chains and the SL when it starts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256, U256};
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Router;
+use braid_execution::{TxReceipt, TxSigner};
+use braid_operator::{BatchProgress, OperatorAction, SlView};
+use braid_primitives::{
+    BatchHeader, BatchNumber, Block, ChainId, Deposit, MessageId, MESSENGER_ADDRESS,
+};
+use braid_proof::ReExecution;
+use braid_relayer::{
+    execute_message_calldata, Relayer, RelayerAction, RelayerConfig, RelayerInput,
+};
+use braid_rpc::RpcError;
+use braid_sequencer::{Sequencer, SequencerInput, SequencerOutput};
+use braid_settlement::{Authority, BatchStatus, ChainGenesis, RevertCause, SlCall, SlEvent, SlTx};
+use braid_sl_store::PersistentSl;
+use braid_store::ChainStore;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::client::{call, quantity};
+use crate::rpc::{chain_extension, ChainHost};
+use crate::world::{council_key, operator_key, relayer_signer, ChainNode, Devnet, DevnetConfig};
+use crate::NodeError;
+
+/// An SL event as it travels between processes (rejections stay local to the SL node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum WireEvent {
+    ChainRegistered {
+        chain: ChainId,
+    },
+    DepositQueued {
+        deposit: Deposit,
+    },
+    BatchCommitted {
+        chain: ChainId,
+        batch: BatchNumber,
+        by: Authority,
+    },
+    BatchProven {
+        chain: ChainId,
+        batch: BatchNumber,
+        by: Authority,
+    },
+    ExecutionRequested {
+        chain: ChainId,
+        batch: BatchNumber,
+        by: Authority,
+    },
+    BatchExecuted {
+        chain: ChainId,
+        batch: BatchNumber,
+        leaf_index: u64,
+        message_root: B256,
+    },
+    BatchCheckFailed {
+        chain: ChainId,
+        batch: BatchNumber,
+        reason: String,
+    },
+    BatchesReverted {
+        chain: ChainId,
+        from: BatchNumber,
+        to: BatchNumber,
+        first_block: u64,
+        cause: RevertCause,
+    },
+    SlBlock {
+        height: u64,
+        timestamp_ms: u64,
+        message_root: B256,
+        message_root_size: u64,
+    },
+}
+
+impl WireEvent {
+    /// The wire form of an event; `None` for transaction rejections.
+    pub fn from_event(e: &SlEvent) -> Option<Self> {
+        Some(match e {
+            SlEvent::TxRejected { .. } => return None,
+            SlEvent::ChainRegistered { chain } => Self::ChainRegistered { chain: *chain },
+            SlEvent::DepositQueued(d) => Self::DepositQueued { deposit: d.clone() },
+            SlEvent::BatchCommitted { chain, batch, by } => Self::BatchCommitted {
+                chain: *chain,
+                batch: *batch,
+                by: *by,
+            },
+            SlEvent::BatchProven { chain, batch, by } => Self::BatchProven {
+                chain: *chain,
+                batch: *batch,
+                by: *by,
+            },
+            SlEvent::ExecutionRequested { chain, batch, by } => Self::ExecutionRequested {
+                chain: *chain,
+                batch: *batch,
+                by: *by,
+            },
+            SlEvent::BatchExecuted {
+                chain,
+                batch,
+                leaf_index,
+                message_root,
+            } => Self::BatchExecuted {
+                chain: *chain,
+                batch: *batch,
+                leaf_index: *leaf_index,
+                message_root: *message_root,
+            },
+            SlEvent::BatchCheckFailed {
+                chain,
+                batch,
+                reason,
+            } => Self::BatchCheckFailed {
+                chain: *chain,
+                batch: *batch,
+                reason: reason.clone(),
+            },
+            SlEvent::BatchesReverted {
+                chain,
+                from,
+                to,
+                first_block,
+                cause,
+            } => Self::BatchesReverted {
+                chain: *chain,
+                from: *from,
+                to: *to,
+                first_block: *first_block,
+                cause: *cause,
+            },
+            SlEvent::SlBlock {
+                height,
+                timestamp_ms,
+                message_root,
+                message_root_size,
+            } => Self::SlBlock {
+                height: *height,
+                timestamp_ms: *timestamp_ms,
+                message_root: *message_root,
+                message_root_size: *message_root_size,
+            },
+        })
+    }
+
+    /// Back to the core's event type.
+    pub fn into_event(self) -> SlEvent {
+        match self {
+            Self::ChainRegistered { chain } => SlEvent::ChainRegistered { chain },
+            Self::DepositQueued { deposit } => SlEvent::DepositQueued(deposit),
+            Self::BatchCommitted { chain, batch, by } => {
+                SlEvent::BatchCommitted { chain, batch, by }
+            }
+            Self::BatchProven { chain, batch, by } => SlEvent::BatchProven { chain, batch, by },
+            Self::ExecutionRequested { chain, batch, by } => {
+                SlEvent::ExecutionRequested { chain, batch, by }
+            }
+            Self::BatchExecuted {
+                chain,
+                batch,
+                leaf_index,
+                message_root,
+            } => SlEvent::BatchExecuted {
+                chain,
+                batch,
+                leaf_index,
+                message_root,
+            },
+            Self::BatchCheckFailed {
+                chain,
+                batch,
+                reason,
+            } => SlEvent::BatchCheckFailed {
+                chain,
+                batch,
+                reason,
+            },
+            Self::BatchesReverted {
+                chain,
+                from,
+                to,
+                first_block,
+                cause,
+            } => SlEvent::BatchesReverted {
+                chain,
+                from,
+                to,
+                first_block,
+                cause,
+            },
+            Self::SlBlock {
+                height,
+                timestamp_ms,
+                message_root,
+                message_root_size,
+            } => SlEvent::SlBlock {
+                height,
+                timestamp_ms,
+                message_root,
+                message_root_size,
+            },
+        }
+    }
+}
+
+/// A running role process: its address, its clock and its server.
+pub struct RoleHandle {
+    /// Where it serves JSON-RPC.
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RoleHandle {
+    /// Stops the clock and the server and waits for them.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+type Dispatch<T> = fn(&Arc<Mutex<T>>, &str, &Value) -> Result<Value, RpcError>;
+
+/// Serves a minimal JSON-RPC 2.0 endpoint (single requests) with `dispatch`.
+async fn serve_json_rpc<T: Send + 'static>(
+    port: u16,
+    state: Arc<Mutex<T>>,
+    dispatch: Dispatch<T>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(SocketAddr, JoinHandle<()>), NodeError> {
+    struct App<T> {
+        state: Arc<Mutex<T>>,
+        dispatch: Dispatch<T>,
+    }
+    impl<T> Clone for App<T> {
+        fn clone(&self) -> Self {
+            Self {
+                state: self.state.clone(),
+                dispatch: self.dispatch,
+            }
+        }
+    }
+    async fn handler<T: Send + 'static>(
+        State(app): State<App<T>>,
+        body: axum::body::Bytes,
+    ) -> impl IntoResponse {
+        let reply = tokio::task::spawn_blocking(move || {
+            let req: Value = match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(e) => return json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":e.to_string()}}),
+            };
+            let id = req.get("id").cloned().unwrap_or(Value::Null);
+            let Some(method) = req.get("method").and_then(Value::as_str) else {
+                return json!({"jsonrpc":"2.0","id":id,"error":{"code":-32600,"message":"method missing"}});
+            };
+            let params = req.get("params").cloned().unwrap_or(Value::Null);
+            match (app.dispatch)(&app.state, method, &params) {
+                Ok(result) => json!({"jsonrpc":"2.0","id":id,"result":result}),
+                Err(e) => json!({"jsonrpc":"2.0","id":id,"error":{"code":e.code,"message":e.message}}),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| json!({"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":e.to_string()}}));
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            reply.to_string(),
+        )
+    }
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        .await
+        .map_err(|e| NodeError::Io(format!("cannot bind port {port}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| NodeError::Io(e.to_string()))?;
+    let app = Router::new()
+        .route("/", post(handler::<T>))
+        .with_state(App { state, dispatch });
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|v| *v).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!("server failed: {e}");
+        }
+    });
+    Ok((addr, task))
+}
+
+/// Runs `step` every `every` on a blocking thread until stopped; an error stops the clock.
+fn spawn_clock<T: Send + Sync + 'static>(
+    state: T,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+    mut step: impl FnMut(&T, u64) -> Result<(), NodeError> + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let state = Arc::new(state);
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let step = Arc::new(Mutex::new(move |s: &T, now| step(s, now)));
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = stop.wait_for(|v| *v) => break,
+            }
+            let (s, f) = (state.clone(), step.clone());
+            let result =
+                tokio::task::spawn_blocking(move || (lock(&f))(&s, crate::run::now_ms())).await;
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!("step failed, stopping: {e}");
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!("step panicked, stopping: {e}");
+                    break;
+                }
+            }
+        }
+    })
+}
+
+// ------------------------------------------------------------------------------------------
+// The settlement-layer node
+
+/// The SL node's state: the core with its log, and every event so far (for followers).
+pub struct SlNode {
+    sl: PersistentSl,
+    events: Vec<WireEvent>,
+}
+
+impl SlNode {
+    /// Opens (or creates) the SL in `config.datadir`; on first start the council registers the
+    /// configured chains with their devnet genesis.
+    pub fn open(config: &DevnetConfig) -> Result<Self, NodeError> {
+        std::fs::create_dir_all(&config.datadir).map_err(|e| NodeError::Io(e.to_string()))?;
+        let (sl, replayed) = PersistentSl::open_with_events(
+            config.datadir.join("sl.redb"),
+            Devnet::sl_config(config)?,
+            Box::new(ReExecution::new()),
+        )?;
+        let mut node = Self {
+            sl,
+            events: replayed.iter().filter_map(WireEvent::from_event).collect(),
+        };
+        if node.events.is_empty() {
+            for (i, id) in config.chains.iter().enumerate() {
+                let (_, genesis) = Sequencer::genesis(
+                    Devnet::sequencer_config(config, *id),
+                    &Devnet::alloc(config),
+                )?;
+                let call = SlCall::RegisterChain(ChainGenesis {
+                    chain_id: *id,
+                    operator: TxSigner::from_secret(operator_key(*id))
+                        .map_err(|e| NodeError::Config(e.to_string()))?
+                        .address(),
+                    alloc: Devnet::alloc(config),
+                    genesis_header: genesis.block.header,
+                });
+                let tx = SlTx::sign(&council_key(), i as u64, call)
+                    .map_err(|e| NodeError::Config(e.to_string()))?;
+                node.sl.submit(tx);
+            }
+        }
+        Ok(node)
+    }
+
+    fn tick(&mut self, now_ms: u64) -> Result<(), NodeError> {
+        for e in self.sl.tick(now_ms)? {
+            match &e {
+                SlEvent::TxRejected { call, error, .. } => {
+                    tracing::warn!("SL refused {call}: {error}")
+                }
+                SlEvent::BatchExecuted { chain, batch, .. } => {
+                    tracing::info!("chain {chain} batch {batch} executed")
+                }
+                SlEvent::BatchesReverted {
+                    chain, from, to, ..
+                } => tracing::info!("chain {chain} batches {from}..={to} reverted"),
+                _ => {}
+            }
+            self.events.extend(WireEvent::from_event(&e));
+        }
+        Ok(())
+    }
+
+    fn rpc(state: &Arc<Mutex<Self>>, method: &str, params: &Value) -> Result<Value, RpcError> {
+        let p = |i: usize| {
+            params
+                .as_array()
+                .and_then(|a| a.get(i))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let mut n = lock(state);
+        match method {
+            "sl_submit" => {
+                let tx: SlTx = serde_json::from_value(p(0))
+                    .map_err(|e| RpcError::invalid_params(e.to_string()))?;
+                match n.sl.submit(tx).into_iter().next() {
+                    None => Ok(json!("queued")),
+                    Some(SlEvent::TxRejected { error, .. }) => {
+                        Err(RpcError::server(error.to_string()))
+                    }
+                    Some(other) => Err(RpcError::internal(format!("unexpected {other:?}"))),
+                }
+            }
+            "sl_events" => {
+                let from = p(0)
+                    .as_u64()
+                    .ok_or_else(|| RpcError::invalid_params("event index expected"))?
+                    as usize;
+                let to = n.events.len().min(from.saturating_add(1000));
+                let events = n.events.get(from.min(to)..to).unwrap_or_default();
+                Ok(json!({ "events": events, "next": to }))
+            }
+            "sl_nonce" => {
+                let a: Address = serde_json::from_value(p(0))
+                    .map_err(|e| RpcError::invalid_params(e.to_string()))?;
+                let buffered = n.sl.buffered().iter().filter(|t| t.from == a).count() as u64;
+                Ok(json!(n.sl.sl().nonce(&a) + buffered))
+            }
+            "sl_view" => {
+                let chain = p(0)
+                    .as_u64()
+                    .ok_or_else(|| RpcError::invalid_params("chain id expected"))?;
+                let sl = n.sl.sl();
+                let rec = sl
+                    .chain(chain)
+                    .ok_or_else(|| RpcError::server(format!("unknown chain {chain}")))?;
+                let batches: Vec<Value> = rec
+                    .batches
+                    .iter()
+                    .map(|(b, r)| {
+                        let status = match r.status {
+                            BatchStatus::Committed => "committed",
+                            BatchStatus::Proven => "proven",
+                            BatchStatus::Executed => "executed",
+                        };
+                        json!([b, status, r.execute_request.is_some()])
+                    })
+                    .collect();
+                Ok(
+                    json!({ "height": sl.height(), "last_committed": rec.last_committed, "batches": batches }),
+                )
+            }
+            _ => {
+                drop(n);
+                Err(RpcError::method_not_found(method))
+            }
+        }
+    }
+}
+
+/// Starts the SL node: replays its log, serves JSON-RPC on `port` (0: any) and ticks its clock.
+pub async fn start_sl(config: DevnetConfig, port: u16) -> Result<RoleHandle, NodeError> {
+    config.validate()?;
+    let every = Duration::from_millis((config.sl_block_time_ms / 10).clamp(10, 100));
+    let node = Arc::new(Mutex::new(tokio::task::block_in_place(|| {
+        SlNode::open(&config)
+    })?));
+    let (stop, stopped) = watch::channel(false);
+    let (addr, server) = serve_json_rpc(port, node.clone(), SlNode::rpc, stopped.clone()).await?;
+    let clock = spawn_clock(node, every, stopped, |n, now| lock(n).tick(now));
+    Ok(RoleHandle {
+        addr,
+        stop,
+        tasks: vec![server, clock],
+    })
+}
+
+// ------------------------------------------------------------------------------------------
+// Following chains and the SL over RPC (chain nodes and the relayer)
+
+/// What a follower has read so far from the SL and from chains.
+#[derive(Default)]
+struct Cursors {
+    sl_event: u64,
+    next_block: BTreeMap<ChainId, u64>,
+    next_batch: BTreeMap<ChainId, u64>,
+}
+
+/// What a follower fetched in one round.
+#[derive(Default)]
+struct Fetched {
+    events: Vec<SlEvent>,
+    blocks: Vec<(ChainId, Block, Vec<TxReceipt>)>,
+    batches: Vec<(ChainId, BatchHeader)>,
+}
+
+/// Reads new SL events and new blocks/batches of `chains` (id → RPC URL) since `cursors`.
+fn fetch(sl_url: &str, chains: &BTreeMap<ChainId, String>, cursors: &mut Cursors) -> Fetched {
+    let mut out = Fetched::default();
+    if let Ok(r) = call(sl_url, "sl_events", json!([cursors.sl_event])) {
+        if let Ok(events) = serde_json::from_value::<Vec<WireEvent>>(r["events"].clone()) {
+            cursors.sl_event += events.len() as u64;
+            out.events = events.into_iter().map(WireEvent::into_event).collect();
+        }
+    }
+    for (id, url) in chains {
+        let next = cursors.next_block.entry(*id).or_insert(0);
+        if let Ok(r) = call(url, "braid_blocks", json!([*next, 200])) {
+            if let Some(list) = r["blocks"].as_array() {
+                for item in list {
+                    let block: Result<Block, _> = serde_json::from_value(item["block"].clone());
+                    let receipts: Result<Vec<TxReceipt>, _> =
+                        serde_json::from_value(item["receipts"].clone());
+                    match (block, receipts) {
+                        (Ok(b), Ok(r)) if b.header.number == *next => {
+                            *next += 1;
+                            out.blocks.push((*id, b, r));
+                        }
+                        _ => break,
+                    }
+                }
+            }
+        }
+        let next_batch = cursors.next_batch.entry(*id).or_insert(1);
+        while let Ok(v) = call(url, "braid_batch", json!([*next_batch])) {
+            match serde_json::from_value::<Option<BatchHeader>>(v) {
+                Ok(Some(h)) => {
+                    out.batches.push((*id, h));
+                    *next_batch += 1;
+                }
+                _ => break,
+            }
+        }
+    }
+    out
+}
+
+/// A chain's batch progress on the SL, as last read.
+#[derive(Default)]
+struct RemoteSlView {
+    height: u64,
+    last_committed: Option<BatchNumber>,
+    batches: BTreeMap<BatchNumber, BatchProgress>,
+    chain: ChainId,
+}
+
+impl RemoteSlView {
+    fn read(sl_url: &str, chain: ChainId) -> Option<Self> {
+        let v = call(sl_url, "sl_view", json!([chain])).ok()?;
+        let mut batches = BTreeMap::new();
+        for b in v["batches"].as_array()? {
+            let n = b[0].as_u64()?;
+            let status = match b[1].as_str()? {
+                "committed" => BatchStatus::Committed,
+                "proven" => BatchStatus::Proven,
+                _ => BatchStatus::Executed,
+            };
+            batches.insert(
+                n,
+                BatchProgress {
+                    status,
+                    execute_requested: b[2].as_bool()?,
+                },
+            );
+        }
+        Some(Self {
+            height: v["height"].as_u64()?,
+            last_committed: v["last_committed"].as_u64(),
+            batches,
+            chain,
+        })
+    }
+}
+
+impl SlView for RemoteSlView {
+    fn height(&self) -> u64 {
+        self.height
+    }
+    fn last_committed(&self, chain: ChainId) -> Option<BatchNumber> {
+        (chain == self.chain)
+            .then_some(self.last_committed)
+            .flatten()
+    }
+    fn batch_progress(&self, chain: ChainId, batch: BatchNumber) -> Option<BatchProgress> {
+        (chain == self.chain)
+            .then(|| self.batches.get(&batch).cloned())
+            .flatten()
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The chain node
+
+/// A chain node process: the chain, its operator, and a watcher of its peers (for the
+/// operator's extension proofs).
+pub struct ChainProcess {
+    id: ChainId,
+    node: ChainNode,
+    watcher: Relayer,
+    sl_url: String,
+    peers: BTreeMap<ChainId, String>,
+    cursors: Cursors,
+}
+
+impl ChainHost for ChainProcess {
+    fn node(&self, chain: ChainId) -> Option<&ChainNode> {
+        (chain == self.id).then_some(&self.node)
+    }
+    fn node_mut(&mut self, chain: ChainId) -> Option<&mut ChainNode> {
+        (chain == self.id).then_some(&mut self.node)
+    }
+    fn host_extension(
+        &mut self,
+        chain: ChainId,
+        method: &str,
+        params: &Value,
+    ) -> Option<Result<Value, RpcError>> {
+        (chain == self.id)
+            .then(|| chain_extension(&mut self.node, method, params))
+            .flatten()
+    }
+}
+
+impl ChainProcess {
+    /// Opens chain `id` from `config.datadir` (creating it on first use).
+    pub fn open(
+        config: &DevnetConfig,
+        id: ChainId,
+        sl_url: String,
+        peers: BTreeMap<ChainId, String>,
+    ) -> Result<Self, NodeError> {
+        std::fs::create_dir_all(&config.datadir).map_err(|e| NodeError::Io(e.to_string()))?;
+        let store = ChainStore::open(config.datadir.join(format!("chain-{id}.redb")), id)?;
+        let seq_config = Devnet::sequencer_config(config, id);
+        let seq = match store.load()? {
+            Some(l) => Sequencer::restore(
+                seq_config,
+                l.state,
+                l.head.header,
+                l.open_batch,
+                l.last_batch,
+            )?,
+            None => {
+                let (seq, g) = Sequencer::genesis(seq_config, &Devnet::alloc(config))?;
+                store.persist_block(&g.block, &g.receipts, &g.changes, None)?;
+                seq
+            }
+        };
+        let mut node = ChainNode::new(seq, store, operator_key(id));
+        // the operator learns its sealed batches from the store; the SL tells it the rest
+        for n in 1..=node.seq.last_batch() {
+            if let Some(header) = node.store.batch(n)? {
+                let mut blocks = Vec::new();
+                for b in header.firstBlock..=header.lastBlock {
+                    blocks.extend(node.store.block(b)?);
+                }
+                node.operator
+                    .batch_sealed(braid_sequencer::SealedBatch { header, blocks })?;
+            }
+        }
+        let mut watched: Vec<ChainId> = peers.keys().copied().collect();
+        watched.push(id);
+        Ok(Self {
+            id,
+            node,
+            watcher: Relayer::new(RelayerConfig::new(watched)),
+            sl_url,
+            peers,
+            cursors: Cursors::default(),
+        })
+    }
+
+    fn feed_own_history(&mut self) -> Result<(), NodeError> {
+        for n in 0..=self.node.seq.head().number {
+            if let Some(block) = self.node.store.block(n)? {
+                let receipts = self.node.store.receipts(n)?.unwrap_or_default();
+                self.watcher
+                    .handle(RelayerInput::SourceBlock { block, receipts });
+            }
+        }
+        for n in 1..=self.node.seq.last_batch() {
+            if let Some(header) = self.node.store.batch(n)? {
+                self.watcher.handle(RelayerInput::BatchSealed { header });
+            }
+        }
+        Ok(())
+    }
+
+    fn local_step(&mut self, now_ms: u64) -> Result<(), NodeError> {
+        let outs = self.node.seq.handle(SequencerInput::Tick { now_ms });
+        let batch = outs.iter().find_map(|o| match o {
+            SequencerOutput::BatchSealed(b) => Some(b.header.clone()),
+            _ => None,
+        });
+        for out in outs {
+            match out {
+                SequencerOutput::BlockSealed(b) => {
+                    self.node.store.persist_block(
+                        &b.block,
+                        &b.receipts,
+                        &b.changes,
+                        batch.as_ref(),
+                    )?;
+                    if !b.block.transactions.is_empty() {
+                        tracing::info!(
+                            "chain {} block {}: {} txs",
+                            self.id,
+                            b.block.header.number,
+                            b.block.transactions.len()
+                        );
+                    }
+                    self.watcher.handle(RelayerInput::SourceBlock {
+                        block: b.block,
+                        receipts: b.receipts,
+                    });
+                }
+                SequencerOutput::BatchSealed(batch) => {
+                    self.watcher.handle(RelayerInput::BatchSealed {
+                        header: batch.header.clone(),
+                    });
+                    self.node.operator.batch_sealed(*batch)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the SL's and the peers' history before the clock starts. Reverts in that history
+    /// already happened to this chain before it stopped, so they are not applied again.
+    fn catch_up(&mut self) -> Result<(), NodeError> {
+        loop {
+            let fetched = fetch(&self.sl_url, &self.peers, &mut self.cursors);
+            if fetched.events.is_empty() && fetched.blocks.is_empty() {
+                return Ok(());
+            }
+            self.apply(fetched, true)?;
+        }
+    }
+
+    fn apply(&mut self, fetched: Fetched, replaying: bool) -> Result<(), NodeError> {
+        for (id, block, receipts) in fetched.blocks {
+            if id != self.id {
+                self.watcher
+                    .handle(RelayerInput::SourceBlock { block, receipts });
+            }
+        }
+        for (id, header) in fetched.batches {
+            if id != self.id {
+                self.watcher.handle(RelayerInput::BatchSealed { header });
+            }
+        }
+        for e in &fetched.events {
+            if let SlEvent::DepositQueued(d) = e {
+                if d.chainId == self.id {
+                    self.node.seq.handle(SequencerInput::Deposit(d.clone()));
+                }
+            }
+            self.watcher.observe_sl(e);
+            for action in self.node.operator.observe_sl(e) {
+                match action {
+                    OperatorAction::RevertSequencer { .. } if replaying => {}
+                    OperatorAction::RevertSequencer {
+                        last_valid_batch,
+                        invalid_imports,
+                        ..
+                    } => {
+                        let outcome = self
+                            .node
+                            .seq
+                            .revert_to(last_valid_batch, |i| invalid_imports.contains(i))?;
+                        self.node.store.revert_to_block(outcome.head.number)?;
+                        tracing::warn!(
+                            "chain {} re-sequencing from block {}",
+                            self.id,
+                            outcome.head.number + 1
+                        );
+                    }
+                    OperatorAction::Finalized { through } => {
+                        self.node.seq.finalize_through(through);
+                        if let Some(h) = self.node.store.batch(through)? {
+                            self.node.store.finalize_through_block(h.lastBlock)?;
+                        }
+                    }
+                    OperatorAction::CheckFailed { batch, reason } => {
+                        tracing::warn!(
+                            "chain {} batch {batch} failed a settlement check: {reason}",
+                            self.id
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Starts chain `id`: its JSON-RPC on `port`, its sequencer clock, and its operator following
+/// the SL at `sl_url` and the `peers` (id → RPC URL) it may import from.
+pub async fn start_chain(
+    config: DevnetConfig,
+    id: ChainId,
+    port: u16,
+    sl_url: String,
+    peers: BTreeMap<ChainId, String>,
+) -> Result<RoleHandle, NodeError> {
+    config.validate()?;
+    let every = Duration::from_millis((config.block_time_ms / 10).clamp(10, 100));
+    let mut process =
+        tokio::task::block_in_place(|| ChainProcess::open(&config, id, sl_url, peers))?;
+    process.feed_own_history()?;
+    tokio::task::block_in_place(|| process.catch_up())?;
+    let host = Arc::new(Mutex::new(process));
+    let (stop, stopped) = watch::channel(false);
+    let backend = Arc::new(crate::rpc::ChainRpc::new(host.clone(), id));
+    let server = braid_rpc::serve(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        backend,
+        braid_rpc::RpcLimits::default(),
+    )
+    .await
+    .map_err(|e| NodeError::Io(format!("cannot bind port {port}: {e}")))?;
+    let addr = server.local_addr();
+    let mut rpc_stop = stopped.clone();
+    let rpc_task = tokio::spawn(async move {
+        let _ = rpc_stop.wait_for(|v| *v).await;
+        let _ = server.shutdown().await;
+    });
+    let clock = spawn_clock(host, every, stopped, move |h, now| {
+        lock(h).local_step(now)?;
+        // network reads happen without the lock
+        let (sl_url, peers, mut cursors, key) = {
+            let p = lock(h);
+            (
+                p.sl_url.clone(),
+                p.peers.clone(),
+                lock_cursors(&p),
+                *p.node.operator_key(),
+            )
+        };
+        let fetched = fetch(&sl_url, &peers, &mut cursors);
+        let view = RemoteSlView::read(&sl_url, id);
+        let calls = {
+            let mut p = lock(h);
+            p.cursors = cursors;
+            p.apply(fetched, false)?;
+            match &view {
+                Some(v) => {
+                    let ChainProcess { node, watcher, .. } = &mut *p;
+                    node.operator.tick(v, &*watcher)
+                }
+                None => Vec::new(),
+            }
+        };
+        if !calls.is_empty() {
+            let from = TxSigner::from_secret(key)
+                .map_err(|e| NodeError::Config(e.to_string()))?
+                .address();
+            let mut nonce = call(&sl_url, "sl_nonce", json!([from]))
+                .ok()
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            for c in calls {
+                let tx =
+                    SlTx::sign(&key, nonce, c).map_err(|e| NodeError::Config(e.to_string()))?;
+                match call(&sl_url, "sl_submit", json!([tx])) {
+                    Ok(_) => nonce += 1,
+                    Err(e) => tracing::warn!("SL refused an operator call: {e}"),
+                }
+            }
+        }
+        Ok(())
+    });
+    Ok(RoleHandle {
+        addr,
+        stop,
+        tasks: vec![rpc_task, clock],
+    })
+}
+
+fn lock_cursors(p: &ChainProcess) -> Cursors {
+    Cursors {
+        sl_event: p.cursors.sl_event,
+        next_block: p.cursors.next_block.clone(),
+        next_batch: p.cursors.next_batch.clone(),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The relayer
+
+/// The relayer process: follows every chain and the SL; imports roots and executes messages.
+pub struct RelayerProcess {
+    relayer: Relayer,
+    chains: BTreeMap<ChainId, String>,
+    sl_url: String,
+    cursors: Cursors,
+    key: TxSigner,
+    /// Execution transactions sent and not yet seen included: hash → (dest, message id).
+    in_flight: HashMap<B256, (ChainId, MessageId)>,
+}
+
+impl RelayerProcess {
+    /// A relayer for `chains` (id → RPC URL) and the SL at `sl_url`, paying with `key`.
+    pub fn new(chains: BTreeMap<ChainId, String>, sl_url: String, key: TxSigner) -> Self {
+        Self {
+            relayer: Relayer::new(RelayerConfig::new(chains.keys().copied().collect())),
+            chains,
+            sl_url,
+            cursors: Cursors::default(),
+            key,
+            in_flight: HashMap::new(),
+        }
+    }
+
+    /// One round: read, decide, act.
+    pub fn step(&mut self) {
+        let fetched = fetch(&self.sl_url, &self.chains, &mut self.cursors);
+        let mut actions = Vec::new();
+        for (_, block, receipts) in fetched.blocks {
+            actions.extend(
+                self.relayer
+                    .handle(RelayerInput::SourceBlock { block, receipts }),
+            );
+        }
+        for (_, header) in fetched.batches {
+            actions.extend(self.relayer.handle(RelayerInput::BatchSealed { header }));
+        }
+        for e in &fetched.events {
+            actions.extend(self.relayer.observe_sl(e));
+        }
+        // transactions that vanished from the destination's pool without being included
+        let dropped: Vec<(B256, MessageId)> = self
+            .in_flight
+            .iter()
+            .filter(|(hash, (dest, _))| {
+                let url = &self.chains[dest];
+                let receipt =
+                    call(url, "eth_getTransactionReceipt", json!([hash])).unwrap_or(Value::Null);
+                let pending =
+                    call(url, "eth_getTransactionByHash", json!([hash])).unwrap_or(Value::Null);
+                receipt.is_null() && pending.is_null()
+            })
+            .map(|(h, (_, id))| (*h, *id))
+            .collect();
+        for (hash, id) in dropped {
+            self.in_flight.remove(&hash);
+            actions.extend(self.relayer.handle(RelayerInput::ExecuteDropped { id }));
+        }
+        self.in_flight.retain(|hash, (dest, _)| {
+            call(
+                &self.chains[dest],
+                "eth_getTransactionReceipt",
+                json!([hash]),
+            )
+            .is_ok_and(|r| r.is_null())
+        });
+        for action in actions {
+            match action {
+                RelayerAction::Import { dest, root } => {
+                    if let Some(url) = self.chains.get(&dest) {
+                        if let Err(e) = call(url, "braid_importRoot", json!([root])) {
+                            tracing::warn!("import into {dest} refused: {e}");
+                        }
+                    }
+                }
+                RelayerAction::Execute {
+                    dest,
+                    message,
+                    proof,
+                } => {
+                    let Some(url) = self.chains.get(&dest) else {
+                        continue;
+                    };
+                    let id = message.id();
+                    let sent = (|| {
+                        let nonce = quantity(&call(
+                            url,
+                            "eth_getTransactionCount",
+                            json!([self.key.address(), "pending"]),
+                        )?)?;
+                        let raw = self
+                            .key
+                            .call(
+                                dest,
+                                nonce,
+                                MESSENGER_ADDRESS,
+                                U256::ZERO,
+                                execute_message_calldata(&message, &proof),
+                                1_000_000,
+                            )
+                            .map_err(|e| e.to_string())?;
+                        let hash: B256 = serde_json::from_value(call(
+                            url,
+                            "eth_sendRawTransaction",
+                            json!([raw]),
+                        )?)
+                        .map_err(|e| e.to_string())?;
+                        Ok::<B256, String>(hash)
+                    })();
+                    match sent {
+                        Ok(hash) => {
+                            tracing::info!("relayed {id} to chain {dest}");
+                            self.in_flight.insert(hash, (dest, id));
+                        }
+                        Err(e) => {
+                            tracing::warn!("relay of {id} failed: {e}");
+                            self.relayer.handle(RelayerInput::ExecuteDropped { id });
+                        }
+                    }
+                }
+                RelayerAction::Error(e) => tracing::warn!("relayer: {e}"),
+            }
+        }
+    }
+}
+
+/// Starts the relayer process, polling every `every`.
+pub async fn start_relayer(
+    chains: BTreeMap<ChainId, String>,
+    sl_url: String,
+    key: Option<TxSigner>,
+    every: Duration,
+) -> Result<RoleHandle, NodeError> {
+    let process = Arc::new(Mutex::new(RelayerProcess::new(
+        chains,
+        sl_url,
+        key.unwrap_or_else(relayer_signer),
+    )));
+    let (stop, stopped) = watch::channel(false);
+    let clock = spawn_clock(process, every, stopped, |p, _| {
+        lock(p).step();
+        Ok(())
+    });
+    Ok(RoleHandle {
+        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        stop,
+        tasks: vec![clock],
+    })
+}

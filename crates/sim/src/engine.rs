@@ -1,0 +1,1127 @@
+//! The discrete-event engine: a queue of `(virtual time, sequence number, event)` driving the
+//! real cores, wired like the devnet (`braid_node::world::Devnet::step`) but with a network
+//! between the roles.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use alloy_sol_types::SolCall;
+use braid_execution::{ImportKey, TxReceipt, TxSigner};
+use braid_operator::{BatchProgress, Operator, OperatorAction, OperatorConfig, SlView};
+use braid_primitives::{
+    BatchHeader, BatchNumber, Block, BlockNumber, ChainId, IMessenger, ImportedRoot, Message,
+    MessageId, MessageProof, MESSENGER_ADDRESS,
+};
+use braid_proof::ReExecution;
+use braid_relayer::{
+    execute_message_calldata, MessageStatus, Relayer, RelayerAction, RelayerConfig, RelayerInput,
+};
+use braid_sequencer::{SealedBlock, Sequencer, SequencerConfig, SequencerInput, SequencerOutput};
+use braid_settlement::{
+    BatchStatus, ChainGenesis, SettlementLayer, SlCall, SlConfig, SlEvent, SlInput, SlTx,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::invariants::{Execution, Invariants};
+use crate::net::{Class, Network, Role};
+use crate::report::{
+    ChainReport, FaultRecord, LatencyStats, ModeReport, NetworkReport, RelayerReport, Report,
+    Violation,
+};
+use crate::scenario::{Fault, Mode, Scenario};
+use crate::SimError;
+
+/// Balance of every funded account on every chain (10 000 ETH).
+fn dev_balance() -> U256 {
+    U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18u64))
+}
+
+fn council_key() -> B256 {
+    keccak256(b"braid sim security council")
+}
+
+fn operator_key(chain: ChainId) -> B256 {
+    keccak256(format!("braid sim operator {chain}").as_bytes())
+}
+
+fn address_of(secret: &B256) -> Result<Address, SimError> {
+    Ok(TxSigner::from_secret(*secret)
+        .map_err(|e| SimError::Core(e.to_string()))?
+        .address())
+}
+
+/// Most relayer errors kept as text in the report.
+const ERROR_SAMPLES: usize = 10;
+
+/// Runs `scenario` with `seed` to the end of its duration (or the first invariant violation)
+/// and reports. Errors only for invalid scenarios and cores that refuse to start; everything
+/// that goes wrong during the run is in the report.
+pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, SimError> {
+    scenario.validate()?;
+    let wall = Instant::now();
+    let mut sim = Sim::new(scenario, seed)?;
+    sim.run_loop();
+    Ok(sim.report(wall.elapsed().as_millis() as u64))
+}
+
+/// A timer or a delivery.
+#[derive(Debug)]
+enum Event {
+    SeqTick(ChainId),
+    SlTick,
+    OperatorTick(ChainId),
+    RelayerTick,
+    Traffic(usize),
+    FaultStart(usize),
+    FaultEnd(usize),
+    Deliver(Box<Delivery>),
+}
+
+/// A message arriving at a role.
+#[derive(Debug)]
+enum Delivery {
+    /// Users → sequencer: a user's `sendMessageWithMode` (signed on arrival, see docs).
+    UserTx { chain: ChainId, traffic: usize },
+    /// Sequencer → relayer (feed).
+    Block {
+        chain: ChainId,
+        block: Block,
+        receipts: Vec<TxReceipt>,
+    },
+    /// Sequencer → relayer (feed).
+    BatchSealed { header: BatchHeader },
+    /// Operator → SL: a call (signed on arrival with the operator's key, see docs).
+    SlCall { chain: ChainId, call: SlCall },
+    /// SL → relayer (feed).
+    SlToRelayer(SlEvent),
+    /// SL → an operator (feed).
+    SlToOperator(ChainId, SlEvent),
+    /// Relayer → sequencer.
+    Import { dest: ChainId, root: ImportedRoot },
+    /// Relayer → sequencer: `executeMessage` (signed on arrival with the relayer's key).
+    Execute {
+        dest: ChainId,
+        message: Message,
+        proof: MessageProof,
+    },
+    /// Sequencer → relayer: the execution transaction for `id` was dropped or refused.
+    ExecuteDropped { id: MessageId },
+    /// Sequencer → relayer: an import was refused.
+    ImportRejected { dest: ChainId, root: ImportedRoot },
+}
+
+/// The SL as an operator sees it: rebuilt from the SL events it received.
+#[derive(Debug, Default)]
+struct SlMirror {
+    height: u64,
+    registered: bool,
+    last_committed: BatchNumber,
+    batches: BTreeMap<BatchNumber, BatchProgress>,
+}
+
+impl SlMirror {
+    fn observe(&mut self, me: ChainId, e: &SlEvent) {
+        match e {
+            SlEvent::SlBlock { height, .. } => self.height = self.height.max(*height),
+            SlEvent::ChainRegistered { chain } if *chain == me => self.registered = true,
+            SlEvent::BatchCommitted { chain, batch, .. } if *chain == me => {
+                self.last_committed = self.last_committed.max(*batch);
+                self.batches.insert(
+                    *batch,
+                    BatchProgress {
+                        status: BatchStatus::Committed,
+                        execute_requested: false,
+                    },
+                );
+            }
+            SlEvent::BatchProven { chain, batch, .. } if *chain == me => {
+                if let Some(p) = self.batches.get_mut(batch) {
+                    p.status = BatchStatus::Proven;
+                }
+            }
+            SlEvent::ExecutionRequested { chain, batch, .. } if *chain == me => {
+                if let Some(p) = self.batches.get_mut(batch) {
+                    p.execute_requested = true;
+                }
+            }
+            SlEvent::BatchExecuted { chain, batch, .. } if *chain == me => {
+                if let Some(p) = self.batches.get_mut(batch) {
+                    p.status = BatchStatus::Executed;
+                }
+            }
+            SlEvent::BatchesReverted { chain, from, .. } if *chain == me => {
+                self.batches.split_off(from);
+                self.last_committed = self.last_committed.min(from.saturating_sub(1));
+            }
+            _ => {}
+        }
+    }
+}
+
+impl SlView for SlMirror {
+    fn height(&self) -> u64 {
+        self.height
+    }
+    fn last_committed(&self, _chain: ChainId) -> Option<BatchNumber> {
+        self.registered.then_some(self.last_committed)
+    }
+    fn batch_progress(&self, _chain: ChainId, batch: BatchNumber) -> Option<BatchProgress> {
+        self.batches.get(&batch).cloned()
+    }
+}
+
+/// A copy of an SL event for one more receiver (`SlEvent` is not `Clone`: its rejection
+/// errors are not; rejections go to no one but the report).
+fn copy_event(e: &SlEvent) -> Option<SlEvent> {
+    Some(match e {
+        SlEvent::TxRejected { .. } => return None,
+        SlEvent::ChainRegistered { chain } => SlEvent::ChainRegistered { chain: *chain },
+        SlEvent::DepositQueued(d) => SlEvent::DepositQueued(d.clone()),
+        SlEvent::BatchCommitted { chain, batch, by } => SlEvent::BatchCommitted {
+            chain: *chain,
+            batch: *batch,
+            by: *by,
+        },
+        SlEvent::BatchProven { chain, batch, by } => SlEvent::BatchProven {
+            chain: *chain,
+            batch: *batch,
+            by: *by,
+        },
+        SlEvent::ExecutionRequested { chain, batch, by } => SlEvent::ExecutionRequested {
+            chain: *chain,
+            batch: *batch,
+            by: *by,
+        },
+        SlEvent::BatchExecuted {
+            chain,
+            batch,
+            leaf_index,
+            message_root,
+        } => SlEvent::BatchExecuted {
+            chain: *chain,
+            batch: *batch,
+            leaf_index: *leaf_index,
+            message_root: *message_root,
+        },
+        SlEvent::BatchCheckFailed {
+            chain,
+            batch,
+            reason,
+        } => SlEvent::BatchCheckFailed {
+            chain: *chain,
+            batch: *batch,
+            reason: reason.clone(),
+        },
+        SlEvent::BatchesReverted {
+            chain,
+            from,
+            to,
+            first_block,
+            cause,
+        } => SlEvent::BatchesReverted {
+            chain: *chain,
+            from: *from,
+            to: *to,
+            first_block: *first_block,
+            cause: *cause,
+        },
+        SlEvent::SlBlock {
+            height,
+            timestamp_ms,
+            message_root,
+            message_root_size,
+        } => SlEvent::SlBlock {
+            height: *height,
+            timestamp_ms: *timestamp_ms,
+            message_root: *message_root,
+            message_root_size: *message_root_size,
+        },
+    })
+}
+
+/// Whether an operator needs an SL event: its own chain's, every revert (its imports may be
+/// void) and SL blocks.
+fn concerns(chain: ChainId, e: &SlEvent) -> bool {
+    match e {
+        SlEvent::SlBlock { .. } | SlEvent::BatchesReverted { .. } => true,
+        SlEvent::ChainRegistered { chain: c }
+        | SlEvent::BatchCommitted { chain: c, .. }
+        | SlEvent::BatchProven { chain: c, .. }
+        | SlEvent::ExecutionRequested { chain: c, .. }
+        | SlEvent::BatchExecuted { chain: c, .. }
+        | SlEvent::BatchCheckFailed { chain: c, .. } => *c == chain,
+        SlEvent::DepositQueued(_) | SlEvent::TxRejected { .. } => false,
+    }
+}
+
+/// One chain: its sequencer and its operator (co-located: sealed batches and the operator's
+/// revert/finality actions pass between them directly).
+struct ChainNode {
+    seq: Sequencer,
+    operator: Operator,
+    operator_key: B256,
+    operator_address: Address,
+    view: SlMirror,
+    stalled_until: u64,
+    stats: ChainReport,
+}
+
+/// A message the simulator follows for the report.
+#[derive(Debug, Clone)]
+struct Track {
+    mode: Mode,
+    sent_at: u64,
+    source_block: BlockNumber,
+    executed_at: Option<u64>,
+    settled_at: Option<u64>,
+}
+
+struct Sim<'a> {
+    scenario: &'a Scenario,
+    seed: u64,
+    rng: ChaCha8Rng,
+    now: u64,
+    next_seq: u64,
+    queue: BTreeMap<(u64, u64), Event>,
+    net: Network,
+    sl: SettlementLayer,
+    /// Transactions pooled on the SL since its last block, by sender (for nonces).
+    sl_pooled: BTreeMap<Address, u64>,
+    sl_txs_rejected: u64,
+    sl_rejections: BTreeMap<String, u64>,
+    chains: BTreeMap<ChainId, ChainNode>,
+    relayer: Relayer,
+    relayer_key: TxSigner,
+    /// The relayer's execution transactions in destination pools: (dest, hash) → message.
+    relayer_txs: BTreeMap<(ChainId, B256), (MessageId, B256)>,
+    /// When the relayer shell gives up waiting for an execution.
+    execute_deadline: BTreeMap<MessageId, u64>,
+    /// When the relayer shell gives up waiting for an import.
+    import_deadline: BTreeMap<(ChainId, ImportKey), (ImportedRoot, u64)>,
+    relayer_stats: RelayerReport,
+    /// Users' transactions, by hash: the mode their message asked for.
+    user_txs: BTreeMap<B256, Mode>,
+    messages: BTreeMap<MessageId, Track>,
+    invariants: Invariants,
+    faults: Vec<FaultRecord>,
+    violation: Option<Violation>,
+    events: u64,
+}
+
+impl<'a> Sim<'a> {
+    fn new(scenario: &'a Scenario, seed: u64) -> Result<Self, SimError> {
+        let core = |e: &dyn std::fmt::Display| SimError::Core(e.to_string());
+        let ids = scenario.chain_ids();
+        let accounts = scenario.traffic.len().max(1) as u32;
+        let relayer_key = TxSigner::dev(1_000_000);
+        let mut alloc: Vec<(Address, U256)> = (0..accounts)
+            .map(|i| (TxSigner::dev(i).address(), dev_balance()))
+            .collect();
+        alloc.push((relayer_key.address(), dev_balance()));
+        let council = council_key();
+        let mut sl_config = SlConfig::new(address_of(&council)?);
+        sl_config.sl_block_time_ms = scenario.sl_block_time_ms;
+        let mut sl =
+            SettlementLayer::new(sl_config, Box::new(ReExecution::new())).map_err(|e| core(&e))?;
+        let mut relayer = Relayer::new(RelayerConfig::new(ids.clone()));
+        let mut chains = BTreeMap::new();
+        for (i, id) in ids.iter().enumerate() {
+            let mut c = SequencerConfig::new(*id);
+            c.block_time_ms = scenario.block_time_ms;
+            c.batch_blocks = scenario.batch_blocks;
+            c.fee_recipient = Address::repeat_byte(0xfe);
+            let (seq, genesis) = Sequencer::genesis(c, &alloc).map_err(|e| core(&e))?;
+            let key = operator_key(*id);
+            let call = SlCall::RegisterChain(ChainGenesis {
+                chain_id: *id,
+                operator: address_of(&key)?,
+                alloc: alloc.clone(),
+                genesis_header: genesis.block.header.clone(),
+            });
+            let tx = SlTx::sign(&council, i as u64, call).map_err(|e| core(&e))?;
+            if let Some(SlEvent::TxRejected { error, .. }) =
+                sl.handle(SlInput::Submit(Box::new(tx))).pop()
+            {
+                return Err(core(&error));
+            }
+            // the relayer starts from every chain's genesis block (as in the devnet)
+            for a in relayer.handle(RelayerInput::SourceBlock {
+                block: genesis.block,
+                receipts: genesis.receipts,
+            }) {
+                if let RelayerAction::Error(e) = a {
+                    return Err(core(&e));
+                }
+            }
+            chains.insert(
+                *id,
+                ChainNode {
+                    seq,
+                    operator: Operator::new(OperatorConfig::new(*id)),
+                    operator_address: address_of(&key)?,
+                    operator_key: key,
+                    view: SlMirror::default(),
+                    stalled_until: 0,
+                    stats: ChainReport::default(),
+                },
+            );
+        }
+        let mut sim = Self {
+            scenario,
+            seed,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            now: 0,
+            next_seq: 0,
+            queue: BTreeMap::new(),
+            net: Network::new(scenario.link.clone()),
+            sl,
+            sl_pooled: BTreeMap::new(),
+            sl_txs_rejected: 0,
+            sl_rejections: BTreeMap::new(),
+            chains,
+            relayer,
+            relayer_key,
+            relayer_txs: BTreeMap::new(),
+            execute_deadline: BTreeMap::new(),
+            import_deadline: BTreeMap::new(),
+            relayer_stats: RelayerReport::default(),
+            user_txs: BTreeMap::new(),
+            messages: BTreeMap::new(),
+            invariants: Invariants::default(),
+            faults: Vec::new(),
+            violation: None,
+            events: 0,
+        };
+        sim.invariants.sl_value = sim.sl.total_value();
+        sim.schedule(0, Event::SlTick);
+        let starts: Vec<(ChainId, u64)> = sim
+            .chains
+            .iter()
+            .map(|(id, n)| (*id, n.seq.next_block_at_ms()))
+            .collect();
+        for (id, at) in starts {
+            sim.queue_push(at, Event::SeqTick(id));
+            sim.queue_push(scenario.operator_tick_ms, Event::OperatorTick(id));
+        }
+        sim.schedule(sim.relayer_tick_ms(), Event::RelayerTick);
+        for i in 0..scenario.traffic.len() {
+            let first = sim.interarrival(i);
+            sim.schedule(first, Event::Traffic(i));
+        }
+        for (i, f) in scenario.faults.iter().enumerate() {
+            sim.schedule(f.at_ms(), Event::FaultStart(i));
+            sim.schedule(
+                f.at_ms().saturating_add(f.duration_ms()),
+                Event::FaultEnd(i),
+            );
+        }
+        Ok(sim)
+    }
+
+    fn relayer_tick_ms(&self) -> u64 {
+        (self.scenario.relayer.retry_ms / 4).max(1)
+    }
+
+    fn queue_push(&mut self, at: u64, ev: Event) {
+        self.queue.insert((at, self.next_seq), ev);
+        self.next_seq += 1;
+    }
+
+    /// Schedules a timer at `at` (never in the past).
+    fn schedule(&mut self, at: u64, ev: Event) {
+        let at = at.max(self.now);
+        self.queue_push(at, ev);
+    }
+
+    /// Hands a message to the network.
+    fn send(&mut self, from: Role, to: Role, class: Class, d: Delivery) {
+        if let Some(at) = self.net.send(self.now, from, to, class, &mut self.rng) {
+            self.queue_push(at, Event::Deliver(Box::new(d)));
+        }
+    }
+
+    /// Exponential inter-arrival time of traffic entry `i`, in ms (at least 1).
+    fn interarrival(&mut self, i: usize) -> u64 {
+        let rate = self.scenario.traffic.get(i).map_or(1.0, |t| t.rate_per_s);
+        let u: f64 = self.rng.gen();
+        let ms = -(1.0 - u).ln() * 1000.0 / rate;
+        (ms.ceil() as u64).max(1)
+    }
+
+    fn run_loop(&mut self) {
+        let end = self.scenario.duration_ms;
+        while let Some(((at, _), ev)) = self.queue.pop_first() {
+            if at > end {
+                break;
+            }
+            self.now = at;
+            self.events += 1;
+            if let Err(detail) = self.handle(ev) {
+                self.violate("core_error", detail);
+                return;
+            }
+            let seqs: BTreeMap<ChainId, &Sequencer> =
+                self.chains.iter().map(|(id, n)| (*id, &n.seq)).collect();
+            if let Some((invariant, detail)) = self.invariants.check(&self.sl, &seqs) {
+                self.violate(invariant, detail);
+                return;
+            }
+        }
+        self.now = end;
+    }
+
+    fn violate(&mut self, invariant: &str, detail: String) {
+        self.violation = Some(Violation {
+            invariant: invariant.to_string(),
+            detail,
+            at_ms: self.now,
+            event: self.events,
+            seed: self.seed,
+            replay: self.scenario.replay_command(self.seed),
+        });
+    }
+
+    fn handle(&mut self, ev: Event) -> Result<(), String> {
+        match ev {
+            Event::SeqTick(id) => self.sequencer_tick(id),
+            Event::SlTick => self.sl_tick(),
+            Event::OperatorTick(id) => self.operator_tick(id),
+            Event::RelayerTick => {
+                self.relayer_timeouts();
+                let next = self.now + self.relayer_tick_ms();
+                self.schedule(next, Event::RelayerTick);
+                Ok(())
+            }
+            Event::Traffic(i) => {
+                if self.now < self.scenario.traffic_stop_ms() {
+                    if let Some(t) = self.scenario.traffic.get(i) {
+                        let chain = t.from;
+                        let d = Delivery::UserTx { chain, traffic: i };
+                        self.send(Role::Users, Role::Sequencer(chain), Class::Datagram, d);
+                    }
+                    let next = self.now + self.interarrival(i);
+                    self.schedule(next, Event::Traffic(i));
+                }
+                Ok(())
+            }
+            Event::FaultStart(i) => {
+                self.fault(i, true);
+                Ok(())
+            }
+            Event::FaultEnd(i) => {
+                self.fault(i, false);
+                Ok(())
+            }
+            Event::Deliver(d) => self.deliver(*d),
+        }
+    }
+
+    fn fault(&mut self, i: usize, start: bool) {
+        let Some(f) = self.scenario.faults.get(i) else {
+            return;
+        };
+        let end = f.at_ms().saturating_add(f.duration_ms());
+        if start {
+            self.faults.push(FaultRecord {
+                kind: f.kind().to_string(),
+                chain: f.chain(),
+                start_ms: self.now,
+                end_ms: end,
+            });
+        }
+        match (f, start) {
+            (Fault::OperatorStall { chain, .. }, true) => {
+                if let Some(n) = self.chains.get_mut(chain) {
+                    n.stalled_until = n.stalled_until.max(end);
+                }
+            }
+            (
+                Fault::OperatorStall {
+                    chain, duration_ms, ..
+                },
+                false,
+            ) => {
+                if let Some(n) = self.chains.get_mut(chain) {
+                    n.stats.operator_stalled_ms += duration_ms;
+                }
+            }
+            (Fault::Partition { chain, .. }, true) => self.net.partition(*chain, end),
+            (Fault::Partition { chain, .. }, false) => self.net.heal(*chain, self.now),
+            (Fault::DropMessages { fraction, .. }, true) => self.net.start_drops(i, end, *fraction),
+            (Fault::DropMessages { .. }, false) => self.net.stop_drops(i),
+        }
+    }
+
+    // ----- sequencers -----
+
+    fn sequencer_tick(&mut self, id: ChainId) -> Result<(), String> {
+        let now = self.now;
+        let Some(node) = self.chains.get_mut(&id) else {
+            return Ok(());
+        };
+        let outs = node.seq.handle(SequencerInput::Tick { now_ms: now });
+        let next = node.seq.next_block_at_ms().max(now + 1);
+        for out in outs {
+            self.sequencer_output(id, out)?;
+        }
+        self.schedule(next, Event::SeqTick(id));
+        Ok(())
+    }
+
+    fn sequencer_output(&mut self, id: ChainId, out: SequencerOutput) -> Result<(), String> {
+        let (seq_role, relayer) = (Role::Sequencer(id), Role::Relayer);
+        match out {
+            SequencerOutput::BlockSealed(b) => self.block_sealed(id, *b),
+            SequencerOutput::BatchSealed(batch) => {
+                let header = batch.header.clone();
+                if let Some(node) = self.chains.get_mut(&id) {
+                    node.stats.batches_sealed += 1;
+                    node.operator
+                        .batch_sealed(*batch)
+                        .map_err(|e| format!("operator of {id}: {e}"))?;
+                }
+                self.send(
+                    seq_role,
+                    relayer,
+                    Class::Feed,
+                    Delivery::BatchSealed { header },
+                );
+            }
+            SequencerOutput::TxDropped { hash, .. } => {
+                if let Some((mid, _)) = self.relayer_txs.remove(&(id, hash)) {
+                    self.relayer_stats.executions_dropped += 1;
+                    let d = Delivery::ExecuteDropped { id: mid };
+                    self.send(seq_role, relayer, Class::Datagram, d);
+                }
+            }
+            SequencerOutput::ImportRejected { import, .. } => {
+                let d = Delivery::ImportRejected {
+                    dest: id,
+                    root: import,
+                };
+                self.send(seq_role, relayer, Class::Datagram, d);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn block_sealed(&mut self, id: ChainId, b: SealedBlock) {
+        let SealedBlock {
+            block, receipts, ..
+        } = b;
+        let number = block.header.number;
+        let ts = block.header.timestampMs;
+        if let Some(node) = self.chains.get_mut(&id) {
+            node.stats.blocks += 1;
+        }
+        for r in &receipts {
+            if let Some(mid) = r.message_sent {
+                match self.messages.get_mut(&mid) {
+                    // re-sent after a revert of the source: same id, new block
+                    Some(t) => t.source_block = number,
+                    None => {
+                        if let Some(mode) = self.user_txs.get(&r.tx_hash) {
+                            self.messages.insert(
+                                mid,
+                                Track {
+                                    mode: *mode,
+                                    sent_at: ts,
+                                    source_block: number,
+                                    executed_at: None,
+                                    settled_at: None,
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+            if let Some(mid) = r.message_executed {
+                let leaf = self.relayer_txs.remove(&(id, r.tx_hash)).map(|(_, l)| l);
+                self.invariants.executed(
+                    id,
+                    mid,
+                    Execution {
+                        block: number,
+                        leaf,
+                    },
+                );
+                if let Some(t) = self.messages.get_mut(&mid) {
+                    t.executed_at.get_or_insert(ts);
+                }
+            }
+        }
+        let d = Delivery::Block {
+            chain: id,
+            block,
+            receipts,
+        };
+        self.send(Role::Sequencer(id), Role::Relayer, Class::Feed, d);
+    }
+
+    /// The pending nonce of `from` on `chain`, as `eth_getTransactionCount(.., "pending")`.
+    fn pending_nonce(&self, chain: ChainId, from: &Address) -> Option<u64> {
+        let node = self.chains.get(&chain)?;
+        let account = node.seq.state().account(from).nonce;
+        Some(node.seq.mempool().pending_nonce(from, account))
+    }
+
+    fn submit_tx(&mut self, chain: ChainId, raw: Bytes) -> Result<(B256, Option<B256>), String> {
+        let node = self
+            .chains
+            .get_mut(&chain)
+            .ok_or_else(|| format!("unknown chain {chain}"))?;
+        match node.seq.handle(SequencerInput::SubmitTx { raw }).pop() {
+            Some(SequencerOutput::TxAccepted { hash, replaced }) => Ok((hash, replaced)),
+            Some(SequencerOutput::TxRejected { error, .. }) => Err(error.to_string()),
+            other => Err(format!("unexpected sequencer answer {other:?}")),
+        }
+    }
+
+    fn user_tx(&mut self, chain: ChainId, traffic: usize) {
+        let Some(t) = self.scenario.traffic.get(traffic) else {
+            return;
+        };
+        let (to, mode, value) = (t.to, t.mode, t.value_wei);
+        let signer = TxSigner::dev(traffic as u32);
+        let Some(nonce) = self.pending_nonce(chain, &signer.address()) else {
+            return;
+        };
+        let input = IMessenger::sendMessageWithModeCall {
+            destChain: U256::from(to),
+            recipient: signer.address(),
+            payload: Bytes::from_static(b"braid sim"),
+            mode: braid_primitives::ImportKind::from(mode) as u8,
+        }
+        .abi_encode();
+        let raw = signer.call(
+            chain,
+            nonce,
+            MESSENGER_ADDRESS,
+            U256::from(value),
+            input.into(),
+            300_000,
+        );
+        let accepted = match raw {
+            Ok(raw) => self.submit_tx(chain, raw).ok(),
+            Err(_) => None,
+        };
+        if let Some(node) = self.chains.get_mut(&chain) {
+            match accepted {
+                Some(_) => node.stats.user_txs_accepted += 1,
+                None => node.stats.user_txs_rejected += 1,
+            }
+        }
+        if let Some((hash, _)) = accepted {
+            self.user_txs.insert(hash, mode);
+        }
+    }
+
+    fn relayer_execute_arrived(&mut self, dest: ChainId, message: Message, proof: MessageProof) {
+        let id = message.id();
+        let from = self.relayer_key.address();
+        let result = match self.pending_nonce(dest, &from) {
+            None => Err(format!("unknown chain {dest}")),
+            Some(nonce) => {
+                let input = execute_message_calldata(&message, &proof);
+                self.relayer_key
+                    .call(dest, nonce, MESSENGER_ADDRESS, U256::ZERO, input, 1_000_000)
+                    .map_err(|e| e.to_string())
+                    .and_then(|raw| self.submit_tx(dest, raw))
+            }
+        };
+        let (seq_role, relayer) = (Role::Sequencer(dest), Role::Relayer);
+        match result {
+            Ok((hash, replaced)) => {
+                self.relayer_txs
+                    .insert((dest, hash), (id, message.leaf_hash()));
+                if let Some((old, _)) = replaced.and_then(|h| self.relayer_txs.remove(&(dest, h))) {
+                    self.relayer_stats.executions_dropped += 1;
+                    let d = Delivery::ExecuteDropped { id: old };
+                    self.send(seq_role, relayer, Class::Datagram, d);
+                }
+            }
+            Err(_) => {
+                self.relayer_stats.executions_dropped += 1;
+                let d = Delivery::ExecuteDropped { id };
+                self.send(seq_role, relayer, Class::Datagram, d);
+            }
+        }
+    }
+
+    // ----- settlement layer -----
+
+    fn sl_tick(&mut self) -> Result<(), String> {
+        let events = self.sl.handle(SlInput::Tick { now_ms: self.now });
+        self.sl_pooled.clear();
+        let mut registered = false;
+        for e in &events {
+            registered |= matches!(e, SlEvent::ChainRegistered { .. });
+            self.sl_event(e);
+        }
+        if registered {
+            self.invariants.sl_value = self.sl.total_value();
+        }
+        let next = self.now + self.scenario.sl_block_time_ms;
+        self.schedule(next, Event::SlTick);
+        Ok(())
+    }
+
+    fn sl_event(&mut self, e: &SlEvent) {
+        let now = self.now;
+        match e {
+            SlEvent::TxRejected { call, error, .. } => self.sl_rejected(call, error),
+            SlEvent::BatchCommitted { chain, .. } => {
+                if let Some(n) = self.chains.get_mut(chain) {
+                    n.stats.batches_committed += 1;
+                }
+            }
+            SlEvent::BatchExecuted { chain, batch, .. } => {
+                self.invariants.batch_executed(*chain, *batch);
+                if let Some(n) = self.chains.get_mut(chain) {
+                    n.stats.batches_executed += 1;
+                }
+                if let Some(rec) = self.sl.batch(*chain, *batch) {
+                    let (first, last) = (rec.header.firstBlock, rec.header.lastBlock);
+                    let range = MessageId {
+                        source_chain: *chain,
+                        nonce: 0,
+                    }..=MessageId {
+                        source_chain: *chain,
+                        nonce: u64::MAX,
+                    };
+                    for t in self.messages.range_mut(range).map(|(_, t)| t) {
+                        if t.settled_at.is_none()
+                            && first <= t.source_block
+                            && t.source_block <= last
+                        {
+                            t.settled_at = Some(now);
+                        }
+                    }
+                }
+            }
+            SlEvent::BatchesReverted {
+                chain, from, to, ..
+            } => {
+                self.invariants.batches_reverted(*chain, *from, *to);
+                if let Some(n) = self.chains.get_mut(chain) {
+                    n.stats.batches_reverted += to - from + 1;
+                }
+            }
+            _ => {}
+        }
+        if let Some(copy) = copy_event(e) {
+            self.send(
+                Role::Sl,
+                Role::Relayer,
+                Class::Feed,
+                Delivery::SlToRelayer(copy),
+            );
+        }
+        let ids: Vec<ChainId> = self.chains.keys().copied().collect();
+        for id in ids {
+            if concerns(id, e) {
+                if let Some(copy) = copy_event(e) {
+                    let d = Delivery::SlToOperator(id, copy);
+                    self.send(Role::Sl, Role::Operator(id), Class::Feed, d);
+                }
+            }
+        }
+    }
+
+    /// An operator's call reaches the SL: signed with the operator's key and the nonce the
+    /// devnet uses (SL nonce + the sender's transactions already pooled), then submitted.
+    fn sl_call_arrived(&mut self, chain: ChainId, call: SlCall) -> Result<(), String> {
+        let Some(node) = self.chains.get(&chain) else {
+            return Ok(());
+        };
+        let (key, from) = (node.operator_key, node.operator_address);
+        let pooled = self.sl_pooled.get(&from).copied().unwrap_or(0);
+        let nonce = self.sl.nonce(&from) + pooled;
+        let tx = SlTx::sign(&key, nonce, call).map_err(|e| e.to_string())?;
+        let mut rejected = false;
+        for e in self.sl.handle(SlInput::Submit(Box::new(tx))) {
+            if let SlEvent::TxRejected { call, error, .. } = e {
+                rejected = true;
+                self.sl_rejected(call, &error);
+            }
+        }
+        if !rejected {
+            *self.sl_pooled.entry(from).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    fn sl_rejected(&mut self, call: &str, error: &braid_settlement::SettlementError) {
+        self.sl_txs_rejected += 1;
+        let debug = format!("{error:?}");
+        let kind = debug
+            .split(|c: char| !c.is_alphanumeric())
+            .next()
+            .unwrap_or_default();
+        *self
+            .sl_rejections
+            .entry(format!("{call}: {kind}"))
+            .or_default() += 1;
+    }
+
+    // ----- operators -----
+
+    fn operator_tick(&mut self, id: ChainId) -> Result<(), String> {
+        let now = self.now;
+        let next = now + self.scenario.operator_tick_ms;
+        self.schedule(next, Event::OperatorTick(id));
+        let Some(node) = self.chains.get_mut(&id) else {
+            return Ok(());
+        };
+        if now < node.stalled_until {
+            return Ok(());
+        }
+        let calls = node.operator.tick(&node.view, &self.relayer);
+        for call in calls {
+            let d = Delivery::SlCall { chain: id, call };
+            self.send(Role::Operator(id), Role::Sl, Class::Datagram, d);
+        }
+        Ok(())
+    }
+
+    fn operator_observes(&mut self, id: ChainId, e: SlEvent) -> Result<(), String> {
+        let Some(node) = self.chains.get_mut(&id) else {
+            return Ok(());
+        };
+        node.view.observe(id, &e);
+        let actions = node.operator.observe_sl(&e);
+        for action in actions {
+            match action {
+                OperatorAction::RevertSequencer {
+                    last_valid_batch,
+                    invalid_imports,
+                    ..
+                } => {
+                    let outcome = node
+                        .seq
+                        .revert_to(last_valid_batch, |i| invalid_imports.contains(i))
+                        .map_err(|e| format!("chain {id}: revert_to({last_valid_batch}): {e}"))?;
+                    self.invariants.dest_reverted(id, outcome.head.number + 1);
+                }
+                OperatorAction::Finalized { through } => node.seq.finalize_through(through),
+                OperatorAction::CheckFailed { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    // ----- relayer -----
+
+    fn relayer_actions(&mut self, actions: Vec<RelayerAction>) {
+        let deadline = self.now + self.scenario.relayer.retry_ms;
+        for action in actions {
+            match action {
+                RelayerAction::Import { dest, root } => {
+                    if let Ok(key) = ImportKey::of(&root) {
+                        self.import_deadline
+                            .insert((dest, key), (root.clone(), deadline));
+                    }
+                    let d = Delivery::Import { dest, root };
+                    self.send(Role::Relayer, Role::Sequencer(dest), Class::Datagram, d);
+                }
+                RelayerAction::Execute {
+                    dest,
+                    message,
+                    proof,
+                } => {
+                    self.execute_deadline.insert(message.id(), deadline);
+                    let d = Delivery::Execute {
+                        dest,
+                        message,
+                        proof,
+                    };
+                    self.send(Role::Relayer, Role::Sequencer(dest), Class::Datagram, d);
+                }
+                RelayerAction::Error(e) => {
+                    self.relayer_stats.errors += 1;
+                    if self.relayer_stats.error_samples.len() < ERROR_SAMPLES {
+                        self.relayer_stats
+                            .error_samples
+                            .push(format!("t={} ms: {e}", self.now));
+                    }
+                }
+            }
+        }
+    }
+
+    fn relayer_execute_dropped(&mut self, id: MessageId) {
+        self.execute_deadline.remove(&id);
+        if self.relayer.status(&id) == Some(MessageStatus::Submitted) {
+            self.relayer_stats.execute_retries += 1;
+            let actions = self.relayer.handle(RelayerInput::ExecuteDropped { id });
+            self.relayer_actions(actions);
+        }
+    }
+
+    fn relayer_import_dropped(&mut self, dest: ChainId, root: ImportedRoot) {
+        if let Ok(key) = ImportKey::of(&root) {
+            self.import_deadline.remove(&(dest, key));
+        }
+        self.relayer_stats.import_retries += 1;
+        let actions = self
+            .relayer
+            .handle(RelayerInput::ImportDropped { dest, root });
+        self.relayer_actions(actions);
+    }
+
+    /// Requests not answered in time count as dropped (the network may have lost them).
+    fn relayer_timeouts(&mut self) {
+        let now = self.now;
+        let expired: Vec<MessageId> = self
+            .execute_deadline
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.relayer_execute_dropped(id);
+        }
+        let expired: Vec<(ChainId, ImportedRoot)> = self
+            .import_deadline
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|((dest, _), (root, _))| (*dest, root.clone()))
+            .collect();
+        for (dest, root) in expired {
+            self.relayer_import_dropped(dest, root);
+        }
+    }
+
+    fn deliver(&mut self, d: Delivery) -> Result<(), String> {
+        match d {
+            Delivery::UserTx { chain, traffic } => self.user_tx(chain, traffic),
+            Delivery::Block {
+                chain,
+                block,
+                receipts,
+            } => {
+                for i in &block.imports {
+                    if let Ok(key) = ImportKey::of(i) {
+                        self.import_deadline.remove(&(chain, key));
+                    }
+                }
+                for r in &receipts {
+                    if let Some(mid) = r.message_executed {
+                        self.execute_deadline.remove(&mid);
+                    }
+                }
+                let actions = self
+                    .relayer
+                    .handle(RelayerInput::SourceBlock { block, receipts });
+                self.relayer_actions(actions);
+            }
+            Delivery::BatchSealed { header } => {
+                let actions = self.relayer.handle(RelayerInput::BatchSealed { header });
+                self.relayer_actions(actions);
+            }
+            Delivery::SlCall { chain, call } => self.sl_call_arrived(chain, call)?,
+            Delivery::SlToRelayer(e) => {
+                let actions = self.relayer.observe_sl(&e);
+                self.relayer_actions(actions);
+            }
+            Delivery::SlToOperator(id, e) => self.operator_observes(id, e)?,
+            Delivery::Import { dest, root } => {
+                let outs = match self.chains.get_mut(&dest) {
+                    Some(node) => node.seq.handle(SequencerInput::Import(root)),
+                    None => vec![],
+                };
+                for out in outs {
+                    self.sequencer_output(dest, out)?;
+                }
+            }
+            Delivery::Execute {
+                dest,
+                message,
+                proof,
+            } => self.relayer_execute_arrived(dest, message, proof),
+            Delivery::ExecuteDropped { id } => self.relayer_execute_dropped(id),
+            Delivery::ImportRejected { dest, root } => self.relayer_import_dropped(dest, root),
+        }
+        Ok(())
+    }
+
+    // ----- report -----
+
+    fn final_state_hash(&self) -> B256 {
+        let mut buf = Vec::with_capacity(self.chains.len() * 72 + 40);
+        for (id, node) in &self.chains {
+            let head = node.seq.head();
+            buf.extend_from_slice(&id.to_be_bytes());
+            buf.extend_from_slice(head.stateRoot.as_slice());
+            buf.extend_from_slice(head.hash().as_slice());
+        }
+        buf.extend_from_slice(self.sl.message_tree().root().as_slice());
+        buf.extend_from_slice(&self.sl.height().to_be_bytes());
+        keccak256(&buf)
+    }
+
+    fn report(&self, wall_time_ms: u64) -> Report {
+        let mut by_mode: BTreeMap<Mode, (ModeReport, Vec<u64>, Vec<u64>)> = BTreeMap::new();
+        let modes: BTreeSet<Mode> = self.scenario.traffic.iter().map(|t| t.mode).collect();
+        for m in modes {
+            by_mode.entry(m).or_default();
+        }
+        for t in self.messages.values() {
+            let (r, lat, settle) = by_mode.entry(t.mode).or_default();
+            r.sent += 1;
+            if let Some(e) = t.executed_at {
+                r.executed += 1;
+                lat.push(e.saturating_sub(t.sent_at));
+            }
+            if let Some(s) = t.settled_at {
+                r.settled += 1;
+                settle.push(s.saturating_sub(t.sent_at));
+            }
+        }
+        let modes = by_mode
+            .into_iter()
+            .map(|(m, (mut r, lat, settle))| {
+                r.latency_ms = LatencyStats::of(&lat);
+                r.settle_latency_ms = LatencyStats::of(&settle);
+                (braid_primitives::ImportKind::from(m).name().to_string(), r)
+            })
+            .collect();
+        let chains = self
+            .chains
+            .iter()
+            .map(|(id, n)| {
+                let mut s = n.stats.clone();
+                s.head = n.seq.head().number;
+                (*id, s)
+            })
+            .collect();
+        let c = &self.net.counters;
+        Report {
+            scenario: self.scenario.name.clone(),
+            seed: self.seed,
+            replay: self.scenario.replay_command(self.seed),
+            modes,
+            chains,
+            sl_height: self.sl.height(),
+            sl_txs_rejected: self.sl_txs_rejected,
+            sl_rejections: self.sl_rejections.clone(),
+            network: NetworkReport {
+                sent: c.sent,
+                delivered: c.delivered,
+                dropped: c.dropped,
+                retransmitted: c.retransmitted,
+                held_by_partition: c.held_by_partition,
+            },
+            relayer: self.relayer_stats.clone(),
+            faults: self.faults.clone(),
+            events_processed: self.events,
+            virtual_duration_ms: self.now,
+            wall_time_ms,
+            invariant_violations: self.violation.iter().cloned().collect(),
+            final_state_hash: self.final_state_hash(),
+        }
+    }
+}

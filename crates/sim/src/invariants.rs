@@ -1,0 +1,190 @@
+//! Invariant checkers, run outside the nodes after every event.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use alloy_primitives::{B256, U256};
+use braid_primitives::{BatchNumber, BlockNumber, ChainId, MessageId};
+use braid_sequencer::Sequencer;
+use braid_settlement::SettlementLayer;
+
+/// An execution seen on a destination: its block and, when the simulator knows the message,
+/// its leaf hash.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Execution {
+    pub block: BlockNumber,
+    pub leaf: Option<B256>,
+}
+
+/// A failed invariant: its name and what was seen.
+pub(crate) type Failure = (&'static str, String);
+
+/// What the checkers remember between events.
+#[derive(Debug, Default)]
+pub(crate) struct Invariants {
+    /// Executions on each destination's current chain.
+    pub executed: BTreeMap<ChainId, BTreeMap<MessageId, Execution>>,
+    /// Batches the SL executed.
+    pub executed_batches: BTreeSet<(ChainId, BatchNumber)>,
+    /// The SL's total value (re-based when a chain registers).
+    pub sl_value: U256,
+    /// A failure seen while routing an event (double execution, executed batch reverted).
+    pub pending: Option<Failure>,
+}
+
+impl Invariants {
+    /// Records an execution on `dest`; a second execution of the same id is a failure.
+    pub fn executed(&mut self, dest: ChainId, id: MessageId, exec: Execution) {
+        let fresh = self
+            .executed
+            .entry(dest)
+            .or_default()
+            .insert(id, exec)
+            .is_none();
+        if !fresh && self.pending.is_none() {
+            self.pending = Some((
+                "no_double_execution",
+                format!(
+                    "message {id} executed twice on chain {dest} (block {})",
+                    exec.block
+                ),
+            ));
+        }
+    }
+
+    /// The destination's blocks from `first_void` on were reverted.
+    pub fn dest_reverted(&mut self, dest: ChainId, first_void: BlockNumber) {
+        if let Some(ids) = self.executed.get_mut(&dest) {
+            ids.retain(|_, e| e.block < first_void);
+        }
+    }
+
+    /// The SL executed a batch.
+    pub fn batch_executed(&mut self, chain: ChainId, batch: BatchNumber) {
+        self.executed_batches.insert((chain, batch));
+    }
+
+    /// The SL reverted batches `from..=to`; none of them may be executed.
+    pub fn batches_reverted(&mut self, chain: ChainId, from: BatchNumber, to: BatchNumber) {
+        if let Some((_, b)) = self
+            .executed_batches
+            .range((chain, from)..=(chain, to))
+            .next()
+        {
+            if self.pending.is_none() {
+                self.pending = Some((
+                    "executed_batch_never_reverted",
+                    format!("chain {chain}: executed batch {b} reverted ({from}..={to})"),
+                ));
+            }
+        }
+    }
+
+    /// Every check, after an event.
+    pub fn check(
+        &mut self,
+        sl: &SettlementLayer,
+        chains: &BTreeMap<ChainId, &Sequencer>,
+    ) -> Option<Failure> {
+        if let Some(f) = self.pending.take() {
+            return Some(f);
+        }
+        for (id, seq) in chains {
+            if !seq.state().value_conserved() {
+                return Some((
+                    "chain_value_conserved",
+                    format!("chain {id}: totals {:?}", seq.state().totals()),
+                ));
+            }
+        }
+        let total = sl.total_value();
+        if total != self.sl_value {
+            return Some((
+                "sl_value_conserved",
+                format!("SL total value {total}, expected {}", self.sl_value),
+            ));
+        }
+        // the source's message count covered by its executed batches
+        let settled_count = |chain: ChainId| -> u64 {
+            sl.chain(chain)
+                .and_then(|c| c.batches.get(&c.last_executed))
+                .map_or(0, |b| b.header.messageCount)
+        };
+        for (dest, ids) in &self.executed {
+            let dest_settled_block = sl
+                .chain(*dest)
+                .and_then(|c| c.batches.get(&c.last_executed))
+                .map(|b| b.header.lastBlock);
+            for (id, exec) in ids {
+                let Some(src) = chains.get(&id.source_chain) else {
+                    return Some((
+                        "executed_message_exists",
+                        format!("message {id} executed on {dest} from an unknown source"),
+                    ));
+                };
+                let leaf = src.state().outbox().leaf(id.nonce);
+                let ok = match (leaf, exec.leaf) {
+                    (None, _) => false,
+                    (Some(have), Some(want)) => have == want,
+                    (Some(_), None) => true,
+                };
+                if !ok {
+                    return Some((
+                        "executed_message_exists",
+                        format!(
+                            "message {id} executed on chain {dest} block {} is not in its source's \
+                             message tree (leaf there: {leaf:?}, executed: {:?})",
+                            exec.block, exec.leaf
+                        ),
+                    ));
+                }
+                if dest_settled_block.is_some_and(|b| exec.block <= b)
+                    && id.nonce >= settled_count(id.source_chain)
+                {
+                    return Some((
+                        "settled_execution_has_settled_source",
+                        format!(
+                            "message {id} executed in settled block {} of chain {dest}, but its \
+                             source batch is not executed on the SL",
+                            exec.block
+                        ),
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn double_execution_and_reverted_executed_batch_are_caught() {
+        let mut inv = Invariants::default();
+        let id = MessageId {
+            source_chain: 1,
+            nonce: 0,
+        };
+        let exec = Execution {
+            block: 3,
+            leaf: None,
+        };
+        inv.executed(2, id, exec);
+        assert!(inv.pending.is_none());
+        inv.executed(2, id, exec);
+        assert_eq!(inv.pending.take().map(|f| f.0), Some("no_double_execution"));
+        // a revert of the destination forgets the execution: executing again is fine
+        inv.dest_reverted(2, 3);
+        inv.executed(2, id, exec);
+        assert!(inv.pending.is_none());
+        inv.batch_executed(1, 4);
+        inv.batches_reverted(1, 5, 6);
+        assert!(inv.pending.is_none());
+        inv.batches_reverted(1, 3, 6);
+        assert_eq!(
+            inv.pending.take().map(|f| f.0),
+            Some("executed_batch_never_reverted")
+        );
+    }
+}
