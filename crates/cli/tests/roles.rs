@@ -209,16 +209,17 @@ fn roles_as_processes_relay_every_mode_and_survive_a_sigkill() {
         (0..3).all(|n| executed(&b_url, n))
     });
     assert_eq!(balance(&b_url, recipient), format!("{:#x}", 3_003u64));
-    // the SL executed batches of both chains
-    let view = call(&sl, "sl_view", json!([902])).unwrap();
-    assert!(
-        view["batches"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|b| b[1] == "executed"),
-        "{view}"
-    );
+    // the SL executes batches of both chains
+    for chain in [901u64, 902] {
+        wait_until("a batch executed on the SL", 20, || {
+            let view = call(&sl, "sl_view", json!([chain])).unwrap();
+            view["batches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|b| b[1] == "executed")
+        });
+    }
 
     // SIGKILL chain 902, restart it on the same data
     let before_head = head(&b_url);

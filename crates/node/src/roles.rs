@@ -674,6 +674,10 @@ impl ChainProcess {
             }
         };
         let mut node = ChainNode::new(seq, store, operator_key(id));
+        // the operator reads the SL over the network: give a call time to show its effect
+        let mut op_config = braid_operator::OperatorConfig::new(id);
+        op_config.resend_after_blocks = 3;
+        node.operator = braid_operator::Operator::new(op_config);
         // the operator learns its sealed batches from the store; the SL tells it the rest
         for n in 1..=node.seq.last_batch() {
             if let Some(header) = node.store.batch(n)? {

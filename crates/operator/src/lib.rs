@@ -8,8 +8,8 @@
 //! - request execution of every proven batch once an extension proof is available for each of
 //!   its `precommit` imports ([`ExtensionProofs`], implemented by [`Relayer`]).
 //!
-//! A call is not repeated until the SL has produced a block since it was issued (it is either
-//! reflected in the SL's state by then, or was refused and is issued again). The shell signs the
+//! A call is not repeated until the SL has produced `resend_after_blocks` blocks since it was
+//! issued (it is either reflected in the SL's state by then, or was refused and is issued again). The shell signs the
 //! calls with the operator key and the SL nonces.
 //!
 //! It also follows the SL's events ([`Operator::observe_sl`]): when its chain's batches are
@@ -57,14 +57,20 @@ pub struct OperatorConfig {
     pub chain_id: ChainId,
     /// Whether to prove committed batches and request their execution (`false`: commit only).
     pub prove_and_execute: bool,
+    /// SL blocks to wait before issuing a call again that has not shown its effect. 1 suits an
+    /// operator that reads the SL right before each SL block (in-process); with network latency
+    /// between them use more, or the call is sent twice (the SL refuses the copy).
+    pub resend_after_blocks: u64,
 }
 
 impl OperatorConfig {
-    /// An operator for `chain_id` that commits, proves and requests execution.
+    /// An operator for `chain_id` that commits, proves and requests execution, and re-issues a
+    /// call after one SL block without effect.
     pub fn new(chain_id: ChainId) -> Self {
         Self {
             chain_id,
             prove_and_execute: true,
+            resend_after_blocks: 1,
         }
     }
 }
@@ -337,7 +343,12 @@ impl Operator {
         let mut calls = vec![];
         let mut issue = Vec::new();
         for (n, held) in &self.batches {
-            let fresh = |stage| self.issued.get(&(*n, stage)) != Some(&height);
+            let wait = self.config.resend_after_blocks.max(1);
+            let fresh = |stage| {
+                self.issued
+                    .get(&(*n, stage))
+                    .is_none_or(|at| height >= at.saturating_add(wait))
+            };
             match sl.batch_progress(chain, *n) {
                 None if *n == last_committed + 1 => {
                     if fresh(Stage::Commit) {

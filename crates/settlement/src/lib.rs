@@ -124,7 +124,8 @@ impl SlConfig {
     }
 }
 
-/// Errors of SL transactions. A rejected transaction changes nothing (its nonce is not used).
+/// Errors of SL transactions. A refused call changes nothing but its sender's nonce (used, as in
+/// Ethereum, once the transaction is in a block); a bad signature or nonce does not even that.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SettlementError {
     /// Unusable configuration.
@@ -688,11 +689,18 @@ impl SettlementLayer {
                     self.nonces.insert(tx.from, expected + 1);
                     self.note_operator_activity(&tx);
                 }
-                Err(error) => events.push(SlEvent::TxRejected {
-                    hash: tx.hash(),
-                    call: tx.call.name(),
-                    error,
-                }),
+                Err(error) => {
+                    // like Ethereum: an included transaction whose call fails still uses its
+                    // nonce, so one refused call does not void the sender's later ones
+                    if !matches!(error, SettlementError::BadNonce { .. }) {
+                        self.nonces.insert(tx.from, expected + 1);
+                    }
+                    events.push(SlEvent::TxRejected {
+                        hash: tx.hash(),
+                        call: tx.call.name(),
+                        error,
+                    })
+                }
             }
         }
         self.settle_ready(&mut events);

@@ -172,7 +172,7 @@ fn signatures_nonces_and_roles_are_enforced() {
     // registration by someone else
     let mut g = s.genesis.clone();
     g.chain_id = 902;
-    let e = s.send(&key("mallory"), 0, SlCall::RegisterChain(g.clone()));
+    let e = s.send(&key("mallory"), 1, SlCall::RegisterChain(g.clone()));
     assert!(matches!(
         rejected(&e),
         Some(SettlementError::NotAuthorized { .. })
@@ -185,7 +185,7 @@ fn signatures_nonces_and_roles_are_enforced() {
         rejected(&e),
         Some(SettlementError::InvalidGenesis { .. })
     ));
-    let e = s.send(&council, 1, SlCall::RegisterChain(s.genesis.clone()));
+    let e = s.send(&council, 2, SlCall::RegisterChain(s.genesis.clone()));
     assert!(matches!(
         rejected(&e),
         Some(SettlementError::ChainExists(CHAIN))
@@ -198,8 +198,14 @@ fn signatures_nonces_and_roles_are_enforced() {
     assert_eq!(
         s.sl.nonce(&addr(&s.operator)),
         0,
-        "rejected transactions use no nonce"
+        "a bad nonce uses no nonce"
     );
+    assert_eq!(
+        s.sl.nonce(&addr(&key("mallory"))),
+        2,
+        "refused calls in a block use their nonce"
+    );
+    assert_eq!(s.sl.nonce(&addr(&s.council)), 3);
 }
 
 #[test]

@@ -382,7 +382,9 @@ fn a_stalled_chain_is_settled_by_the_council_then_by_anyone() {
     net.step();
     assert!(net.sl.batch(A, 2).is_none());
     net.run(40);
-    net.submit_sl(&stranger, 0, commit(&batch2));
+    let stranger_nonce = net.sl.nonce(&harness::address_of(&stranger));
+    assert_eq!(stranger_nonce, 1, "the refused attempt used its nonce");
+    net.submit_sl(&stranger, stranger_nonce, commit(&batch2));
     net.step();
     assert!(
         net.events(|e| matches!(

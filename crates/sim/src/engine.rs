@@ -359,7 +359,7 @@ impl<'a> Sim<'a> {
                 *id,
                 ChainNode {
                     seq,
-                    operator: Operator::new(OperatorConfig::new(*id)),
+                    operator: Operator::new(operator_config(*id, scenario)),
                     operator_address: address_of(&key)?,
                     operator_key: key,
                     view: SlMirror::default(),
@@ -1124,4 +1124,13 @@ impl<'a> Sim<'a> {
             final_state_hash: self.final_state_hash(),
         }
     }
+}
+
+/// The operator waits a round trip to the SL before re-issuing a call, so
+/// link latency does not make it send every call twice.
+fn operator_config(id: u64, scenario: &Scenario) -> OperatorConfig {
+    let mut c = OperatorConfig::new(id);
+    let round_trip = 2 * (scenario.link.latency_ms + scenario.link.jitter_ms);
+    c.resend_after_blocks = 1 + round_trip.div_ceil(scenario.sl_block_time_ms.max(1));
+    c
 }
