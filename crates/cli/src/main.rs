@@ -33,6 +33,20 @@ enum Command {
     Node(NodeCommand),
     /// Runs the relayer as its own process, following the chains and the settlement layer.
     Relayer(RelayerArgs),
+    /// Runs a scenario in the simulator (virtual time, seeded faults) and writes its report.
+    Sim(SimArgs),
+}
+
+#[derive(clap::Args)]
+struct SimArgs {
+    /// The scenario file (TOML; see docs/simulator.md and scenarios/).
+    scenario: PathBuf,
+    /// Seed (default: the scenario's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Directory for report.json.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -219,6 +233,7 @@ fn main() -> ExitCode {
         Command::Node(NodeCommand::Sl(args)) => runtime.block_on(node_sl(args)),
         Command::Node(NodeCommand::Chain(args)) => runtime.block_on(node_chain(args)),
         Command::Relayer(args) => runtime.block_on(relayer(args)),
+        Command::Sim(args) => sim(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -347,4 +362,41 @@ async fn relayer(args: RelayerArgs) -> Result<(), String> {
     }
     handle.shutdown().await;
     Ok(())
+}
+
+fn sim(args: SimArgs) -> Result<(), String> {
+    let scenario = braid_sim::Scenario::load(&args.scenario).map_err(|e| e.to_string())?;
+    let seed = args.seed.unwrap_or(scenario.seed);
+    println!("running {} (seed {seed}) …", args.scenario.display());
+    let report = braid_sim::run(&scenario, seed).map_err(|e| e.to_string())?;
+    println!(
+        "{} events, {:.1} s of virtual time in {:.2} s",
+        report.events_processed,
+        report.virtual_duration_ms as f64 / 1000.0,
+        report.wall_time_ms as f64 / 1000.0
+    );
+    for (mode, m) in &report.modes {
+        println!(
+            "  {mode:<10} sent {:>4}  executed {:>4}  latency p50 {:>6} ms  p99 {:>6} ms  settled {:>4}",
+            m.sent, m.executed, m.latency_ms.p50, m.latency_ms.p99, m.settled
+        );
+    }
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = dir.join("report.json");
+        std::fs::write(&path, report.to_json()).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("report: {}", path.display());
+    }
+    if report.invariant_violations.is_empty() {
+        println!("invariants held");
+        Ok(())
+    } else {
+        for v in &report.invariant_violations {
+            eprintln!("violation: {v:?}");
+        }
+        Err(format!(
+            "invariants violated; replay with: {}",
+            report.replay
+        ))
+    }
 }
