@@ -47,6 +47,10 @@ struct SimArgs {
     /// Directory for report.json.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Swarm mode: run this many seeds (from --seed, default 1), each with randomised link and
+    /// fault settings; stops at the first invariant violation and prints its replay command.
+    #[arg(long)]
+    swarm: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -364,8 +368,55 @@ async fn relayer(args: RelayerArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn swarm(args: &SimArgs, scenario: &braid_sim::Scenario, count: u64) -> Result<(), String> {
+    let first = args.seed.unwrap_or(1);
+    let bar = indicatif::ProgressBar::new(count);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} seeds  {elapsed_precise}  {msg}",
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    let mut events = 0u64;
+    let runs = braid_sim::swarm(scenario, first, count, true, |r| {
+        if let Ok(report) = &r.result {
+            events += report.events_processed;
+        }
+        bar.set_message(format!("{events} events"));
+        bar.inc(1);
+    });
+    bar.finish();
+    let failed: Vec<&braid_sim::SwarmRun> = runs.iter().filter(|r| !r.passed()).collect();
+    if failed.is_empty() {
+        println!(
+            "swarm: {} runs, {events} events, no invariant violated",
+            runs.len()
+        );
+        return Ok(());
+    }
+    for r in failed {
+        match &r.result {
+            Ok(report) => {
+                for v in &report.invariant_violations {
+                    eprintln!("seed {}: violation {v:?}", r.seed);
+                }
+            }
+            Err(e) => eprintln!("seed {}: {e}", r.seed),
+        }
+        eprintln!(
+            "replay: braid sim {} --swarm 1 --seed {}",
+            args.scenario.display(),
+            r.seed
+        );
+    }
+    Err("swarm found a failing seed".into())
+}
+
 fn sim(args: SimArgs) -> Result<(), String> {
     let scenario = braid_sim::Scenario::load(&args.scenario).map_err(|e| e.to_string())?;
+    if let Some(count) = args.swarm {
+        return swarm(&args, &scenario, count);
+    }
     let seed = args.seed.unwrap_or(scenario.seed);
     println!("running {} (seed {seed}) …", args.scenario.display());
     let report = braid_sim::run(&scenario, seed).map_err(|e| e.to_string())?;

@@ -42,3 +42,20 @@ fn braid_sim_writes_a_report_and_fails_on_bad_input() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("error:"));
 }
+
+#[test]
+fn braid_sim_swarm_runs_many_seeds() {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/basic.toml");
+    let run = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args(["sim", scenario, "--swarm", "4", "--seed", "100"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("swarm: 4 runs"), "{stdout}");
+    assert!(stdout.contains("no invariant violated"), "{stdout}");
+}

@@ -2,7 +2,7 @@
 //! real cores, wired like the devnet (`braid_node::world::Devnet::step`) but with a network
 //! between the roles.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
@@ -19,7 +19,8 @@ use braid_relayer::{
 };
 use braid_sequencer::{SealedBlock, Sequencer, SequencerConfig, SequencerInput, SequencerOutput};
 use braid_settlement::{
-    BatchStatus, ChainGenesis, SettlementLayer, SlCall, SlConfig, SlEvent, SlInput, SlTx,
+    Authority, BatchStatus, ChainGenesis, RevertCause, SettlementError, SettlementLayer, SlCall,
+    SlConfig, SlEvent, SlInput, SlTx,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -27,8 +28,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::invariants::{Execution, Invariants};
 use crate::net::{Class, Network, Role};
 use crate::report::{
-    ChainReport, FaultRecord, LatencyStats, ModeReport, NetworkReport, RelayerReport, Report,
-    Violation,
+    AdversaryReport, ChainReport, CouncilReport, FaultRecord, LatencyStats, ModeReport,
+    NetworkReport, RelayerReport, Report, RevertRecord, RevertReport, Violation,
 };
 use crate::scenario::{Fault, Mode, Scenario};
 use crate::SimError;
@@ -54,6 +55,66 @@ fn address_of(secret: &B256) -> Result<Address, SimError> {
 
 /// Most relayer errors kept as text in the report.
 const ERROR_SAMPLES: usize = 10;
+
+/// Executions remembered per destination for the adversary to replay or forge.
+const ADVERSARY_SAMPLES: usize = 8;
+
+/// The adversary's funded account on every chain.
+fn adversary_key() -> TxSigner {
+    TxSigner::dev(2_000_000)
+}
+
+/// The variant name of an error's `Debug` form (`AlreadyExecuted { .. }` → `AlreadyExecuted`).
+fn kind_of(error: &impl std::fmt::Debug) -> String {
+    let debug = format!("{error:?}");
+    debug
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// What an adversarial transaction tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attack {
+    Replay,
+    Forgery,
+}
+
+impl Attack {
+    fn name(self) -> &'static str {
+        match self {
+            Attack::Replay => "replay",
+            Attack::Forgery => "forgery",
+        }
+    }
+}
+
+/// The wrong-state-root tampering of `e2e::a_batch_with_a_wrong_state_root_is_never_proven_and_is_reverted`:
+/// the last block's `stateRoot` and the header's, with the block hash and DA commitment kept
+/// consistent so the SL accepts the commit.
+fn tamper_state_root(batch: &mut braid_sequencer::SealedBatch) {
+    let wrong = B256::repeat_byte(0xee);
+    if let Some(last) = batch.blocks.last_mut() {
+        last.header.stateRoot = wrong;
+        batch.header.lastBlockHash = last.header.hash();
+    }
+    batch.header.stateRoot = wrong;
+    batch.header.daCommitment = braid_primitives::da_commitment(&batch.blocks);
+}
+
+/// A sequencer rebuilt from what its node persisted (state, head, open batch, last batch) with
+/// an empty pool: the path a real chain node takes on restart.
+fn restored(seq: &Sequencer) -> Result<Sequencer, String> {
+    Sequencer::restore(
+        seq.config().clone(),
+        seq.state().clone(),
+        seq.head().clone(),
+        seq.open_batch().to_vec(),
+        seq.last_batch(),
+    )
+    .map_err(|e| format!("chain {}: restore: {e}", seq.config().chain_id))
+}
 
 /// Runs `scenario` with `seed` to the end of its duration (or the first invariant violation)
 /// and reports. Errors only for invalid scenarios and cores that refuse to start; everything
@@ -265,7 +326,22 @@ struct ChainNode {
     operator_address: Address,
     view: SlMirror,
     stalled_until: u64,
+    /// While `now < down_until` the node is crashed.
+    down_until: u64,
+    /// SL events for the operator that arrived while the node was down (the feed resumes on
+    /// restart).
+    held: Vec<SlEvent>,
+    /// `wrong_state_root`: tamper the next sealed batch (fault index).
+    tamper_next: Option<usize>,
+    /// `equivocation`: equivocate at the next block (fault index).
+    equivocate_next: Option<usize>,
     stats: ChainReport,
+}
+
+impl ChainNode {
+    fn down(&self, now: u64) -> bool {
+        now < self.down_until
+    }
 }
 
 /// A message the simulator follows for the report.
@@ -296,6 +372,10 @@ struct Sim<'a> {
     relayer_key: TxSigner,
     /// The relayer's execution transactions in destination pools: (dest, hash) → message.
     relayer_txs: BTreeMap<(ChainId, B256), (MessageId, B256)>,
+    /// The relayer's execution transactions included in a destination block not final yet:
+    /// (dest, hash) → (message, leaf, block). A revert of the destination puts them back into
+    /// its pool, where they may fail (their import was void): the shell reports that drop.
+    relayer_included: BTreeMap<(ChainId, B256), (MessageId, B256, BlockNumber)>,
     /// When the relayer shell gives up waiting for an execution.
     execute_deadline: BTreeMap<MessageId, u64>,
     /// When the relayer shell gives up waiting for an import.
@@ -308,6 +388,30 @@ struct Sim<'a> {
     faults: Vec<FaultRecord>,
     violation: Option<Violation>,
     events: u64,
+    /// The security council: its key and, per chain, an operator core of its own fed with the
+    /// chain's sealed batches (it holds the DA data) for forced settlement.
+    council_key: B256,
+    council_address: Address,
+    council_ops: BTreeMap<ChainId, Operator>,
+    /// The council's `proveBatch` transactions, to notice refused proofs.
+    council_proofs: BTreeMap<B256, (ChainId, BatchNumber)>,
+    /// Batches the council will revert (their proof was refused).
+    council_reverts: BTreeSet<(ChainId, BatchNumber)>,
+    council_stats: CouncilReport,
+    /// Batches whose execution the council requested.
+    forced_requests: BTreeSet<(ChainId, BatchNumber)>,
+    forced_settlements: u64,
+    revert_stats: RevertReport,
+    revert_log: Vec<RevertRecord>,
+    /// Fault index → its record in `faults`.
+    fault_records: BTreeMap<usize, usize>,
+    adversary: TxSigner,
+    adversary_txs: BTreeMap<(ChainId, B256), Attack>,
+    adversary_stats: AdversaryReport,
+    /// Recent executions handed to each destination (message, proof), for the adversary.
+    exec_samples: BTreeMap<ChainId, VecDeque<(Message, MessageProof)>>,
+    /// The block of an equivocating chain not to announce to the relayer (it saw the other one).
+    suppress_relay: Option<(ChainId, BlockNumber)>,
 }
 
 impl<'a> Sim<'a> {
@@ -316,13 +420,17 @@ impl<'a> Sim<'a> {
         let ids = scenario.chain_ids();
         let accounts = scenario.traffic.len().max(1) as u32;
         let relayer_key = TxSigner::dev(1_000_000);
+        let adversary = adversary_key();
         let mut alloc: Vec<(Address, U256)> = (0..accounts)
             .map(|i| (TxSigner::dev(i).address(), dev_balance()))
             .collect();
         alloc.push((relayer_key.address(), dev_balance()));
+        alloc.push((adversary.address(), dev_balance()));
         let council = council_key();
         let mut sl_config = SlConfig::new(address_of(&council)?);
         sl_config.sl_block_time_ms = scenario.sl_block_time_ms;
+        sl_config.timeout_operator_ms = scenario.timeout_operator_ms;
+        sl_config.timeout_council_ms = scenario.timeout_council_ms;
         let mut sl =
             SettlementLayer::new(sl_config, Box::new(ReExecution::new())).map_err(|e| core(&e))?;
         let mut relayer = Relayer::new(RelayerConfig::new(ids.clone()));
@@ -364,10 +472,19 @@ impl<'a> Sim<'a> {
                     operator_key: key,
                     view: SlMirror::default(),
                     stalled_until: 0,
+                    down_until: 0,
+                    held: Vec::new(),
+                    tamper_next: None,
+                    equivocate_next: None,
                     stats: ChainReport::default(),
                 },
             );
         }
+        // the council reads the SL in-process (it runs an SL node): one SL block is enough
+        let council_ops = ids
+            .iter()
+            .map(|id| (*id, Operator::new(OperatorConfig::new(*id))))
+            .collect();
         let mut sim = Self {
             scenario,
             seed,
@@ -384,6 +501,7 @@ impl<'a> Sim<'a> {
             relayer,
             relayer_key,
             relayer_txs: BTreeMap::new(),
+            relayer_included: BTreeMap::new(),
             execute_deadline: BTreeMap::new(),
             import_deadline: BTreeMap::new(),
             relayer_stats: RelayerReport::default(),
@@ -393,6 +511,22 @@ impl<'a> Sim<'a> {
             faults: Vec::new(),
             violation: None,
             events: 0,
+            council_address: address_of(&council)?,
+            council_key: council,
+            council_ops,
+            council_proofs: BTreeMap::new(),
+            council_reverts: BTreeSet::new(),
+            council_stats: CouncilReport::default(),
+            forced_requests: BTreeSet::new(),
+            forced_settlements: 0,
+            revert_stats: RevertReport::default(),
+            revert_log: Vec::new(),
+            fault_records: BTreeMap::new(),
+            adversary,
+            adversary_txs: BTreeMap::new(),
+            adversary_stats: AdversaryReport::default(),
+            exec_samples: BTreeMap::new(),
+            suppress_relay: None,
         };
         sim.invariants.sl_value = sim.sl.total_value();
         sim.schedule(0, Event::SlTick);
@@ -412,10 +546,12 @@ impl<'a> Sim<'a> {
         }
         for (i, f) in scenario.faults.iter().enumerate() {
             sim.schedule(f.at_ms(), Event::FaultStart(i));
-            sim.schedule(
-                f.at_ms().saturating_add(f.duration_ms()),
-                Event::FaultEnd(i),
-            );
+            if !f.instantaneous() {
+                sim.schedule(
+                    f.at_ms().saturating_add(f.duration_ms()),
+                    Event::FaultEnd(i),
+                );
+            }
         }
         Ok(sim)
     }
@@ -506,29 +642,25 @@ impl<'a> Sim<'a> {
                 }
                 Ok(())
             }
-            Event::FaultStart(i) => {
-                self.fault(i, true);
-                Ok(())
-            }
-            Event::FaultEnd(i) => {
-                self.fault(i, false);
-                Ok(())
-            }
+            Event::FaultStart(i) => self.fault(i, true),
+            Event::FaultEnd(i) => self.fault(i, false),
             Event::Deliver(d) => self.deliver(*d),
         }
     }
 
-    fn fault(&mut self, i: usize, start: bool) {
+    fn fault(&mut self, i: usize, start: bool) -> Result<(), String> {
         let Some(f) = self.scenario.faults.get(i) else {
-            return;
+            return Ok(());
         };
         let end = f.at_ms().saturating_add(f.duration_ms());
         if start {
+            self.fault_records.insert(i, self.faults.len());
             self.faults.push(FaultRecord {
                 kind: f.kind().to_string(),
                 chain: f.chain(),
                 start_ms: self.now,
                 end_ms: end,
+                detail: None,
             });
         }
         match (f, start) {
@@ -551,7 +683,188 @@ impl<'a> Sim<'a> {
             (Fault::Partition { chain, .. }, false) => self.net.heal(*chain, self.now),
             (Fault::DropMessages { fraction, .. }, true) => self.net.start_drops(i, end, *fraction),
             (Fault::DropMessages { .. }, false) => self.net.stop_drops(i),
+            (Fault::Crash { chain, .. }, true) => {
+                if let Some(n) = self.chains.get_mut(chain) {
+                    n.down_until = n.down_until.max(end);
+                    n.stats.crashes += 1;
+                }
+            }
+            (
+                Fault::Crash {
+                    chain, duration_ms, ..
+                },
+                false,
+            ) => self.restart(*chain, *duration_ms, i)?,
+            (Fault::RevertBatch { chain, .. }, true) => {
+                if let Some(n) = self.chains.get_mut(chain) {
+                    n.operator.set_prove_and_execute(false);
+                }
+            }
+            (Fault::RevertBatch { chain, .. }, false) => self.operator_reverts(*chain, i),
+            (Fault::WrongStateRoot { chain, .. }, true) => {
+                if let Some(n) = self.chains.get_mut(chain) {
+                    n.tamper_next = Some(i);
+                }
+            }
+            (Fault::Equivocation { chain, .. }, true) => {
+                if let Some(n) = self.chains.get_mut(chain) {
+                    n.equivocate_next = Some(i);
+                }
+            }
+            (Fault::Replay { chain, .. }, true) => self.attack(*chain, Attack::Replay, i)?,
+            (Fault::Forgery { chain, .. }, true) => self.attack(*chain, Attack::Forgery, i)?,
+            (
+                Fault::WrongStateRoot { .. }
+                | Fault::Equivocation { .. }
+                | Fault::Replay { .. }
+                | Fault::Forgery { .. },
+                false,
+            ) => {}
         }
+        Ok(())
+    }
+
+    fn fault_detail(&mut self, fault: usize, detail: String) {
+        if let Some(r) = self
+            .fault_records
+            .get(&fault)
+            .and_then(|k| self.faults.get_mut(*k))
+        {
+            r.detail = Some(detail);
+        }
+    }
+
+    /// A crashed node comes back: the sequencer is restored from what it persisted (every
+    /// block it announced) with an empty pool; the operator's SL feed resumes where it stopped.
+    fn restart(&mut self, id: ChainId, downtime: u64, fault: usize) -> Result<(), String> {
+        let now = self.now;
+        let Some(node) = self.chains.get_mut(&id) else {
+            return Ok(());
+        };
+        if node.down(now) {
+            return Ok(()); // another crash keeps it down longer
+        }
+        let lost = node.seq.mempool().len() as u64;
+        node.seq = restored(&node.seq)?;
+        node.stats.pool_txs_lost += lost;
+        node.stats.downtime_ms += downtime;
+        let held = std::mem::take(&mut node.held);
+        // the relayer's pooled executions are gone: its shell notices by timeout
+        self.relayer_txs.retain(|(c, _), _| *c != id);
+        self.relayer_included.retain(|(c, _), _| *c != id);
+        self.fault_detail(
+            fault,
+            format!("restarted at block {} with {lost} pooled txs lost", {
+                self.chains.get(&id).map_or(0, |n| n.seq.head().number)
+            }),
+        );
+        for e in held {
+            self.operator_observes(id, e)?;
+        }
+        Ok(())
+    }
+
+    /// `revert_batch`: the operator reverts its batches from the oldest unexecuted one it
+    /// knows committed, and proves and executes again.
+    fn operator_reverts(&mut self, id: ChainId, fault: usize) {
+        let Some(node) = self.chains.get_mut(&id) else {
+            return;
+        };
+        node.operator.set_prove_and_execute(true);
+        let from = node
+            .view
+            .batches
+            .iter()
+            .find(|(_, p)| p.status != BatchStatus::Executed)
+            .map(|(n, _)| *n);
+        match from {
+            Some(from) => {
+                self.fault_detail(fault, format!("operator reverts from batch {from}"));
+                let call = SlCall::RevertBatches { chain_id: id, from };
+                let d = Delivery::SlCall { chain: id, call };
+                self.send(Role::Operator(id), Role::Sl, Class::Datagram, d);
+            }
+            None => self.fault_detail(fault, "no unexecuted committed batch to revert".into()),
+        }
+    }
+
+    /// `replay` / `forgery`: the adversary submits an `executeMessage` to `dest`, built from
+    /// an execution already seen there.
+    fn attack(&mut self, dest: ChainId, attack: Attack, fault: usize) -> Result<(), String> {
+        let executed = self.invariants.executed.get(&dest);
+        let sample = self.exec_samples.get(&dest).and_then(|q| {
+            q.iter()
+                .find(|(m, _)| executed.is_some_and(|e| e.contains_key(&m.id())))
+                .cloned()
+        });
+        let Some((message, proof)) = sample else {
+            self.adversary_stats.skipped += 1;
+            self.fault_detail(fault, format!("nothing executed on chain {dest} yet"));
+            return Ok(());
+        };
+        let (message, proof) = match attack {
+            Attack::Replay => (message, proof),
+            Attack::Forgery => {
+                let mut forged = message;
+                forged.nonce += 1_000_000;
+                forged.value = U256::from(10u64) * U256::from(10u64).pow(U256::from(18u64));
+                forged.payload = Bytes::from_static(b"forged");
+                let mut doctored = proof;
+                doctored.leafIndex = forged.nonce;
+                (forged, doctored)
+            }
+        };
+        self.fault_detail(
+            fault,
+            format!(
+                "{} of message {} on chain {dest}",
+                attack.name(),
+                message.id()
+            ),
+        );
+        match attack {
+            Attack::Replay => self.adversary_stats.replays_submitted += 1,
+            Attack::Forgery => self.adversary_stats.forgeries_submitted += 1,
+        }
+        let from = self.adversary.address();
+        let nonce = self
+            .pending_nonce(dest, &from)
+            .ok_or_else(|| format!("unknown chain {dest}"))?;
+        let input = execute_message_calldata(&message, &proof);
+        let raw = self
+            .adversary
+            .call(dest, nonce, MESSENGER_ADDRESS, U256::ZERO, input, 1_000_000)
+            .map_err(|e| e.to_string())?;
+        match self.submit_tx(dest, raw) {
+            Ok((hash, _)) => {
+                self.adversary_txs.insert((dest, hash), attack);
+            }
+            Err(e) => {
+                *self
+                    .adversary_stats
+                    .rejections
+                    .entry(format!("{}: pool refused: {e}", attack.name()))
+                    .or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn adversary_dropped(&mut self, chain: ChainId, hash: B256, error: &impl std::fmt::Debug) {
+        let Some(attack) = self.adversary_txs.remove(&(chain, hash)) else {
+            return;
+        };
+        let kind = kind_of(error);
+        match (attack, kind.as_str()) {
+            (Attack::Replay, "AlreadyExecuted") => self.adversary_stats.replays_rejected += 1,
+            (Attack::Forgery, "BadProof") => self.adversary_stats.forgeries_rejected += 1,
+            _ => {}
+        }
+        *self
+            .adversary_stats
+            .rejections
+            .entry(format!("{}: {kind}", attack.name()))
+            .or_default() += 1;
     }
 
     // ----- sequencers -----
@@ -561,11 +874,59 @@ impl<'a> Sim<'a> {
         let Some(node) = self.chains.get_mut(&id) else {
             return Ok(());
         };
-        let outs = node.seq.handle(SequencerInput::Tick { now_ms: now });
-        let next = node.seq.next_block_at_ms().max(now + 1);
+        if node.down(now) {
+            // the restart (a fault end at `down_until`) runs before this tick
+            let at = node.down_until;
+            self.schedule(at, Event::SeqTick(id));
+            return Ok(());
+        }
+        let twin = match node.equivocate_next {
+            Some(_) => Some(restored(&node.seq)?),
+            None => None,
+        };
+        let mut outs = node.seq.handle(SequencerInput::Tick { now_ms: now });
+        if let (Some(twin), Some(fault)) = (twin, node.equivocate_next) {
+            let lie = outs.iter().find_map(|o| match o {
+                SequencerOutput::BlockSealed(b) => Some((b.block.clone(), b.receipts.clone())),
+                _ => None,
+            });
+            if let Some((block, receipts)) = lie {
+                // block h goes to the relayer only; the chain continues on h' (same height,
+                // built a millisecond later from an empty pool), which its batches commit
+                node.equivocate_next = None;
+                node.seq = twin;
+                outs = node.seq.handle(SequencerInput::Tick { now_ms: now + 1 });
+                let number = block.header.number;
+                let other = outs.iter().find_map(|o| match o {
+                    SequencerOutput::BlockSealed(b) => Some(b.hash),
+                    _ => None,
+                });
+                self.suppress_relay = Some((id, number));
+                self.fault_detail(
+                    fault,
+                    format!(
+                        "block {number}: {} ({} txs) to the relayer, {} (empty) committed",
+                        block.header.hash(),
+                        block.transactions.len(),
+                        other.map_or_else(|| "none".to_string(), |h| h.to_string())
+                    ),
+                );
+                let d = Delivery::Block {
+                    chain: id,
+                    block,
+                    receipts,
+                };
+                self.send(Role::Sequencer(id), Role::Relayer, Class::Feed, d);
+            }
+        }
+        let next = self
+            .chains
+            .get(&id)
+            .map_or(now + 1, |n| n.seq.next_block_at_ms().max(now + 1));
         for out in outs {
             self.sequencer_output(id, out)?;
         }
+        self.suppress_relay = None;
         self.schedule(next, Event::SeqTick(id));
         Ok(())
     }
@@ -576,11 +937,28 @@ impl<'a> Sim<'a> {
             SequencerOutput::BlockSealed(b) => self.block_sealed(id, *b),
             SequencerOutput::BatchSealed(batch) => {
                 let header = batch.header.clone();
+                if let Some(op) = self.council_ops.get_mut(&id) {
+                    // the council holds the DA data of every sealed batch
+                    op.batch_sealed((*batch).clone())
+                        .map_err(|e| format!("council's operator of {id}: {e}"))?;
+                }
+                let mut tampered = None;
                 if let Some(node) = self.chains.get_mut(&id) {
                     node.stats.batches_sealed += 1;
+                    let mut batch = *batch;
+                    if let Some(fault) = node.tamper_next.take() {
+                        tamper_state_root(&mut batch);
+                        tampered = Some((fault, batch.header.number));
+                    }
                     node.operator
-                        .batch_sealed(*batch)
+                        .batch_sealed(batch)
                         .map_err(|e| format!("operator of {id}: {e}"))?;
+                }
+                if let Some((fault, n)) = tampered {
+                    self.fault_detail(
+                        fault,
+                        format!("batch {n} handed to the operator with a wrong state root"),
+                    );
                 }
                 self.send(
                     seq_role,
@@ -589,14 +967,35 @@ impl<'a> Sim<'a> {
                     Delivery::BatchSealed { header },
                 );
             }
-            SequencerOutput::TxDropped { hash, .. } => {
-                if let Some((mid, _)) = self.relayer_txs.remove(&(id, hash)) {
+            SequencerOutput::TxDropped { hash, error } => {
+                if let Some(node) = self.chains.get_mut(&id) {
+                    *node.stats.txs_dropped.entry(kind_of(&error)).or_default() += 1;
+                }
+                self.adversary_dropped(id, hash, &error);
+                let known = self
+                    .relayer_txs
+                    .remove(&(id, hash))
+                    .map(|(mid, _)| mid)
+                    .or_else(|| {
+                        // re-pooled by a revert of this chain, and failed this time
+                        self.relayer_included
+                            .remove(&(id, hash))
+                            .map(|(mid, _, _)| mid)
+                    });
+                if let Some(mid) = known {
                     self.relayer_stats.executions_dropped += 1;
                     let d = Delivery::ExecuteDropped { id: mid };
                     self.send(seq_role, relayer, Class::Datagram, d);
                 }
             }
-            SequencerOutput::ImportRejected { import, .. } => {
+            SequencerOutput::ImportRejected { import, error } => {
+                if let Some(node) = self.chains.get_mut(&id) {
+                    *node
+                        .stats
+                        .imports_rejected
+                        .entry(kind_of(&error))
+                        .or_default() += 1;
+                }
                 let d = Delivery::ImportRejected {
                     dest: id,
                     root: import,
@@ -618,6 +1017,9 @@ impl<'a> Sim<'a> {
             node.stats.blocks += 1;
         }
         for r in &receipts {
+            if self.adversary_txs.remove(&(id, r.tx_hash)).is_some() {
+                self.adversary_stats.accepted += 1;
+            }
             if let Some(mid) = r.message_sent {
                 match self.messages.get_mut(&mid) {
                     // re-sent after a revert of the source: same id, new block
@@ -639,7 +1041,18 @@ impl<'a> Sim<'a> {
                 }
             }
             if let Some(mid) = r.message_executed {
-                let leaf = self.relayer_txs.remove(&(id, r.tx_hash)).map(|(_, l)| l);
+                let leaf = match self.relayer_txs.remove(&(id, r.tx_hash)) {
+                    Some((_, l)) => Some(l),
+                    // re-pooled by a revert and included again
+                    None => self
+                        .relayer_included
+                        .get(&(id, r.tx_hash))
+                        .map(|(_, l, _)| *l),
+                };
+                if let Some(l) = leaf {
+                    self.relayer_included
+                        .insert((id, r.tx_hash), (mid, l, number));
+                }
                 self.invariants.executed(
                     id,
                     mid,
@@ -652,6 +1065,9 @@ impl<'a> Sim<'a> {
                     t.executed_at.get_or_insert(ts);
                 }
             }
+        }
+        if self.suppress_relay == Some((id, number)) {
+            return; // equivocation: the relayer got the other block at this height
         }
         let d = Delivery::Block {
             chain: id,
@@ -721,6 +1137,11 @@ impl<'a> Sim<'a> {
 
     fn relayer_execute_arrived(&mut self, dest: ChainId, message: Message, proof: MessageProof) {
         let id = message.id();
+        let samples = self.exec_samples.entry(dest).or_default();
+        if samples.len() >= ADVERSARY_SAMPLES {
+            samples.pop_front();
+        }
+        samples.push_back((message.clone(), proof.clone()));
         let from = self.relayer_key.address();
         let result = match self.pending_nonce(dest, &from) {
             None => Err(format!("unknown chain {dest}")),
@@ -754,6 +1175,7 @@ impl<'a> Sim<'a> {
     // ----- settlement layer -----
 
     fn sl_tick(&mut self) -> Result<(), String> {
+        self.council_tick()?;
         let events = self.sl.handle(SlInput::Tick { now_ms: self.now });
         self.sl_pooled.clear();
         let mut registered = false;
@@ -771,20 +1193,50 @@ impl<'a> Sim<'a> {
 
     fn sl_event(&mut self, e: &SlEvent) {
         let now = self.now;
+        for (id, op) in self.council_ops.iter_mut() {
+            if concerns(*id, e) {
+                let _ = op.observe_sl(e); // the chain's own operator drives its sequencer
+            }
+        }
         match e {
-            SlEvent::TxRejected { call, error, .. } => self.sl_rejected(call, error),
+            SlEvent::TxRejected {
+                call, error, hash, ..
+            } => {
+                if let Some((chain, batch)) = self.council_proofs.remove(hash) {
+                    if matches!(error, SettlementError::ProofRejected { .. }) {
+                        self.council_stats.proofs_refused += 1;
+                        self.council_reverts.insert((chain, batch));
+                    }
+                }
+                self.sl_rejected(call, error)
+            }
             SlEvent::BatchCommitted { chain, .. } => {
                 if let Some(n) = self.chains.get_mut(chain) {
                     n.stats.batches_committed += 1;
                 }
             }
+            SlEvent::ExecutionRequested {
+                chain,
+                batch,
+                by: Authority::Council,
+            } => {
+                self.forced_requests.insert((*chain, *batch));
+            }
             SlEvent::BatchExecuted { chain, batch, .. } => {
                 self.invariants.batch_executed(*chain, *batch);
+                let forced = self.forced_requests.remove(&(*chain, *batch));
+                if forced {
+                    self.forced_settlements += 1;
+                }
                 if let Some(n) = self.chains.get_mut(chain) {
                     n.stats.batches_executed += 1;
+                    n.stats.batches_forced += u64::from(forced);
                 }
                 if let Some(rec) = self.sl.batch(*chain, *batch) {
                     let (first, last) = (rec.header.firstBlock, rec.header.lastBlock);
+                    // executions in final blocks can no longer be re-pooled
+                    self.relayer_included
+                        .retain(|(c, _), (_, _, b)| *c != *chain || *b > last);
                     let range = MessageId {
                         source_chain: *chain,
                         nonce: 0,
@@ -803,12 +1255,45 @@ impl<'a> Sim<'a> {
                 }
             }
             SlEvent::BatchesReverted {
-                chain, from, to, ..
+                chain,
+                from,
+                to,
+                first_block,
+                cause,
             } => {
                 self.invariants.batches_reverted(*chain, *from, *to);
+                self.invariants.sl_voided(*chain, *first_block);
+                self.forced_requests
+                    .retain(|(c, b)| *c != *chain || *b < *from);
                 if let Some(n) = self.chains.get_mut(chain) {
                     n.stats.batches_reverted += to - from + 1;
                 }
+                self.revert_stats.batches += to - from + 1;
+                let cause = match cause {
+                    RevertCause::Requested(Authority::Operator) => {
+                        self.revert_stats.by_operator += 1;
+                        "operator".to_string()
+                    }
+                    RevertCause::Requested(Authority::Council) => {
+                        self.revert_stats.by_council += 1;
+                        "council".to_string()
+                    }
+                    RevertCause::Requested(Authority::Anyone) => "anyone".to_string(),
+                    RevertCause::Cascade {
+                        source_chain,
+                        source_batch,
+                    } => {
+                        self.revert_stats.cascade += 1;
+                        format!("cascade from {source_chain}/{source_batch}")
+                    }
+                };
+                self.revert_log.push(RevertRecord {
+                    at_ms: now,
+                    chain: *chain,
+                    from: *from,
+                    to: *to,
+                    cause,
+                });
             }
             _ => {}
         }
@@ -829,6 +1314,89 @@ impl<'a> Sim<'a> {
                 }
             }
         }
+    }
+
+    /// The security council, co-located with the SL (it reads it in-process, right before each
+    /// SL block): reverts batches whose proof the SL refused to it, and settles every chain
+    /// that has made no progress for `timeout_operator_ms` with its own operator core
+    /// (commit, prove, request execution), as the SL allows it then.
+    fn council_tick(&mut self) -> Result<(), String> {
+        let now = self.now;
+        let mut reverting = BTreeSet::new();
+        for (chain, from) in std::mem::take(&mut self.council_reverts) {
+            reverting.insert(chain);
+            let revertible = self
+                .sl
+                .chain(chain)
+                .is_some_and(|c| from > c.last_executed && from <= c.last_committed);
+            if revertible {
+                self.council_stats.reverts += 1;
+                self.council_submit(SlCall::RevertBatches {
+                    chain_id: chain,
+                    from,
+                })?;
+            }
+        }
+        let timeout = self.scenario.timeout_operator_ms;
+        let mut calls = Vec::new();
+        for (id, op) in self.council_ops.iter_mut() {
+            let Some(c) = self.sl.chain(*id) else {
+                continue;
+            };
+            if reverting.contains(id) {
+                continue; // settle what is left after the revert, next SL block
+            }
+            // the SL's rule (`ChainRecord::stalled_since`)
+            let since = c
+                .batches
+                .values()
+                .filter(|b| b.status != BatchStatus::Executed)
+                .map(|b| b.committed_at_ms)
+                .min()
+                .map_or(c.operator_active_ms, |t| t.min(c.operator_active_ms));
+            if now.saturating_sub(since) >= timeout {
+                calls.extend(op.tick(&self.sl, &self.relayer));
+            }
+        }
+        for call in calls {
+            match &call {
+                SlCall::CommitBatch { .. } => self.council_stats.commits += 1,
+                SlCall::ProveBatch { .. } => self.council_stats.proofs += 1,
+                SlCall::ExecuteBatch { .. } => self.council_stats.execution_requests += 1,
+                _ => {}
+            }
+            self.council_submit(call)?;
+        }
+        Ok(())
+    }
+
+    /// Signs a council call with the next council nonce and submits it to the SL.
+    fn council_submit(&mut self, call: SlCall) -> Result<(), String> {
+        let from = self.council_address;
+        let pooled = self.sl_pooled.get(&from).copied().unwrap_or(0);
+        let nonce = self.sl.nonce(&from) + pooled;
+        let proof_of = match &call {
+            SlCall::ProveBatch {
+                chain_id, batch, ..
+            } => Some((*chain_id, *batch)),
+            _ => None,
+        };
+        let tx = SlTx::sign(&self.council_key, nonce, call).map_err(|e| e.to_string())?;
+        let hash = tx.hash();
+        let mut rejected = false;
+        for e in self.sl.handle(SlInput::Submit(Box::new(tx))) {
+            if let SlEvent::TxRejected { call, error, .. } = e {
+                rejected = true;
+                self.sl_rejected(call, &error);
+            }
+        }
+        if !rejected {
+            *self.sl_pooled.entry(from).or_default() += 1;
+            if let Some(p) = proof_of {
+                self.council_proofs.insert(hash, p);
+            }
+        }
+        Ok(())
     }
 
     /// An operator's call reaches the SL: signed with the operator's key and the nonce the
@@ -854,13 +1422,9 @@ impl<'a> Sim<'a> {
         Ok(())
     }
 
-    fn sl_rejected(&mut self, call: &str, error: &braid_settlement::SettlementError) {
+    fn sl_rejected(&mut self, call: &str, error: &SettlementError) {
         self.sl_txs_rejected += 1;
-        let debug = format!("{error:?}");
-        let kind = debug
-            .split(|c: char| !c.is_alphanumeric())
-            .next()
-            .unwrap_or_default();
+        let kind = kind_of(error);
         *self
             .sl_rejections
             .entry(format!("{call}: {kind}"))
@@ -876,7 +1440,7 @@ impl<'a> Sim<'a> {
         let Some(node) = self.chains.get_mut(&id) else {
             return Ok(());
         };
-        if now < node.stalled_until {
+        if now < node.stalled_until || node.down(now) {
             return Ok(());
         }
         let calls = node.operator.tick(&node.view, &self.relayer);
@@ -891,6 +1455,10 @@ impl<'a> Sim<'a> {
         let Some(node) = self.chains.get_mut(&id) else {
             return Ok(());
         };
+        if node.down(self.now) {
+            node.held.push(e); // the feed resumes when the node restarts
+            return Ok(());
+        }
         node.view.observe(id, &e);
         let actions = node.operator.observe_sl(&e);
         for action in actions {
@@ -904,7 +1472,12 @@ impl<'a> Sim<'a> {
                         .seq
                         .revert_to(last_valid_batch, |i| invalid_imports.contains(i))
                         .map_err(|e| format!("chain {id}: revert_to({last_valid_batch}): {e}"))?;
-                    self.invariants.dest_reverted(id, outcome.head.number + 1);
+                    let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);
+                    for mid in undone {
+                        if let Some(t) = self.messages.get_mut(&mid) {
+                            t.executed_at = None; // executed again on the re-sequenced chain
+                        }
+                    }
                 }
                 OperatorAction::Finalized { through } => node.seq.finalize_through(through),
                 OperatorAction::CheckFailed { .. } => {}
@@ -942,6 +1515,11 @@ impl<'a> Sim<'a> {
                 }
                 RelayerAction::Error(e) => {
                     self.relayer_stats.errors += 1;
+                    *self
+                        .relayer_stats
+                        .error_kinds
+                        .entry(kind_of(&e))
+                        .or_default() += 1;
                     if self.relayer_stats.error_samples.len() < ERROR_SAMPLES {
                         self.relayer_stats
                             .error_samples
@@ -995,7 +1573,27 @@ impl<'a> Sim<'a> {
         }
     }
 
+    /// The chain whose (crashed) node a request is for: requests to a down node are lost.
+    fn lost_while_down(&mut self, d: &Delivery) -> bool {
+        let chain = match d {
+            Delivery::UserTx { chain, .. } => *chain,
+            Delivery::Import { dest, .. } | Delivery::Execute { dest, .. } => *dest,
+            _ => return false,
+        };
+        let now = self.now;
+        match self.chains.get_mut(&chain) {
+            Some(n) if n.down(now) => {
+                n.stats.requests_lost_while_down += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn deliver(&mut self, d: Delivery) -> Result<(), String> {
+        if self.lost_while_down(&d) {
+            return Ok(());
+        }
         match d {
             Delivery::UserTx { chain, traffic } => self.user_tx(chain, traffic),
             Delivery::Block {
@@ -1117,6 +1715,11 @@ impl<'a> Sim<'a> {
             },
             relayer: self.relayer_stats.clone(),
             faults: self.faults.clone(),
+            forced_settlements: self.forced_settlements,
+            council: self.council_stats.clone(),
+            reverts: self.revert_stats.clone(),
+            revert_log: self.revert_log.clone(),
+            adversary: self.adversary_stats.clone(),
             events_processed: self.events,
             virtual_duration_ms: self.now,
             wall_time_ms,

@@ -29,6 +29,10 @@ pub(crate) struct Invariants {
     pub sl_value: U256,
     /// A failure seen while routing an event (double execution, executed batch reverted).
     pub pending: Option<Failure>,
+    /// Per chain, the first block the SL voided (a revert) that the chain's sequencer has not
+    /// rolled back yet: executions from there on are void and wait for the rollback (the SL
+    /// event reaches each chain's operator with its own latency).
+    pub voided: BTreeMap<ChainId, BlockNumber>,
 }
 
 impl Invariants {
@@ -51,11 +55,29 @@ impl Invariants {
         }
     }
 
-    /// The destination's blocks from `first_void` on were reverted.
-    pub fn dest_reverted(&mut self, dest: ChainId, first_void: BlockNumber) {
-        if let Some(ids) = self.executed.get_mut(&dest) {
-            ids.retain(|_, e| e.block < first_void);
+    /// The destination's blocks from `first_void` on were reverted (by its sequencer); returns
+    /// the executions forgotten.
+    pub fn dest_reverted(&mut self, dest: ChainId, first_void: BlockNumber) -> Vec<MessageId> {
+        if self.voided.get(&dest).is_some_and(|b| first_void <= *b) {
+            self.voided.remove(&dest);
         }
+        let Some(ids) = self.executed.get_mut(&dest) else {
+            return vec![];
+        };
+        let undone: Vec<MessageId> = ids
+            .iter()
+            .filter(|(_, e)| e.block >= first_void)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.retain(|_, e| e.block < first_void);
+        undone
+    }
+
+    /// The SL reverted `chain`'s blocks from `first_block` on; its sequencer rolls back when
+    /// its operator hears of it.
+    pub fn sl_voided(&mut self, chain: ChainId, first_block: BlockNumber) {
+        let b = self.voided.entry(chain).or_insert(first_block);
+        *b = (*b).min(first_block);
     }
 
     /// The SL executed a batch.
@@ -114,7 +136,11 @@ impl Invariants {
                 .chain(*dest)
                 .and_then(|c| c.batches.get(&c.last_executed))
                 .map(|b| b.header.lastBlock);
+            let void_from = self.voided.get(dest).copied().unwrap_or(BlockNumber::MAX);
             for (id, exec) in ids {
+                if exec.block >= void_from {
+                    continue; // void on the SL; the destination's rollback is on its way
+                }
                 let Some(src) = chains.get(&id.source_chain) else {
                     return Some((
                         "executed_message_exists",
@@ -175,7 +201,7 @@ mod tests {
         inv.executed(2, id, exec);
         assert_eq!(inv.pending.take().map(|f| f.0), Some("no_double_execution"));
         // a revert of the destination forgets the execution: executing again is fine
-        inv.dest_reverted(2, 3);
+        assert_eq!(inv.dest_reverted(2, 3), vec![id]);
         inv.executed(2, id, exec);
         assert!(inv.pending.is_none());
         inv.batch_executed(1, 4);

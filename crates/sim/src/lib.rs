@@ -19,6 +19,7 @@ mod invariants;
 mod net;
 mod report;
 mod scenario;
+mod swarm;
 
 pub use engine::run;
 pub use report::{
@@ -28,6 +29,7 @@ pub use report::{
 pub use scenario::{
     ChainsSpec, Fault, FeedDelivery, LinkSpec, Mode, RelayerSpec, Scenario, Traffic, MAX_CHAINS,
 };
+pub use swarm::{swarm, swarm_variant, SwarmRun};
 
 use braid_primitives::ChainId;
 

@@ -78,6 +78,22 @@ pub struct ChainReport {
     pub user_txs_rejected: u64,
     /// Virtual time the operator was stalled.
     pub operator_stalled_ms: u64,
+    /// Crashes of the chain's node.
+    pub crashes: u64,
+    /// Virtual time the node was down.
+    pub downtime_ms: u64,
+    /// Pooled transactions lost in crashes (the pool is not persisted).
+    pub pool_txs_lost: u64,
+    /// Requests (user transactions, imports, executions) that reached the node while it was
+    /// down and were lost.
+    pub requests_lost_while_down: u64,
+    /// Batches executed after the security council requested their execution (forced).
+    pub batches_forced: u64,
+    /// Pooled transactions dropped at block building, by execution error (`NonceTooLow`,
+    /// `BadProof`, `AlreadyExecuted`, ...).
+    pub txs_dropped: BTreeMap<String, u64>,
+    /// Imports the sequencer refused, by error.
+    pub imports_rejected: BTreeMap<String, u64>,
     /// Head block number at the end.
     pub head: u64,
 }
@@ -110,12 +126,78 @@ pub struct RelayerReport {
     pub import_retries: u64,
     /// Execution transactions the destination dropped or refused.
     pub executions_dropped: u64,
+    /// Error actions of the relayer core by `RelayerError` variant (`ParentMismatch`,
+    /// `BlockOutOfOrder`, `LocalRootMismatch`, `BadBatchHeader`, ...): the inconsistencies it
+    /// detected in what the chains and the SL told it.
+    pub error_kinds: BTreeMap<String, u64>,
+}
+
+/// What the security council did (forced settlement and reverts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouncilReport {
+    /// `commitBatch` calls the council submitted.
+    pub commits: u64,
+    /// `proveBatch` calls the council submitted.
+    pub proofs: u64,
+    /// `executeBatch` calls the council submitted.
+    pub execution_requests: u64,
+    /// Proofs the SL refused to the council (the batch cannot be proven: it reverts it).
+    pub proofs_refused: u64,
+    /// `revertBatches` calls the council submitted.
+    pub reverts: u64,
+}
+
+/// `BatchesReverted` events by cause, and batches reverted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevertReport {
+    /// Reverts requested by a chain's operator.
+    pub by_operator: u64,
+    /// Reverts requested by the security council.
+    pub by_council: u64,
+    /// Reverts in cascade (the batch imported from a reverted batch or block).
+    pub cascade: u64,
+    /// Batches reverted, over all events.
+    pub batches: u64,
+}
+
+/// One `BatchesReverted` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevertRecord {
+    /// SL time.
+    pub at_ms: u64,
+    /// The chain.
+    pub chain: ChainId,
+    /// First reverted batch.
+    pub from: u64,
+    /// Last reverted batch.
+    pub to: u64,
+    /// `operator`, `council`, `anyone` or `cascade from <chain>/<batch>`.
+    pub cause: String,
+}
+
+/// The adversary's replayed and forged `executeMessage` transactions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdversaryReport {
+    /// Replays submitted.
+    pub replays_submitted: u64,
+    /// Replays the destination dropped with `AlreadyExecuted`.
+    pub replays_rejected: u64,
+    /// Forgeries submitted.
+    pub forgeries_submitted: u64,
+    /// Forgeries the destination dropped with `BadProof`.
+    pub forgeries_rejected: u64,
+    /// Adversarial transactions that executed (must stay 0).
+    pub accepted: u64,
+    /// Every drop or refusal, by `kind: error` (e.g. `replay: AlreadyExecuted`).
+    pub rejections: BTreeMap<String, u64>,
+    /// Faults that found nothing to replay or forge yet (no executed message on the chain).
+    pub skipped: u64,
 }
 
 /// A fault as it happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultRecord {
-    /// `operator_stall`, `partition`, `drop_messages`.
+    /// The fault's kind as in scenario files (`operator_stall`, `crash`, ...).
     pub kind: String,
     /// The chain, if the fault targets one.
     pub chain: Option<ChainId>,
@@ -123,6 +205,10 @@ pub struct FaultRecord {
     pub start_ms: u64,
     /// End.
     pub end_ms: u64,
+    /// What the fault did, when it is not obvious (the tampered batch, the equivocated block,
+    /// the message replayed, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// An invariant that failed; the run stops at the first one.
@@ -168,6 +254,16 @@ pub struct Report {
     pub relayer: RelayerReport,
     /// Faults injected.
     pub faults: Vec<FaultRecord>,
+    /// Batches executed after the security council requested their execution.
+    pub forced_settlements: u64,
+    /// The security council's calls.
+    pub council: CouncilReport,
+    /// Reverts by cause.
+    pub reverts: RevertReport,
+    /// Every revert, in order.
+    pub revert_log: Vec<RevertRecord>,
+    /// Replays and forgeries.
+    pub adversary: AdversaryReport,
     /// Events processed.
     pub events_processed: u64,
     /// Virtual time simulated (less than the scenario's if an invariant stopped the run).

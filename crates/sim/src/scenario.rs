@@ -37,6 +37,15 @@ pub struct Scenario {
     /// How often each operator core is ticked.
     #[serde(default = "default_operator_tick_ms")]
     pub operator_tick_ms: u64,
+    /// The SL's `timeout_operator_ms`: after a chain has made no progress this long (its
+    /// operator idle, or its oldest unexecuted batch waiting), the security council settles it
+    /// (forced settlement) and reverts what cannot be proven.
+    #[serde(default = "default_timeout_operator_ms")]
+    pub timeout_operator_ms: u64,
+    /// The SL's `timeout_council_ms` (after which anyone may settle); at least
+    /// `timeout_operator_ms`.
+    #[serde(default = "default_timeout_council_ms")]
+    pub timeout_council_ms: u64,
     /// The network between roles.
     #[serde(default)]
     pub link: LinkSpec,
@@ -62,6 +71,12 @@ fn default_batch_blocks() -> u64 {
 }
 fn default_operator_tick_ms() -> u64 {
     250
+}
+fn default_timeout_operator_ms() -> u64 {
+    60_000
+}
+fn default_timeout_council_ms() -> u64 {
+    300_000
 }
 
 /// The chains of a scenario.
@@ -170,12 +185,12 @@ pub struct Traffic {
     pub value_wei: u64,
 }
 
-/// A timed fault. The enum is open: crash/restart, equivocation, wrong state root, revert and
-/// forged proofs come later.
+/// A timed fault.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
-    /// The chain's operator core is not ticked (it submits nothing) for `duration_ms`.
+    /// The chain's operator core is not ticked (it submits nothing) for `duration_ms`. Once the
+    /// chain has made no progress for `timeout_operator_ms`, the council settles it.
     OperatorStall {
         /// Start time.
         at_ms: u64,
@@ -203,6 +218,62 @@ pub enum Fault {
         /// Length of the window.
         duration_ms: u64,
     },
+    /// The chain's node (sequencer, pool, operator) is down for `duration_ms`: requests to it
+    /// are lost, its feeds wait, and it restarts from its last persisted block with an empty
+    /// pool (`Sequencer::restore`).
+    Crash {
+        /// Start time.
+        at_ms: u64,
+        /// The chain.
+        chain: ChainId,
+        /// Downtime.
+        duration_ms: u64,
+    },
+    /// The chain's operator only commits (no proofs, no execution requests) from `at_ms`, then,
+    /// at `at_ms + duration_ms`, reverts its batches from the oldest unexecuted one.
+    RevertBatch {
+        /// Start of the commit-only window.
+        at_ms: u64,
+        /// The chain.
+        chain: ChainId,
+        /// Length of the commit-only window, ending with the revert.
+        duration_ms: u64,
+    },
+    /// The first batch the chain seals at or after `at_ms` reaches its operator with a wrong
+    /// state root (last block's `stateRoot`, and the batch header, DA commitment kept
+    /// consistent): it commits it, its proof is refused, the council reverts it.
+    WrongStateRoot {
+        /// When.
+        at_ms: u64,
+        /// The chain.
+        chain: ChainId,
+    },
+    /// The chain's sequencer equivocates at its first block at or after `at_ms`: it announces
+    /// block `h` to the relayer, then builds a different block `h'` (same height, from an empty
+    /// pool) on which it continues and which its batches commit.
+    Equivocation {
+        /// When.
+        at_ms: u64,
+        /// The chain.
+        chain: ChainId,
+    },
+    /// An adversary submits to `chain` an `executeMessage` for a message already executed
+    /// there, with the relayer's valid proof.
+    Replay {
+        /// When.
+        at_ms: u64,
+        /// The destination chain.
+        chain: ChainId,
+    },
+    /// An adversary submits to `chain` an `executeMessage` for a message its source never sent
+    /// (an executed message with a fresh nonce, ten times the value and another payload),
+    /// with a doctored proof.
+    Forgery {
+        /// When.
+        at_ms: u64,
+        /// The destination chain.
+        chain: ChainId,
+    },
 }
 
 impl Fault {
@@ -211,17 +282,40 @@ impl Fault {
         match self {
             Fault::OperatorStall { at_ms, .. }
             | Fault::Partition { at_ms, .. }
-            | Fault::DropMessages { at_ms, .. } => *at_ms,
+            | Fault::DropMessages { at_ms, .. }
+            | Fault::Crash { at_ms, .. }
+            | Fault::RevertBatch { at_ms, .. }
+            | Fault::WrongStateRoot { at_ms, .. }
+            | Fault::Equivocation { at_ms, .. }
+            | Fault::Replay { at_ms, .. }
+            | Fault::Forgery { at_ms, .. } => *at_ms,
         }
     }
 
-    /// How long it lasts.
+    /// How long it lasts (0 for instantaneous faults).
     pub fn duration_ms(&self) -> u64 {
         match self {
             Fault::OperatorStall { duration_ms, .. }
             | Fault::Partition { duration_ms, .. }
-            | Fault::DropMessages { duration_ms, .. } => *duration_ms,
+            | Fault::DropMessages { duration_ms, .. }
+            | Fault::Crash { duration_ms, .. }
+            | Fault::RevertBatch { duration_ms, .. } => *duration_ms,
+            Fault::WrongStateRoot { .. }
+            | Fault::Equivocation { .. }
+            | Fault::Replay { .. }
+            | Fault::Forgery { .. } => 0,
         }
+    }
+
+    /// Whether the fault happens at one instant (no `duration_ms`).
+    pub fn instantaneous(&self) -> bool {
+        matches!(
+            self,
+            Fault::WrongStateRoot { .. }
+                | Fault::Equivocation { .. }
+                | Fault::Replay { .. }
+                | Fault::Forgery { .. }
+        )
     }
 
     /// The fault's kind, as written in scenario files.
@@ -230,13 +324,26 @@ impl Fault {
             Fault::OperatorStall { .. } => "operator_stall",
             Fault::Partition { .. } => "partition",
             Fault::DropMessages { .. } => "drop_messages",
+            Fault::Crash { .. } => "crash",
+            Fault::RevertBatch { .. } => "revert_batch",
+            Fault::WrongStateRoot { .. } => "wrong_state_root",
+            Fault::Equivocation { .. } => "equivocation",
+            Fault::Replay { .. } => "replay",
+            Fault::Forgery { .. } => "forgery",
         }
     }
 
     /// The chain the fault targets, if any.
     pub fn chain(&self) -> Option<ChainId> {
         match self {
-            Fault::OperatorStall { chain, .. } | Fault::Partition { chain, .. } => Some(*chain),
+            Fault::OperatorStall { chain, .. }
+            | Fault::Partition { chain, .. }
+            | Fault::Crash { chain, .. }
+            | Fault::RevertBatch { chain, .. }
+            | Fault::WrongStateRoot { chain, .. }
+            | Fault::Equivocation { chain, .. }
+            | Fault::Replay { chain, .. }
+            | Fault::Forgery { chain, .. } => Some(*chain),
             Fault::DropMessages { .. } => None,
         }
     }
@@ -303,6 +410,13 @@ impl Scenario {
         zero("batch_blocks", self.batch_blocks)?;
         zero("sl_block_time_ms", self.sl_block_time_ms)?;
         zero("operator_tick_ms", self.operator_tick_ms)?;
+        zero("timeout_operator_ms", self.timeout_operator_ms)?;
+        if self.timeout_council_ms < self.timeout_operator_ms {
+            return Err(SimError::Parse(format!(
+                "timeout_council_ms ({}) must be at least timeout_operator_ms ({})",
+                self.timeout_council_ms, self.timeout_operator_ms
+            )));
+        }
         zero("relayer.retry_ms", self.relayer.retry_ms)?;
         zero("link.retransmit_ms", self.link.retransmit_ms)?;
         let ids = self.chain_ids();
@@ -341,7 +455,7 @@ impl Scenario {
             }
         }
         for (index, f) in self.faults.iter().enumerate() {
-            if f.duration_ms() == 0 {
+            if f.duration_ms() == 0 && !f.instantaneous() {
                 return Err(SimError::ZeroParameter("faults[].duration_ms"));
             }
             if let Some(chain) = f.chain() {
