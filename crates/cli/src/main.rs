@@ -44,7 +44,7 @@ struct SimArgs {
     /// Seed (default: the scenario's).
     #[arg(long)]
     seed: Option<u64>,
-    /// Directory for report.json.
+    /// Directory for report.json and report.html.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Swarm mode: run this many seeds (from --seed, default 1), each with randomised link and
@@ -436,7 +436,10 @@ fn sim(args: SimArgs) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let path = dir.join("report.json");
         std::fs::write(&path, report.to_json()).map_err(|e| format!("{}: {e}", path.display()))?;
-        println!("report: {}", path.display());
+        let html = dir.join("report.html");
+        std::fs::write(&html, braid_sim::render_html(&report))
+            .map_err(|e| format!("{}: {e}", html.display()))?;
+        println!("report: {} and {}", path.display(), html.display());
     }
     if report.invariant_violations.is_empty() {
         println!("invariants held");

@@ -59,3 +59,98 @@ fn braid_sim_swarm_runs_many_seeds() {
     assert!(stdout.contains("swarm: 4 runs"), "{stdout}");
     assert!(stdout.contains("no invariant violated"), "{stdout}");
 }
+
+/// Loads `path` in headless Chromium and returns the DOM, if Chromium is installed.
+fn chromium_dom(path: &std::path::Path) -> Option<String> {
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let Some(browser) = browser else {
+        assert!(
+            std::env::var_os("BRAID_REQUIRE_CHROMIUM").is_none(),
+            "BRAID_REQUIRE_CHROMIUM is set but no Chromium is installed"
+        );
+        eprintln!("Chromium not installed: checked the HTML file only (CI installs it)");
+        return None;
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", path.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn the_html_report_shows_latency_cdfs_and_a_timeline_with_reverts() {
+    let out = tempfile::tempdir().unwrap();
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scenarios/revert_cascade.toml"
+    );
+    let run = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args(["sim", scenario, "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let path = out.path().join("report.html");
+    let file = std::fs::read_to_string(&path).unwrap();
+    let dom = chromium_dom(&path).unwrap_or(file);
+    assert!(dom.contains("All invariants held."), "{dom}");
+    let cdf = dom
+        .split("id=\"cdf\"")
+        .nth(1)
+        .unwrap()
+        .split("</svg>")
+        .next()
+        .unwrap();
+    for mode in ["precommit", "commit", "proof"] {
+        assert!(
+            cdf.contains(&format!("data-mode=\"{mode}\"")),
+            "no CDF for {mode}"
+        );
+    }
+    let timeline = dom
+        .split("id=\"timeline\"")
+        .nth(1)
+        .unwrap()
+        .split("</svg>")
+        .next()
+        .unwrap();
+    assert!(
+        timeline.matches("class=\"executed\"").count() >= 10,
+        "{timeline}"
+    );
+    assert!(
+        timeline.contains("class=\"revert\""),
+        "the cascade shows on the timeline"
+    );
+    assert!(timeline.contains("class=\"fault\""));
+}

@@ -28,8 +28,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::invariants::{Execution, Invariants};
 use crate::net::{Class, Network, Role};
 use crate::report::{
-    AdversaryReport, ChainReport, CouncilReport, FaultRecord, LatencyStats, ModeReport,
-    NetworkReport, RelayerReport, Report, RevertRecord, RevertReport, Violation,
+    AdversaryReport, BatchExecution, ChainReport, CouncilReport, FaultRecord, LatencyStats,
+    ModeReport, NetworkReport, RelayerReport, Report, RevertRecord, RevertReport, Violation,
 };
 use crate::scenario::{Fault, Mode, Scenario};
 use crate::SimError;
@@ -403,6 +403,7 @@ struct Sim<'a> {
     forced_settlements: u64,
     revert_stats: RevertReport,
     revert_log: Vec<RevertRecord>,
+    executions: Vec<BatchExecution>,
     /// Fault index → its record in `faults`.
     fault_records: BTreeMap<usize, usize>,
     adversary: TxSigner,
@@ -521,6 +522,7 @@ impl<'a> Sim<'a> {
             forced_settlements: 0,
             revert_stats: RevertReport::default(),
             revert_log: Vec::new(),
+            executions: Vec::new(),
             fault_records: BTreeMap::new(),
             adversary,
             adversary_txs: BTreeMap::new(),
@@ -1224,6 +1226,11 @@ impl<'a> Sim<'a> {
             }
             SlEvent::BatchExecuted { chain, batch, .. } => {
                 self.invariants.batch_executed(*chain, *batch);
+                self.executions.push(BatchExecution {
+                    at_ms: self.now,
+                    chain: *chain,
+                    batch: *batch,
+                });
                 let forced = self.forced_requests.remove(&(*chain, *batch));
                 if forced {
                     self.forced_settlements += 1;
@@ -1681,8 +1688,10 @@ impl<'a> Sim<'a> {
         }
         let modes = by_mode
             .into_iter()
-            .map(|(m, (mut r, lat, settle))| {
+            .map(|(m, (mut r, mut lat, settle))| {
                 r.latency_ms = LatencyStats::of(&lat);
+                lat.sort_unstable();
+                r.latency_samples_ms = lat;
                 r.settle_latency_ms = LatencyStats::of(&settle);
                 (braid_primitives::ImportKind::from(m).name().to_string(), r)
             })
@@ -1719,6 +1728,7 @@ impl<'a> Sim<'a> {
             council: self.council_stats.clone(),
             reverts: self.revert_stats.clone(),
             revert_log: self.revert_log.clone(),
+            executions: self.executions.clone(),
             adversary: self.adversary_stats.clone(),
             events_processed: self.events,
             virtual_duration_ms: self.now,

@@ -15,6 +15,7 @@
 //! `docs/simulator.md` for the scenario format, what is modelled and the report schema.
 
 mod engine;
+mod html;
 mod invariants;
 mod net;
 mod report;
@@ -22,9 +23,10 @@ mod scenario;
 mod swarm;
 
 pub use engine::run;
+pub use html::render_html;
 pub use report::{
-    ChainReport, FaultRecord, LatencyStats, ModeReport, NetworkReport, RelayerReport, Report,
-    Violation,
+    BatchExecution, ChainReport, FaultRecord, LatencyStats, ModeReport, NetworkReport,
+    RelayerReport, Report, Violation,
 };
 pub use scenario::{
     ChainsSpec, Fault, FeedDelivery, LinkSpec, Mode, RelayerSpec, Scenario, Traffic, MAX_CHAINS,

@@ -57,6 +57,19 @@ pub struct ModeReport {
     pub settled: u64,
     /// Send (source block time) to the SL block executing the source batch.
     pub settle_latency_ms: LatencyStats,
+    /// Every send-to-execution latency, sorted (the latency CDF of `report.html`).
+    pub latency_samples_ms: Vec<u64>,
+}
+
+/// A batch executed on the SL, for the timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchExecution {
+    /// SL time.
+    pub at_ms: u64,
+    /// The chain.
+    pub chain: ChainId,
+    /// The batch.
+    pub batch: u64,
 }
 
 /// One chain's batches and blocks.
@@ -262,6 +275,8 @@ pub struct Report {
     pub reverts: RevertReport,
     /// Every revert, in order.
     pub revert_log: Vec<RevertRecord>,
+    /// Every batch execution on the SL, in order.
+    pub executions: Vec<BatchExecution>,
     /// Replays and forgeries.
     pub adversary: AdversaryReport,
     /// Events processed.

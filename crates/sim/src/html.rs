@@ -1,0 +1,187 @@
+//! `report.html`: a self-contained page (inline SVG, no scripts, no network) with the latency CDF
+//! of every mode and a timeline of batch executions, reverts and faults per chain.
+
+use std::fmt::Write as _;
+
+use crate::Report;
+
+const COLORS: [&str; 6] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+];
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Renders the report as one HTML page.
+pub fn render_html(r: &Report) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>Braid simulation: {name}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:1.5em;color:#222}} table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:right}} th{{background:#f3f3f3}} .bad{{color:#b00}} .ok{{color:#070}}
+svg{{background:#fcfcfc;border:1px solid #ddd}} text{{font-size:11px}}</style></head><body>
+<h1>Braid simulation: {name}</h1>
+<p>seed {seed} · {events} events · {virt:.1} s virtual · replay: <code>{replay}</code></p>
+"#,
+        name = esc(&r.scenario),
+        seed = r.seed,
+        events = r.events_processed,
+        virt = r.virtual_duration_ms as f64 / 1000.0,
+        replay = esc(&r.replay),
+    );
+    if r.invariant_violations.is_empty() {
+        h.push_str("<p id=\"invariants\" class=\"ok\">All invariants held.</p>");
+    } else {
+        let _ = write!(
+            h,
+            "<p id=\"invariants\" class=\"bad\">{} invariant violations:</p><ul>",
+            r.invariant_violations.len()
+        );
+        for v in &r.invariant_violations {
+            let _ = write!(h, "<li>{}</li>", esc(&format!("{v:?}")));
+        }
+        h.push_str("</ul>");
+    }
+    // per-mode table
+    h.push_str("<table id=\"modes\"><tr><th>mode</th><th>sent</th><th>executed</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th><th>settled</th><th>settle p50 ms</th></tr>");
+    for (mode, m) in &r.modes {
+        let _ = write!(
+            h,
+            "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(mode), m.sent, m.executed, m.latency_ms.p50, m.latency_ms.p90, m.latency_ms.p99, m.latency_ms.max, m.settled, m.settle_latency_ms.p50
+        );
+    }
+    h.push_str("</table>");
+    h.push_str(&cdf_svg(r));
+    h.push_str(&timeline_svg(r));
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// Latency CDF: x = latency (ms), y = share of executed messages at or below it.
+fn cdf_svg(r: &Report) -> String {
+    let (w, ht, left, bottom) = (720.0, 300.0, 50.0, 30.0);
+    let max = r
+        .modes
+        .values()
+        .flat_map(|m| m.latency_samples_ms.last())
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let mut s = String::new();
+    let _ = write!(s, "<h2>Latency CDF by mode</h2><svg id=\"cdf\" width=\"{w}\" height=\"{ht}\" xmlns=\"http://www.w3.org/2000/svg\">");
+    let (pw, ph) = (w - left - 40.0, ht - bottom - 10.0);
+    let _ = write!(
+        s,
+        "<line x1=\"{left}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" stroke=\"#888\"/>",
+        y = 10.0 + ph,
+        x2 = left + pw
+    );
+    let _ = write!(
+        s,
+        "<line x1=\"{left}\" y1=\"10\" x2=\"{left}\" y2=\"{y}\" stroke=\"#888\"/>",
+        y = 10.0 + ph
+    );
+    for i in 0..=4 {
+        let f = f64::from(i) / 4.0;
+        let _ = write!(
+            s,
+            "<text x=\"{x}\" y=\"{y}\" text-anchor=\"middle\">{:.0} ms</text>",
+            f * max,
+            x = left + f * pw,
+            y = ht - 8.0
+        );
+        let _ = write!(
+            s,
+            "<text x=\"{x}\" y=\"{y}\" text-anchor=\"end\">{:.0}%</text>",
+            f * 100.0,
+            x = left - 4.0,
+            y = 14.0 + ph * (1.0 - f)
+        );
+    }
+    for (i, (mode, m)) in r.modes.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let n = m.latency_samples_ms.len();
+        if n == 0 {
+            continue;
+        }
+        let mut pts = format!("{left},{}", 10.0 + ph);
+        for (k, v) in m.latency_samples_ms.iter().enumerate() {
+            let x = left + (*v as f64 / max) * pw;
+            let y_before = 10.0 + ph * (1.0 - k as f64 / n as f64);
+            let y_after = 10.0 + ph * (1.0 - (k + 1) as f64 / n as f64);
+            let _ = write!(pts, " {x:.1},{y_before:.1} {x:.1},{y_after:.1}");
+        }
+        let _ = write!(s, "<polyline class=\"cdf\" data-mode=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{pts}\"/>", esc(mode));
+        let _ = write!(
+            s,
+            "<text x=\"{x}\" y=\"{y}\" fill=\"{color}\">{}</text>",
+            esc(mode),
+            x = w - 110.0,
+            y = ht - bottom - 20.0 - 14.0 * i as f64
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Timeline: one row per chain; dots for executed batches, red marks for reverts, shaded bars
+/// for faults.
+fn timeline_svg(r: &Report) -> String {
+    let chains: Vec<u64> = r.chains.keys().copied().collect();
+    let row = 22.0;
+    let (w, left) = (720.0, 60.0);
+    let ht = 40.0 + row * chains.len() as f64;
+    let end = r.virtual_duration_ms.max(1) as f64;
+    let pw = w - left - 40.0;
+    let x = |t: u64| left + (t as f64 / end) * pw;
+    let y =
+        |c: u64| 10.0 + row * chains.iter().position(|k| *k == c).unwrap_or(0) as f64 + row / 2.0;
+    let mut s = String::new();
+    let _ = write!(s, "<h2>Timeline: batches executed, reverts and faults</h2><svg id=\"timeline\" width=\"{w}\" height=\"{ht}\" xmlns=\"http://www.w3.org/2000/svg\">");
+    for f in &r.faults {
+        let (y0, hh) = match f.chain {
+            Some(c) => (y(c) - row / 2.0, row),
+            None => (10.0, row * chains.len() as f64),
+        };
+        let _ = write!(
+            s,
+            "<rect class=\"fault\" x=\"{:.1}\" y=\"{y0:.1}\" width=\"{:.1}\" height=\"{hh}\" fill=\"#f5c242\" fill-opacity=\"0.35\"><title>{}</title></rect>",
+            x(f.start_ms),
+            (x(f.end_ms) - x(f.start_ms)).max(1.0),
+            esc(&f.kind)
+        );
+    }
+    for c in &chains {
+        let _ = write!(s, "<text x=\"4\" y=\"{:.1}\">{c}</text><line x1=\"{left}\" y1=\"{yy:.1}\" x2=\"{x2}\" y2=\"{yy:.1}\" stroke=\"#eee\"/>", y(*c) + 4.0, yy = y(*c), x2 = left + pw);
+    }
+    for e in &r.executions {
+        let _ = write!(s, "<circle class=\"executed\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"#2ca02c\"><title>{} batch {}</title></circle>", x(e.at_ms), y(e.chain), e.chain, e.batch);
+    }
+    for rv in &r.revert_log {
+        let (cx, cy) = (x(rv.at_ms), y(rv.chain));
+        let _ = write!(
+            s,
+            "<path class=\"revert\" d=\"M{:.1},{:.1} l8,8 m0,-8 l-8,8\" stroke=\"#d62728\" stroke-width=\"2\"><title>revert {}..={} ({})</title></path>",
+            cx - 4.0, cy - 4.0, rv.from, rv.to, esc(&rv.cause)
+        );
+    }
+    for i in 0..=4 {
+        let t = (end * f64::from(i) / 4.0) as u64;
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{:.0} s</text>",
+            x(t),
+            ht - 8.0,
+            t as f64 / 1000.0
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
