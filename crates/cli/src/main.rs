@@ -419,7 +419,17 @@ fn sim(args: SimArgs) -> Result<(), String> {
     }
     let seed = args.seed.unwrap_or(scenario.seed);
     println!("running {} (seed {seed}) …", args.scenario.display());
-    let report = braid_sim::run(&scenario, seed).map_err(|e| e.to_string())?;
+    let bar = indicatif::ProgressBar::new(scenario.duration_ms / 1000);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} s virtual  {elapsed_precise}",
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    let report =
+        braid_sim::run_with_progress(&scenario, seed, &mut |now, _| bar.set_position(now / 1000))
+            .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
     println!(
         "{} events, {:.1} s of virtual time in {:.2} s",
         report.events_processed,

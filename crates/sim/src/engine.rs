@@ -120,10 +120,21 @@ fn restored(seq: &Sequencer) -> Result<Sequencer, String> {
 /// and reports. Errors only for invalid scenarios and cores that refuse to start; everything
 /// that goes wrong during the run is in the report.
 pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, SimError> {
+    run_with_progress(scenario, seed, &mut |_, _| {})
+}
+
+/// As [`run`], calling `progress(virtual_now_ms, duration_ms)` every 10 000 events (for
+/// progress bars on long runs).
+pub fn run_with_progress(
+    scenario: &Scenario,
+    seed: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, SimError> {
     scenario.validate()?;
     let wall = Instant::now();
     let mut sim = Sim::new(scenario, seed)?;
-    sim.run_loop();
+    sim.run_loop(progress);
+    progress(scenario.duration_ms, scenario.duration_ms);
     Ok(sim.report(wall.elapsed().as_millis() as u64))
 }
 
@@ -326,6 +337,8 @@ struct ChainNode {
     operator_address: Address,
     view: SlMirror,
     stalled_until: u64,
+    /// When the operator saw each of its batches committed (for the modelled proving delay).
+    committed_seen: BTreeMap<u64, u64>,
     /// While `now < down_until` the node is crashed.
     down_until: u64,
     /// SL events for the operator that arrived while the node was down (the feed resumes on
@@ -473,6 +486,7 @@ impl<'a> Sim<'a> {
                     operator_key: key,
                     view: SlMirror::default(),
                     stalled_until: 0,
+                    committed_seen: BTreeMap::new(),
                     down_until: 0,
                     held: Vec::new(),
                     tamper_next: None,
@@ -588,7 +602,7 @@ impl<'a> Sim<'a> {
         (ms.ceil() as u64).max(1)
     }
 
-    fn run_loop(&mut self) {
+    fn run_loop(&mut self, progress: &mut dyn FnMut(u64, u64)) {
         let end = self.scenario.duration_ms;
         while let Some(((at, _), ev)) = self.queue.pop_first() {
             if at > end {
@@ -596,6 +610,9 @@ impl<'a> Sim<'a> {
             }
             self.now = at;
             self.events += 1;
+            if self.events.is_multiple_of(10_000) {
+                progress(at, end);
+            }
             if let Err(detail) = self.handle(ev) {
                 self.violate("core_error", detail);
                 return;
@@ -1450,7 +1467,24 @@ impl<'a> Sim<'a> {
         if now < node.stalled_until || node.down(now) {
             return Ok(());
         }
-        let calls = node.operator.tick(&node.view, &self.relayer);
+        let proof_time = self.scenario.proof_time_ms;
+        let committed_seen = &node.committed_seen;
+        let calls: Vec<SlCall> = node
+            .operator
+            .tick(&node.view, &self.relayer)
+            .into_iter()
+            .filter(|call| match call {
+                // the prover is still working: the operator core issues the call again later
+                SlCall::ProveBatch { batch, .. } => {
+                    now >= committed_seen
+                        .get(batch)
+                        .copied()
+                        .unwrap_or(now)
+                        .saturating_add(proof_time)
+                }
+                _ => true,
+            })
+            .collect();
         for call in calls {
             let d = Delivery::SlCall { chain: id, call };
             self.send(Role::Operator(id), Role::Sl, Class::Datagram, d);
@@ -1467,6 +1501,11 @@ impl<'a> Sim<'a> {
             return Ok(());
         }
         node.view.observe(id, &e);
+        if let SlEvent::BatchCommitted { chain, batch, .. } = &e {
+            if *chain == id {
+                node.committed_seen.insert(*batch, self.now);
+            }
+        }
         let actions = node.operator.observe_sl(&e);
         for action in actions {
             match action {

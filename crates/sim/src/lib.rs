@@ -22,7 +22,7 @@ mod report;
 mod scenario;
 mod swarm;
 
-pub use engine::run;
+pub use engine::{run, run_with_progress};
 pub use html::render_html;
 pub use report::{
     BatchExecution, ChainReport, FaultRecord, LatencyStats, ModeReport, NetworkReport,

@@ -37,6 +37,10 @@ pub struct Scenario {
     /// How often each operator core is ticked.
     #[serde(default = "default_operator_tick_ms")]
     pub operator_tick_ms: u64,
+    /// Modelled proving delay: a batch's proof is submitted no earlier than this long after
+    /// its operator saw the batch committed (0: at once, as the re-execution backend allows).
+    #[serde(default)]
+    pub proof_time_ms: u64,
     /// The SL's `timeout_operator_ms`: after a chain has made no progress this long (its
     /// operator idle, or its oldest unexecuted batch waiting), the security council settles it
     /// (forced settlement) and reverts what cannot be proven.

@@ -295,3 +295,33 @@ fn every_example_scenario_parses() {
     }
     assert!(n >= 4);
 }
+
+#[test]
+fn a_modelled_proving_delay_slows_proof_mode_and_settlement_only() {
+    let base = braid_sim::Scenario::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scenarios/basic.toml"
+    ))
+    .unwrap();
+    let mut slow = base.clone();
+    slow.proof_time_ms = 5_000;
+    let fast = braid_sim::run(&base, 1).unwrap();
+    let slowed = braid_sim::run(&slow, 1).unwrap();
+    assert!(
+        slowed.invariant_violations.is_empty(),
+        "{:?}",
+        slowed.invariant_violations
+    );
+    let p50 = |r: &braid_sim::Report, m: &str| r.modes[m].latency_ms.p50;
+    let settle = |r: &braid_sim::Report, m: &str| r.modes[m].settle_latency_ms.p50;
+    assert!(
+        p50(&slowed, "proof") >= p50(&fast, "proof") + 4_000,
+        "{} vs {}",
+        p50(&slowed, "proof"),
+        p50(&fast, "proof")
+    );
+    assert!(settle(&slowed, "commit") >= settle(&fast, "commit") + 4_000);
+    // early modes do not wait for proofs
+    assert_eq!(p50(&slowed, "precommit"), p50(&fast, "precommit"));
+    assert_eq!(slowed.modes["proof"].executed, slowed.modes["proof"].sent);
+}
