@@ -33,6 +33,12 @@ pub(crate) struct Invariants {
     /// rolled back yet: executions from there on are void and wait for the rollback (the SL
     /// event reaches each chain's operator with its own latency).
     pub voided: BTreeMap<ChainId, BlockNumber>,
+    /// Executions recorded since the last check (checked incrementally).
+    unchecked: Vec<(ChainId, MessageId)>,
+    /// Each source's message-tree size at the last check: a shrink (revert) forces a full scan.
+    outbox_len: BTreeMap<ChainId, u64>,
+    /// Each destination's last settled block at the last check.
+    settled_block: BTreeMap<ChainId, BlockNumber>,
 }
 
 impl Invariants {
@@ -44,6 +50,7 @@ impl Invariants {
             .or_default()
             .insert(id, exec)
             .is_none();
+        self.unchecked.push((dest, id));
         if !fresh && self.pending.is_none() {
             self.pending = Some((
                 "no_double_execution",
@@ -125,57 +132,112 @@ impl Invariants {
                 format!("SL total value {total}, expected {}", self.sl_value),
             ));
         }
-        // the source's message count covered by its executed batches
-        let settled_count = |chain: ChainId| -> u64 {
+        // Incremental: an execution is checked when recorded; a destination's executions again
+        // when its settled block advances; everything again when a source's tree shrank (only
+        // a revert does that; appends never invalidate an existing leaf).
+        let mut full = false;
+        for (id, seq) in chains {
+            let len = seq.state().outbox().len();
+            if self
+                .outbox_len
+                .insert(*id, len)
+                .is_some_and(|old| len < old)
+            {
+                full = true;
+            }
+        }
+        let settled_block = |chain: ChainId| {
             sl.chain(chain)
                 .and_then(|c| c.batches.get(&c.last_executed))
-                .map_or(0, |b| b.header.messageCount)
+                .map(|b| b.header.lastBlock)
         };
-        for (dest, ids) in &self.executed {
-            let dest_settled_block = sl
-                .chain(*dest)
-                .and_then(|c| c.batches.get(&c.last_executed))
-                .map(|b| b.header.lastBlock);
-            let void_from = self.voided.get(dest).copied().unwrap_or(BlockNumber::MAX);
-            for (id, exec) in ids {
-                if exec.block >= void_from {
-                    continue; // void on the SL; the destination's rollback is on its way
-                }
-                let Some(src) = chains.get(&id.source_chain) else {
-                    return Some((
-                        "executed_message_exists",
-                        format!("message {id} executed on {dest} from an unknown source"),
-                    ));
-                };
-                let leaf = src.state().outbox().leaf(id.nonce);
-                let ok = match (leaf, exec.leaf) {
-                    (None, _) => false,
-                    (Some(have), Some(want)) => have == want,
-                    (Some(_), None) => true,
-                };
-                if !ok {
-                    return Some((
-                        "executed_message_exists",
-                        format!(
-                            "message {id} executed on chain {dest} block {} is not in its source's \
-                             message tree (leaf there: {leaf:?}, executed: {:?})",
-                            exec.block, exec.leaf
-                        ),
-                    ));
-                }
-                if dest_settled_block.is_some_and(|b| exec.block <= b)
-                    && id.nonce >= settled_count(id.source_chain)
-                {
-                    return Some((
-                        "settled_execution_has_settled_source",
-                        format!(
-                            "message {id} executed in settled block {} of chain {dest}, but its \
-                             source batch is not executed on the SL",
-                            exec.block
-                        ),
-                    ));
+        let mut todo: Vec<(ChainId, MessageId)> = Vec::new();
+        if full {
+            for (dest, ids) in &self.executed {
+                todo.extend(ids.keys().map(|id| (*dest, *id)));
+            }
+        } else {
+            todo.append(&mut self.unchecked);
+            for dest in self.executed.keys() {
+                let now = settled_block(*dest).unwrap_or(0);
+                let before = self.settled_block.get(dest).copied().unwrap_or(0);
+                if now > before {
+                    if let Some(ids) = self.executed.get(dest) {
+                        todo.extend(
+                            ids.iter()
+                                .filter(|(_, e)| e.block > before && e.block <= now)
+                                .map(|(id, _)| (*dest, *id)),
+                        );
+                    }
                 }
             }
+        }
+        self.unchecked.clear();
+        for dest in self.executed.keys() {
+            self.settled_block
+                .insert(*dest, settled_block(*dest).unwrap_or(0));
+        }
+        for (dest, id) in todo {
+            if let Some(f) = self.check_one(sl, chains, dest, id) {
+                return Some(f);
+            }
+        }
+        None
+    }
+
+    /// The per-execution invariants: the message exists in its source's tree, and if its
+    /// destination block is settled, so is its source batch.
+    fn check_one(
+        &self,
+        sl: &SettlementLayer,
+        chains: &BTreeMap<ChainId, &Sequencer>,
+        dest: ChainId,
+        id: MessageId,
+    ) -> Option<Failure> {
+        let exec = self.executed.get(&dest)?.get(&id)?;
+        let void_from = self.voided.get(&dest).copied().unwrap_or(BlockNumber::MAX);
+        if exec.block >= void_from {
+            return None; // void on the SL; the destination's rollback is on its way
+        }
+        let Some(src) = chains.get(&id.source_chain) else {
+            return Some((
+                "executed_message_exists",
+                format!("message {id} executed on {dest} from an unknown source"),
+            ));
+        };
+        let leaf = src.state().outbox().leaf(id.nonce);
+        let ok = match (leaf, exec.leaf) {
+            (None, _) => false,
+            (Some(have), Some(want)) => have == want,
+            (Some(_), None) => true,
+        };
+        if !ok {
+            return Some((
+                "executed_message_exists",
+                format!(
+                    "message {id} executed on chain {dest} block {} is not in its source's \
+                     message tree (leaf there: {leaf:?}, executed: {:?})",
+                    exec.block, exec.leaf
+                ),
+            ));
+        }
+        let dest_settled_block = sl
+            .chain(dest)
+            .and_then(|c| c.batches.get(&c.last_executed))
+            .map(|b| b.header.lastBlock);
+        let settled_count = sl
+            .chain(id.source_chain)
+            .and_then(|c| c.batches.get(&c.last_executed))
+            .map_or(0, |b| b.header.messageCount);
+        if dest_settled_block.is_some_and(|b| exec.block <= b) && id.nonce >= settled_count {
+            return Some((
+                "settled_execution_has_settled_source",
+                format!(
+                    "message {id} executed in settled block {} of chain {dest}, but its source \
+                     batch is not executed on the SL",
+                    exec.block
+                ),
+            ));
         }
         None
     }
