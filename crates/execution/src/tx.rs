@@ -123,7 +123,7 @@ impl RecoveredTx {
 /// Signs transactions with a secp256k1 key: dev accounts, tests, benchmarks and the relayer.
 #[derive(Clone)]
 pub struct TxSigner {
-    key: k256::ecdsa::SigningKey,
+    secret: B256,
     address: Address,
 }
 
@@ -144,7 +144,7 @@ impl TxSigner {
             }
         })?;
         let address = Address::from_public_key(key.verifying_key());
-        Ok(Self { key, address })
+        Ok(Self { secret, address })
     }
 
     /// The secret key of the `i`-th development account: keccak256("braid dev account" ‖ i as
@@ -176,14 +176,14 @@ impl TxSigner {
         self.address
     }
 
-    fn sign_hash(&self, hash: B256) -> Result<Signature, ExecutionError> {
-        let (sig, recid) = self
-            .key
-            .sign_prehash_recoverable(hash.as_slice())
-            .map_err(|e| ExecutionError::BadSignature {
+    /// A recoverable, low-s, RFC 6979 (deterministic) signature of a 32-byte hash, made with
+    /// libsecp256k1 (about twice as fast as the pure-Rust backend).
+    pub fn sign_hash(&self, hash: B256) -> Result<Signature, ExecutionError> {
+        alloy_consensus::crypto::secp256k1::sign_message(self.secret, hash).map_err(|e| {
+            ExecutionError::BadSignature {
                 reason: e.to_string(),
-            })?;
-        Ok(Signature::from((sig, recid)))
+            }
+        })
     }
 
     /// Signs an EIP-1559 transaction and returns its raw EIP-2718 bytes.

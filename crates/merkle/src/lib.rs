@@ -25,7 +25,8 @@
 //! hashes, and rejecting zero makes every prefix of the tree distinct.
 //!
 //! Appending is O(1) amortised (on average fewer than one `hash_pair` per append) using a
-//! 32-node frontier; [`MessageTree::root`] costs 33 hashes. The tree also caches every complete
+//! 32-node frontier; [`MessageTree::root`] costs 33 hashes the first time after a change and
+//! nothing after that (it is cached until the next append or truncate). The tree also caches every complete
 //! internal node so that historical roots and proofs cost O(32) hashes.
 //!
 //! # Notation used by the proof formats
@@ -268,7 +269,7 @@ fn check_capacity(size: u64) -> Result<(), MerkleError> {
 /// Holds every leaf (needed for proofs), every complete internal node (so historical roots and
 /// proofs are O(depth)), and the 32-node frontier used for appends and the current root. All of
 /// it is a function of the leaves, so two trees are equal iff they hold the same leaves.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct MessageTree {
     /// The leaves, in append order.
     leaves: Vec<B256>,
@@ -278,7 +279,18 @@ pub struct MessageTree {
     /// `frontier[h]` = the complete node at level `h`, position `(len >> h) - 1` if bit `h` of
     /// `len` is set, else `B256::ZERO` (kept canonical so `PartialEq` is meaningful).
     frontier: [B256; TREE_DEPTH],
+    /// The current root, once computed; reset by every change.
+    root_cache: std::sync::OnceLock<B256>,
 }
+
+impl PartialEq for MessageTree {
+    fn eq(&self, other: &Self) -> bool {
+        // everything else is a function of the leaves
+        self.leaves == other.leaves
+    }
+}
+
+impl Eq for MessageTree {}
 
 impl MessageTree {
     /// An empty tree.
@@ -306,6 +318,7 @@ impl MessageTree {
             return Err(MerkleError::ZeroLeaf { index });
         }
         self.leaves.push(leaf);
+        self.root_cache = std::sync::OnceLock::new();
         let size = index + 1;
         let mut node = leaf;
         for h in 0..TREE_DEPTH {
@@ -340,6 +353,10 @@ impl MessageTree {
 
     /// Current committed root (`root_at(len)`), computed from the frontier in 33 hashes.
     pub fn root(&self) -> B256 {
+        *self.root_cache.get_or_init(|| self.compute_root())
+    }
+
+    fn compute_root(&self) -> B256 {
         let size = self.len();
         if size == MAX_LEAVES {
             return mix_in_size(self.complete_node(TREE_DEPTH, 0), size);
@@ -376,6 +393,7 @@ impl MessageTree {
     pub fn truncate(&mut self, size: u64) -> Result<(), MerkleError> {
         self.check_size(size)?;
         self.leaves.truncate(size as usize);
+        self.root_cache = std::sync::OnceLock::new();
         for (i, level) in self.nodes.iter_mut().enumerate() {
             level.truncate((size >> (i + 1)) as usize);
         }

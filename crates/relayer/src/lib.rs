@@ -398,13 +398,103 @@ struct ChainView {
     landed: BTreeMap<ImportKey, (BlockNumber, ImportedRoot)>,
     /// Messages seen executed on this chain, with the block.
     executions: BTreeMap<MessageId, BlockNumber>,
+    /// Index of `headers` by first block (batches hold consecutive blocks).
+    batch_by_first_block: BTreeMap<BlockNumber, BatchNumber>,
+    /// Index of the `proof` imports in `landed` by message count (looked up per message).
+    landed_proof: BTreeMap<u64, BTreeSet<ImportKey>>,
+    /// Index of the `proof` imports in `requested` by message count.
+    requested_proof: BTreeMap<u64, BTreeSet<ImportKey>>,
 }
 
 impl ChainView {
     fn batch_of_block(&self, block: BlockNumber) -> Option<&BatchHeader> {
+        let (_, batch) = self.batch_by_first_block.range(..=block).next_back()?;
         self.headers
-            .values()
-            .find(|h| h.firstBlock <= block && block <= h.lastBlock)
+            .get(batch)
+            .filter(|h| h.firstBlock <= block && block <= h.lastBlock)
+    }
+
+    fn insert_header(&mut self, header: BatchHeader) {
+        self.batch_by_first_block
+            .insert(header.firstBlock, header.number);
+        self.headers.insert(header.number, header);
+    }
+
+    fn drop_headers_from(&mut self, from: BatchNumber) {
+        for h in self.headers.split_off(&from).values() {
+            self.batch_by_first_block.remove(&h.firstBlock);
+        }
+    }
+
+    fn note_landed(&mut self, key: ImportKey, block: BlockNumber, import: ImportedRoot) {
+        if key.kind == ImportKind::Proof {
+            self.landed_proof
+                .entry(import.messageCount)
+                .or_default()
+                .insert(key);
+        }
+        self.landed.insert(key, (block, import));
+    }
+
+    fn note_requested(&mut self, key: ImportKey, import: ImportedRoot) {
+        if key.kind == ImportKind::Proof {
+            self.requested_proof
+                .entry(import.messageCount)
+                .or_default()
+                .insert(key);
+        }
+        self.requested.insert(key, import);
+    }
+
+    fn forget_requested(&mut self, key: &ImportKey) {
+        if let Some(i) = self.requested.remove(key) {
+            if let Some(keys) = self.requested_proof.get_mut(&i.messageCount) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.requested_proof.remove(&i.messageCount);
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the `proof` indices after `landed` or `requested` were filtered.
+    fn reindex_proofs(&mut self) {
+        let index = |m: &mut dyn Iterator<Item = (&ImportKey, &ImportedRoot)>| {
+            let mut index: BTreeMap<u64, BTreeSet<ImportKey>> = BTreeMap::new();
+            for (k, i) in m.filter(|(k, _)| k.kind == ImportKind::Proof) {
+                index.entry(i.messageCount).or_default().insert(*k);
+            }
+            index
+        };
+        self.landed_proof = index(&mut self.landed.iter().map(|(k, (_, i))| (k, i)));
+        self.requested_proof = index(&mut self.requested.iter());
+    }
+
+    /// A `proof` import, landed if possible, else requested, whose message count lies in
+    /// `counts` and that passes `covers`.
+    fn proof_import(
+        &self,
+        counts: std::ops::RangeInclusive<u64>,
+        covers: impl Fn(&ImportedRoot) -> bool,
+    ) -> Option<ImportedRoot> {
+        if counts.is_empty() {
+            return None;
+        }
+        let landed = self
+            .landed_proof
+            .range(counts.clone())
+            .flat_map(|(_, keys)| keys)
+            .filter_map(|k| self.landed.get(k).map(|(_, i)| i))
+            .find(|i| covers(i));
+        if let Some(i) = landed {
+            return Some(i.clone());
+        }
+        self.requested_proof
+            .range(counts)
+            .flat_map(|(_, keys)| keys)
+            .filter_map(|k| self.requested.get(k))
+            .find(|i| covers(i))
+            .cloned()
     }
 }
 
@@ -497,7 +587,7 @@ impl Relayer {
             RelayerInput::ImportDropped { dest, root } => {
                 // asked again on the next input (not now: the refusal may be immediate again)
                 if let (Some(c), Some(k)) = (self.chains.get_mut(&dest), key_of(&root)) {
-                    c.requested.remove(&k);
+                    c.forget_requested(&k);
                 }
                 return Ok(out);
             }
@@ -595,7 +685,7 @@ impl Relayer {
         );
         for import in &block.imports {
             if let Some(k) = key_of(import) {
-                chain.landed.insert(k, (h.number, import.clone()));
+                chain.note_landed(k, h.number, import.clone());
             }
         }
         let mut executed = vec![];
@@ -665,7 +755,7 @@ impl Relayer {
         if chain.tree.root_at(header.messageCount)? != header.chainBatchRoot {
             return Err(bad("chainBatchRoot is not the mirrored root".into()));
         }
-        chain.headers.insert(header.number, header);
+        chain.insert_header(header);
         Ok(())
     }
 
@@ -757,6 +847,7 @@ impl Relayer {
         };
         for c in self.chains.values_mut() {
             c.requested.retain(|_, i| !void(i));
+            c.reindex_proofs();
         }
         for e in self.messages.values_mut() {
             if e.target.as_ref().is_some_and(void) {
@@ -775,7 +866,7 @@ impl Relayer {
         let count = count.min(chain.tree.len());
         let _ = chain.tree.truncate(count);
         chain.blocks.split_off(&first_block);
-        chain.headers.split_off(&from);
+        chain.drop_headers_from(from);
         chain.committed.split_off(&from);
         let gone: Vec<MessageId> = self
             .messages
@@ -796,6 +887,7 @@ impl Relayer {
         }
         // as a destination
         chain.landed.retain(|_, (b, _)| *b < first_block);
+        chain.reindex_proofs();
         let undone: Vec<MessageId> = chain
             .executions
             .iter()
@@ -861,11 +953,8 @@ impl Relayer {
                         && i.messageCount <= self.global.len()
                         && self.global.root_at(i.messageCount).ok() == Some(i.root)
                 };
-                if let Some((_, i)) = dest.landed.values().find(|(_, i)| covers(i)) {
-                    return Some(i.clone());
-                }
-                if let Some(i) = dest.requested.values().find(|i| covers(i)) {
-                    return Some(i.clone());
+                if let Some(i) = dest.proof_import(leaf + 1..=self.global.len(), covers) {
+                    return Some(i);
                 }
                 Some(ImportedRoot {
                     kind: ImportKind::Proof as u8,
@@ -968,7 +1057,7 @@ impl Relayer {
             };
             if let Some(dest) = self.chains.get_mut(&dest_id) {
                 if !landed {
-                    dest.requested.insert(key, target.clone());
+                    dest.note_requested(key, target.clone());
                 }
             }
             let Some(e) = self.messages.get_mut(&id) else {

@@ -437,16 +437,21 @@ impl ChainRecord {
     }
 
     fn batch_holding_block(&self, block: BlockNumber) -> Option<&BatchRecord> {
+        // batches hold increasing block ranges: walk back from the newest (imports are recent)
         self.batches
             .values()
-            .find(|b| b.header.firstBlock <= block && block <= b.header.lastBlock)
+            .rev()
+            .take_while(|b| b.header.lastBlock >= block)
+            .find(|b| b.header.firstBlock <= block)
     }
 
     /// The time from which the chain counts as stalled: the operator's last action, or the
     /// commit of its oldest unexecuted batch if that is older.
-    fn stalled_since(&self) -> u64 {
+    pub fn stalled_since(&self) -> u64 {
+        // executed batches are exactly those up to `last_executed`
         self.batches
-            .values()
+            .range(self.last_executed + 1..)
+            .map(|(_, b)| b)
             .filter(|b| b.status != BatchStatus::Executed)
             .map(|b| b.committed_at_ms)
             .min()
@@ -1508,7 +1513,8 @@ impl SettlementLayer {
             keep.extend(
                 chain
                     .batches
-                    .values()
+                    .range(chain.last_executed + 1..)
+                    .map(|(_, b)| b)
                     .filter(|b| b.status == BatchStatus::Proven)
                     .map(|b| b.header.stateRoot),
             );
@@ -1550,17 +1556,21 @@ impl SettlementLayer {
                 if *other_id == id {
                     continue;
                 }
-                let hit = other.batches.values().find(|b| {
-                    b.status != BatchStatus::Executed
-                        && b.imports.iter().any(|i| {
-                            i.sourceChain == id
-                                && match i.import_kind() {
-                                    Ok(ImportKind::Commit) => i.sourceHeight >= from,
-                                    Ok(ImportKind::Precommit) => i.sourceHeight >= first_block,
-                                    _ => false,
-                                }
-                        })
-                });
+                let hit = other
+                    .batches
+                    .range(other.last_executed + 1..)
+                    .map(|(_, b)| b)
+                    .find(|b| {
+                        b.status != BatchStatus::Executed
+                            && b.imports.iter().any(|i| {
+                                i.sourceChain == id
+                                    && match i.import_kind() {
+                                        Ok(ImportKind::Commit) => i.sourceHeight >= from,
+                                        Ok(ImportKind::Precommit) => i.sourceHeight >= first_block,
+                                        _ => false,
+                                    }
+                            })
+                    });
                 if let Some(b) = hit {
                     work.push((
                         *other_id,

@@ -1,6 +1,7 @@
 //! Settlement-layer transactions: calls signed with secp256k1 by their submitter.
 
 use alloy_primitives::{keccak256, Address, Bytes, Signature, B256, U256};
+use braid_execution::TxSigner;
 use braid_merkle::ExtensionProof;
 use braid_primitives::{BatchHeader, BatchNumber, Block, BlockHeader, ChainId, ImportedRoot};
 use serde::{Deserialize, Serialize};
@@ -118,25 +119,28 @@ impl SlTx {
         keccak256(buf)
     }
 
-    /// Signs `call` with a 32-byte secret key.
+    /// Signs `call` with a 32-byte secret key (derives the public key first: prefer
+    /// [`SlTx::sign_with`] when signing many).
     pub fn sign(secret: &B256, nonce: u64, call: SlCall) -> Result<Self, SettlementError> {
-        let key = k256::ecdsa::SigningKey::from_slice(secret.as_slice()).map_err(|e| {
-            SettlementError::BadSignature {
-                reason: e.to_string(),
-            }
+        let signer = TxSigner::from_secret(*secret).map_err(|e| SettlementError::BadSignature {
+            reason: e.to_string(),
         })?;
+        Self::sign_with(&signer, nonce, call)
+    }
+
+    /// Signs `call` with a ready signer.
+    pub fn sign_with(signer: &TxSigner, nonce: u64, call: SlCall) -> Result<Self, SettlementError> {
         let hash = Self::signing_hash(nonce, &call);
-        let (sig, recid) = key.sign_prehash_recoverable(hash.as_slice()).map_err(|e| {
-            SettlementError::BadSignature {
+        let signature = signer
+            .sign_hash(hash)
+            .map_err(|e| SettlementError::BadSignature {
                 reason: e.to_string(),
-            }
-        })?;
-        let from = Address::from_public_key(key.verifying_key());
+            })?;
         Ok(Self {
-            from,
+            from: signer.address(),
             nonce,
             call,
-            signature: Signature::from((sig, recid)),
+            signature,
         })
     }
 

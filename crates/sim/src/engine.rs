@@ -39,18 +39,14 @@ fn dev_balance() -> U256 {
     U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18u64))
 }
 
-fn council_key() -> B256 {
-    keccak256(b"braid sim security council")
+fn council_key() -> Result<TxSigner, SimError> {
+    TxSigner::from_secret(keccak256(b"braid sim security council"))
+        .map_err(|e| SimError::Core(e.to_string()))
 }
 
-fn operator_key(chain: ChainId) -> B256 {
-    keccak256(format!("braid sim operator {chain}").as_bytes())
-}
-
-fn address_of(secret: &B256) -> Result<Address, SimError> {
-    Ok(TxSigner::from_secret(*secret)
-        .map_err(|e| SimError::Core(e.to_string()))?
-        .address())
+fn operator_key(chain: ChainId) -> Result<TxSigner, SimError> {
+    TxSigner::from_secret(keccak256(format!("braid sim operator {chain}").as_bytes()))
+        .map_err(|e| SimError::Core(e.to_string()))
 }
 
 /// Most relayer errors kept as text in the report.
@@ -333,8 +329,7 @@ fn concerns(chain: ChainId, e: &SlEvent) -> bool {
 struct ChainNode {
     seq: Sequencer,
     operator: Operator,
-    operator_key: B256,
-    operator_address: Address,
+    operator_key: TxSigner,
     view: SlMirror,
     stalled_until: u64,
     /// When the operator saw each of its batches committed (for the modelled proving delay).
@@ -403,8 +398,7 @@ struct Sim<'a> {
     events: u64,
     /// The security council: its key and, per chain, an operator core of its own fed with the
     /// chain's sealed batches (it holds the DA data) for forced settlement.
-    council_key: B256,
-    council_address: Address,
+    council_key: TxSigner,
     council_ops: BTreeMap<ChainId, Operator>,
     /// The council's `proveBatch` transactions, to notice refused proofs.
     council_proofs: BTreeMap<B256, (ChainId, BatchNumber)>,
@@ -426,6 +420,8 @@ struct Sim<'a> {
     exec_samples: BTreeMap<ChainId, VecDeque<(Message, MessageProof)>>,
     /// The block of an equivocating chain not to announce to the relayer (it saw the other one).
     suppress_relay: Option<(ChainId, BlockNumber)>,
+    /// The sender of each traffic route (dev account `i` for route `i`).
+    traffic_signers: Vec<TxSigner>,
 }
 
 impl<'a> Sim<'a> {
@@ -435,13 +431,15 @@ impl<'a> Sim<'a> {
         let accounts = scenario.traffic.len().max(1) as u32;
         let relayer_key = TxSigner::dev(1_000_000);
         let adversary = adversary_key();
-        let mut alloc: Vec<(Address, U256)> = (0..accounts)
-            .map(|i| (TxSigner::dev(i).address(), dev_balance()))
+        let traffic_signers: Vec<TxSigner> = (0..accounts).map(TxSigner::dev).collect();
+        let mut alloc: Vec<(Address, U256)> = traffic_signers
+            .iter()
+            .map(|s| (s.address(), dev_balance()))
             .collect();
         alloc.push((relayer_key.address(), dev_balance()));
         alloc.push((adversary.address(), dev_balance()));
-        let council = council_key();
-        let mut sl_config = SlConfig::new(address_of(&council)?);
+        let council = council_key()?;
+        let mut sl_config = SlConfig::new(council.address());
         sl_config.sl_block_time_ms = scenario.sl_block_time_ms;
         sl_config.timeout_operator_ms = scenario.timeout_operator_ms;
         sl_config.timeout_council_ms = scenario.timeout_council_ms;
@@ -455,14 +453,14 @@ impl<'a> Sim<'a> {
             c.batch_blocks = scenario.batch_blocks;
             c.fee_recipient = Address::repeat_byte(0xfe);
             let (seq, genesis) = Sequencer::genesis(c, &alloc).map_err(|e| core(&e))?;
-            let key = operator_key(*id);
+            let key = operator_key(*id)?;
             let call = SlCall::RegisterChain(ChainGenesis {
                 chain_id: *id,
-                operator: address_of(&key)?,
+                operator: key.address(),
                 alloc: alloc.clone(),
                 genesis_header: genesis.block.header.clone(),
             });
-            let tx = SlTx::sign(&council, i as u64, call).map_err(|e| core(&e))?;
+            let tx = SlTx::sign_with(&council, i as u64, call).map_err(|e| core(&e))?;
             if let Some(SlEvent::TxRejected { error, .. }) =
                 sl.handle(SlInput::Submit(Box::new(tx))).pop()
             {
@@ -482,7 +480,6 @@ impl<'a> Sim<'a> {
                 ChainNode {
                     seq,
                     operator: Operator::new(operator_config(*id, scenario)),
-                    operator_address: address_of(&key)?,
                     operator_key: key,
                     view: SlMirror::default(),
                     stalled_until: 0,
@@ -526,7 +523,6 @@ impl<'a> Sim<'a> {
             faults: Vec::new(),
             violation: None,
             events: 0,
-            council_address: address_of(&council)?,
             council_key: council,
             council_ops,
             council_proofs: BTreeMap::new(),
@@ -543,6 +539,7 @@ impl<'a> Sim<'a> {
             adversary_stats: AdversaryReport::default(),
             exec_samples: BTreeMap::new(),
             suppress_relay: None,
+            traffic_signers,
         };
         sim.invariants.sl_value = sim.sl.total_value();
         sim.schedule(0, Event::SlTick);
@@ -617,9 +614,13 @@ impl<'a> Sim<'a> {
                 self.violate("core_error", detail);
                 return;
             }
-            let seqs: BTreeMap<ChainId, &Sequencer> =
-                self.chains.iter().map(|(id, n)| (*id, &n.seq)).collect();
-            if let Some((invariant, detail)) = self.invariants.check(&self.sl, &seqs) {
+            let chains = &self.chains;
+            if let Some((invariant, detail)) =
+                self.invariants
+                    .check(&self.sl, chains.iter().map(|(id, n)| (*id, &n.seq)), |id| {
+                        chains.get(&id).map(|n| &n.seq)
+                    })
+            {
                 self.violate(invariant, detail);
                 return;
             }
@@ -1120,7 +1121,9 @@ impl<'a> Sim<'a> {
             return;
         };
         let (to, mode, value) = (t.to, t.mode, t.value_wei);
-        let signer = TxSigner::dev(traffic as u32);
+        let Some(signer) = self.traffic_signers.get(traffic).cloned() else {
+            return;
+        };
         let Some(nonce) = self.pending_nonce(chain, &signer.address()) else {
             return;
         };
@@ -1370,14 +1373,8 @@ impl<'a> Sim<'a> {
             if reverting.contains(id) {
                 continue; // settle what is left after the revert, next SL block
             }
-            // the SL's rule (`ChainRecord::stalled_since`)
-            let since = c
-                .batches
-                .values()
-                .filter(|b| b.status != BatchStatus::Executed)
-                .map(|b| b.committed_at_ms)
-                .min()
-                .map_or(c.operator_active_ms, |t| t.min(c.operator_active_ms));
+            // the SL's rule
+            let since = c.stalled_since();
             if now.saturating_sub(since) >= timeout {
                 calls.extend(op.tick(&self.sl, &self.relayer));
             }
@@ -1396,7 +1393,7 @@ impl<'a> Sim<'a> {
 
     /// Signs a council call with the next council nonce and submits it to the SL.
     fn council_submit(&mut self, call: SlCall) -> Result<(), String> {
-        let from = self.council_address;
+        let from = self.council_key.address();
         let pooled = self.sl_pooled.get(&from).copied().unwrap_or(0);
         let nonce = self.sl.nonce(&from) + pooled;
         let proof_of = match &call {
@@ -1405,7 +1402,7 @@ impl<'a> Sim<'a> {
             } => Some((*chain_id, *batch)),
             _ => None,
         };
-        let tx = SlTx::sign(&self.council_key, nonce, call).map_err(|e| e.to_string())?;
+        let tx = SlTx::sign_with(&self.council_key, nonce, call).map_err(|e| e.to_string())?;
         let hash = tx.hash();
         let mut rejected = false;
         for e in self.sl.handle(SlInput::Submit(Box::new(tx))) {
@@ -1429,10 +1426,10 @@ impl<'a> Sim<'a> {
         let Some(node) = self.chains.get(&chain) else {
             return Ok(());
         };
-        let (key, from) = (node.operator_key, node.operator_address);
+        let from = node.operator_key.address();
         let pooled = self.sl_pooled.get(&from).copied().unwrap_or(0);
         let nonce = self.sl.nonce(&from) + pooled;
-        let tx = SlTx::sign(&key, nonce, call).map_err(|e| e.to_string())?;
+        let tx = SlTx::sign_with(&node.operator_key, nonce, call).map_err(|e| e.to_string())?;
         let mut rejected = false;
         for e in self.sl.handle(SlInput::Submit(Box::new(tx))) {
             if let SlEvent::TxRejected { call, error, .. } = e {

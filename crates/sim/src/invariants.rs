@@ -35,10 +35,35 @@ pub(crate) struct Invariants {
     pub voided: BTreeMap<ChainId, BlockNumber>,
     /// Executions recorded since the last check (checked incrementally).
     unchecked: Vec<(ChainId, MessageId)>,
-    /// Each source's message-tree size at the last check: a shrink (revert) forces a full scan.
-    outbox_len: BTreeMap<ChainId, u64>,
     /// Each destination's last settled block at the last check.
     settled_block: BTreeMap<ChainId, BlockNumber>,
+    /// Per chain (in id order), what its state looked like at the last check: the head's
+    /// number, parent and state root, and the message tree's size. A chain's state only
+    /// changes with its head, so an unchanged fingerprint needs no recount.
+    seen_chains: Vec<(ChainId, ChainFingerprint)>,
+    /// The SL height at the last check (the SL's state only changes in its blocks).
+    seen_sl_height: Option<u64>,
+}
+
+/// What identifies a chain's state between two checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ChainFingerprint {
+    number: BlockNumber,
+    parent: B256,
+    state_root: B256,
+    outbox_len: u64,
+}
+
+impl ChainFingerprint {
+    fn of(seq: &Sequencer) -> Self {
+        let head = seq.head();
+        Self {
+            number: head.number,
+            parent: head.parentHash,
+            state_root: head.stateRoot,
+            outbox_len: seq.state().outbox().len(),
+        }
+    }
 }
 
 impl Invariants {
@@ -108,42 +133,59 @@ impl Invariants {
         }
     }
 
-    /// Every check, after an event.
-    pub fn check(
+    /// Every check, after an event. `chains` lists every chain in id order; `lookup` finds one.
+    ///
+    /// The work is incremental but the result is that of a full check: a chain's value is
+    /// recounted whenever its head moved; the SL's totals and settled heights are re-read
+    /// whenever the SL produced a block; each execution is checked when recorded, again when its
+    /// destination's settled block passes it, and everything again after a source's message
+    /// tree shrank (only a revert does that; appends never invalidate an existing leaf).
+    pub fn check<'s>(
         &mut self,
         sl: &SettlementLayer,
-        chains: &BTreeMap<ChainId, &Sequencer>,
+        chains: impl Iterator<Item = (ChainId, &'s Sequencer)>,
+        lookup: impl Fn(ChainId) -> Option<&'s Sequencer>,
     ) -> Option<Failure> {
         if let Some(f) = self.pending.take() {
             return Some(f);
         }
+        let mut full = false;
+        let mut position = 0;
         for (id, seq) in chains {
+            let now = ChainFingerprint::of(seq);
+            let before = match self.seen_chains.get_mut(position) {
+                Some((seen_id, fp)) if *seen_id == id => Some(std::mem::replace(fp, now)),
+                _ => {
+                    // the chain set changed: start this position over
+                    self.seen_chains.truncate(position);
+                    self.seen_chains.push((id, now));
+                    None
+                }
+            };
+            position += 1;
+            if before == Some(now) {
+                continue;
+            }
             if !seq.state().value_conserved() {
                 return Some((
                     "chain_value_conserved",
                     format!("chain {id}: totals {:?}", seq.state().totals()),
                 ));
             }
-        }
-        let total = sl.total_value();
-        if total != self.sl_value {
-            return Some((
-                "sl_value_conserved",
-                format!("SL total value {total}, expected {}", self.sl_value),
-            ));
-        }
-        // Incremental: an execution is checked when recorded; a destination's executions again
-        // when its settled block advances; everything again when a source's tree shrank (only
-        // a revert does that; appends never invalidate an existing leaf).
-        let mut full = false;
-        for (id, seq) in chains {
-            let len = seq.state().outbox().len();
-            if self
-                .outbox_len
-                .insert(*id, len)
-                .is_some_and(|old| len < old)
-            {
+            if before.is_some_and(|b| now.outbox_len < b.outbox_len) {
                 full = true;
+            }
+        }
+        self.seen_chains.truncate(position);
+        let sl_moved = self.seen_sl_height != Some(sl.height());
+        self.seen_sl_height = Some(sl.height());
+        if sl_moved {
+            let total = sl.total_value();
+            if total != self.sl_value {
+                return Some((
+                    "sl_value_conserved",
+                    format!("SL total value {total}, expected {}", self.sl_value),
+                ));
             }
         }
         let settled_block = |chain: ChainId| {
@@ -158,11 +200,11 @@ impl Invariants {
             }
         } else {
             todo.append(&mut self.unchecked);
-            for dest in self.executed.keys() {
-                let now = settled_block(*dest).unwrap_or(0);
-                let before = self.settled_block.get(dest).copied().unwrap_or(0);
-                if now > before {
-                    if let Some(ids) = self.executed.get(dest) {
+            if sl_moved {
+                for (dest, ids) in &self.executed {
+                    let now = settled_block(*dest).unwrap_or(0);
+                    let before = self.settled_block.get(dest).copied().unwrap_or(0);
+                    if now > before {
                         todo.extend(
                             ids.iter()
                                 .filter(|(_, e)| e.block > before && e.block <= now)
@@ -173,12 +215,14 @@ impl Invariants {
             }
         }
         self.unchecked.clear();
-        for dest in self.executed.keys() {
-            self.settled_block
-                .insert(*dest, settled_block(*dest).unwrap_or(0));
+        if sl_moved || full {
+            for dest in self.executed.keys() {
+                self.settled_block
+                    .insert(*dest, settled_block(*dest).unwrap_or(0));
+            }
         }
         for (dest, id) in todo {
-            if let Some(f) = self.check_one(sl, chains, dest, id) {
+            if let Some(f) = self.check_one(sl, &lookup, dest, id) {
                 return Some(f);
             }
         }
@@ -187,10 +231,10 @@ impl Invariants {
 
     /// The per-execution invariants: the message exists in its source's tree, and if its
     /// destination block is settled, so is its source batch.
-    fn check_one(
+    fn check_one<'s>(
         &self,
         sl: &SettlementLayer,
-        chains: &BTreeMap<ChainId, &Sequencer>,
+        lookup: &impl Fn(ChainId) -> Option<&'s Sequencer>,
         dest: ChainId,
         id: MessageId,
     ) -> Option<Failure> {
@@ -199,7 +243,7 @@ impl Invariants {
         if exec.block >= void_from {
             return None; // void on the SL; the destination's rollback is on its way
         }
-        let Some(src) = chains.get(&id.source_chain) else {
+        let Some(src) = lookup(id.source_chain) else {
             return Some((
                 "executed_message_exists",
                 format!("message {id} executed on {dest} from an unknown source"),
