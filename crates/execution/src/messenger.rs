@@ -278,7 +278,7 @@ pub fn verify_message_proof(
         siblings: proof.siblings.clone(),
     };
     match kind {
-        ImportKind::Precommit | ImportKind::Commit => {
+        ImportKind::Precommit | ImportKind::Qc | ImportKind::Commit => {
             if proof.batchNumber != 0
                 || proof.chainBatchRoot != B256::ZERO
                 || proof.outerIndex != 0

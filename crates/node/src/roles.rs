@@ -101,7 +101,13 @@ impl WireEvent {
     /// The wire form of an event; `None` for transaction rejections.
     pub fn from_event(e: &SlEvent) -> Option<Self> {
         Some(match e {
-            SlEvent::TxRejected { .. } => return None,
+            // validator events concern no role process yet
+            SlEvent::TxRejected { .. }
+            | SlEvent::ValidatorJoined { .. }
+            | SlEvent::ValidatorExiting { .. }
+            | SlEvent::EpochStarted { .. }
+            | SlEvent::Postconfirmed { .. }
+            | SlEvent::Slashed { .. } => return None,
             SlEvent::ChainRegistered { chain } => Self::ChainRegistered { chain: *chain },
             SlEvent::DepositQueued(d) => Self::DepositQueued { deposit: d.clone() },
             SlEvent::BatchCommitted { chain, batch, by } => Self::BatchCommitted {
@@ -1040,6 +1046,7 @@ impl RelayerProcess {
                         }
                     }
                 }
+                RelayerAction::Postconfirm { .. } => {}
                 RelayerAction::Error(e) => tracing::warn!("relayer: {e}"),
             }
         }

@@ -371,7 +371,7 @@ impl Devnet {
                         .map(|k| n.seq.state().imported(&k).is_none())
                         .unwrap_or(false)
                 }),
-                RelayerAction::Error(_) => false,
+                RelayerAction::Error(_) | RelayerAction::Postconfirm { .. } => false,
             })
             .collect();
         devnet.apply_relayer_actions(pending, 0);
@@ -754,6 +754,8 @@ impl Devnet {
                         }
                     }
                 }
+                // no validators in the devnet yet: nothing is certified, nothing to postconfirm
+                RelayerAction::Postconfirm { .. } => {}
                 RelayerAction::Error(e) => {
                     self.counters.relayer_errors += 1;
                     self.push_log(now_ms, format!("relayer: {e}"));

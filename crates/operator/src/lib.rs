@@ -180,7 +180,9 @@ impl SourceRevert {
     fn invalidates(&self, import: &ImportedRoot) -> bool {
         import.sourceChain == self.chain
             && match import.import_kind() {
-                Ok(ImportKind::Precommit) => import.sourceHeight >= self.first_block,
+                Ok(ImportKind::Precommit | ImportKind::Qc) => {
+                    import.sourceHeight >= self.first_block
+                }
                 Ok(ImportKind::Commit) => import.sourceHeight >= self.from,
                 _ => false,
             }
@@ -392,7 +394,7 @@ impl Operator {
         calls
     }
 
-    /// One extension proof per `precommit` import of `batch`, in import order, if all exist.
+    /// One extension proof per `precommit` or `qc` import of `batch`, in import order, if all exist.
     fn extensions(
         batch: &SealedBatch,
         proofs: &impl ExtensionProofs,
@@ -401,7 +403,7 @@ impl Operator {
             .blocks
             .iter()
             .flat_map(|b| b.imports.iter())
-            .filter(|i| i.kind == ImportKind::Precommit as u8)
+            .filter(|i| i.import_kind().is_ok_and(ImportKind::is_block_root))
             .map(|i| proofs.precommit_extension(i))
             .collect()
     }

@@ -202,7 +202,8 @@ pub fn da_commitment(blocks: &[Block]) -> B256 {
     keccak256(hashes.abi_encode())
 }
 
-/// The interop mode of an imported root (see `SYSTEM.md`, the mode table).
+/// The interop mode of an imported root (see `SYSTEM.md`, the mode table). The tag (the
+/// discriminant) is what goes on the wire; [`ImportKind::rank`] orders the modes by strength.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
@@ -214,16 +215,40 @@ pub enum ImportKind {
     Commit = 1,
     /// A historical global `MessageRoot` of the settlement layer.
     Proof = 2,
+    /// A `LocalRoot` of a source block that validators certified with a quorum certificate.
+    Qc = 3,
 }
 
 impl ImportKind {
     /// All kinds, in tag order.
-    pub const ALL: [ImportKind; 3] = [ImportKind::Precommit, ImportKind::Commit, ImportKind::Proof];
+    pub const ALL: [ImportKind; 4] = [
+        ImportKind::Precommit,
+        ImportKind::Commit,
+        ImportKind::Proof,
+        ImportKind::Qc,
+    ];
 
-    /// Whether a root of this kind is at least as strong as `requested`: `proof` (nothing to
-    /// trust) > `commit` (trusts the source operator) > `precommit` (trusts the source sequencer).
+    /// Strength: `precommit` (trusts the source sequencer) < `qc` (trusts more than 2/3 of the
+    /// validators' stake, which re-executed the block) < `commit` (the batch is on the SL;
+    /// trusts the source operator not to revert it) < `proof` (nothing to trust).
+    pub fn rank(self) -> u8 {
+        match self {
+            ImportKind::Precommit => 0,
+            ImportKind::Qc => 1,
+            ImportKind::Commit => 2,
+            ImportKind::Proof => 3,
+        }
+    }
+
+    /// Whether a root of this kind is at least as strong as `requested` (by [`ImportKind::rank`]).
     pub fn satisfies(self, requested: ImportKind) -> bool {
-        self as u8 >= requested as u8
+        self.rank() >= requested.rank()
+    }
+
+    /// Whether roots of this kind are a source block's `LocalRoot` (settled like pre-commits:
+    /// by an extension proof into the source's executed batch).
+    pub fn is_block_root(self) -> bool {
+        matches!(self, ImportKind::Precommit | ImportKind::Qc)
     }
 
     /// Human-readable mode name, as used in configuration and reports.
@@ -232,6 +257,7 @@ impl ImportKind {
             ImportKind::Precommit => "precommit",
             ImportKind::Commit => "commit",
             ImportKind::Proof => "proof",
+            ImportKind::Qc => "qc",
         }
     }
 }
@@ -243,6 +269,7 @@ impl TryFrom<u8> for ImportKind {
             0 => Ok(ImportKind::Precommit),
             1 => Ok(ImportKind::Commit),
             2 => Ok(ImportKind::Proof),
+            3 => Ok(ImportKind::Qc),
             other => Err(PrimitivesError::UnknownImportKind(other)),
         }
     }

@@ -304,6 +304,14 @@ pub enum RelayerInput {
         /// The refused import.
         root: ImportedRoot,
     },
+    /// Block `height` of `chain` is L2-final: validators certified it with a quorum certificate
+    /// (and the certificate is available). `qc`-mode messages may use its LocalRoot.
+    Certified {
+        /// The source chain.
+        chain: ChainId,
+        /// The certified block.
+        height: BlockNumber,
+    },
 }
 
 /// What the relayer wants done.
@@ -326,6 +334,14 @@ pub enum RelayerAction {
         message: Message,
         /// Its proof against a root `dest` imported.
         proof: MessageProof,
+    },
+    /// Post the quorum certificate of block `height` of `chain` to the SL (postconfirmation):
+    /// a `qc` import of its LocalRoot settles only once the SL verified it.
+    Postconfirm {
+        /// The source chain.
+        chain: ChainId,
+        /// The certified block.
+        height: BlockNumber,
     },
     /// An input was rejected or an inconsistency detected.
     Error(RelayerError),
@@ -404,6 +420,10 @@ struct ChainView {
     landed_proof: BTreeMap<u64, BTreeSet<ImportKey>>,
     /// Index of the `proof` imports in `requested` by message count.
     requested_proof: BTreeMap<u64, BTreeSet<ImportKey>>,
+    /// Blocks of this chain (as a source) known L2-final.
+    certified: BTreeSet<BlockNumber>,
+    /// Certified blocks whose postconfirmation was asked for.
+    postconfirm_asked: BTreeSet<BlockNumber>,
 }
 
 impl ChainView {
@@ -583,6 +603,13 @@ impl Relayer {
                         e.record.status = MessageStatus::Imported;
                     }
                 }
+            }
+            RelayerInput::Certified { chain, height } => {
+                let c = self
+                    .chains
+                    .get_mut(&chain)
+                    .ok_or(RelayerError::UnknownChain(chain))?;
+                c.certified.insert(height);
             }
             RelayerInput::ImportDropped { dest, root } => {
                 // asked again on the next input (not now: the refusal may be immediate again)
@@ -840,7 +867,7 @@ impl Relayer {
         let void = |i: &ImportedRoot| {
             i.sourceChain == chain_id
                 && match i.import_kind() {
-                    Ok(ImportKind::Precommit) => i.sourceHeight >= first_block,
+                    Ok(ImportKind::Precommit | ImportKind::Qc) => i.sourceHeight >= first_block,
                     Ok(ImportKind::Commit) => i.sourceHeight >= from,
                     _ => false,
                 }
@@ -866,6 +893,8 @@ impl Relayer {
         let count = count.min(chain.tree.len());
         let _ = chain.tree.truncate(count);
         chain.blocks.split_off(&first_block);
+        chain.certified.split_off(&first_block);
+        chain.postconfirm_asked.split_off(&first_block);
         chain.drop_headers_from(from);
         chain.committed.split_off(&from);
         let gone: Vec<MessageId> = self
@@ -923,6 +952,17 @@ impl Relayer {
                     messageCount: b.message_count,
                 })
             }
+            ImportKind::Qc => {
+                let height = *src.certified.range(e.record.source_block..).next()?;
+                let b = src.blocks.get(&height)?;
+                Some(ImportedRoot {
+                    kind: ImportKind::Qc as u8,
+                    sourceChain: m.sourceChain,
+                    sourceHeight: height,
+                    root: b.local_root,
+                    messageCount: b.message_count,
+                })
+            }
             ImportKind::Commit => {
                 let h = src.batch_of_block(e.record.source_block)?;
                 if !src.committed.contains(&h.number) {
@@ -972,7 +1012,7 @@ impl Relayer {
         let m = &e.record.message;
         let src = self.chains.get(&m.sourceChain)?;
         match e.record.mode {
-            ImportKind::Precommit | ImportKind::Commit => {
+            ImportKind::Precommit | ImportKind::Qc | ImportKind::Commit => {
                 if src.tree.root_at(target.messageCount).ok()? != target.root {
                     return None;
                 }
@@ -1035,6 +1075,17 @@ impl Relayer {
                 },
             };
             let Some(key) = key_of(&target) else {
+                continue;
+            };
+            if target.kind == ImportKind::Qc as u8 {
+                let (src, height) = (target.sourceChain, target.sourceHeight);
+                if let Some(c) = self.chains.get_mut(&src) {
+                    if c.postconfirm_asked.insert(height) {
+                        out.push(RelayerAction::Postconfirm { chain: src, height });
+                    }
+                }
+            }
+            let Some(dest) = self.chains.get(&dest_id) else {
                 continue;
             };
             let landed = dest.landed.contains_key(&key);

@@ -15,6 +15,10 @@
 //!   step) and an extension proof (supplied with `executeBatch`) shows the imported LocalRoot is
 //!   a prefix of that batch's ChainBatchRoot.
 //!
+//! - `qc`: as `precommit` (extension proof into the executed source batch), and the block's
+//!   LocalRoot was postconfirmed: a quorum certificate of the validators, verified by the SL (see
+//!   [`Staking`] for staking, epochs, postconfirmation and slashing).
+//!
 //! A check that can still become true (the source batch is not executed yet) makes the batch
 //! wait; one that cannot (wrong root, bad extension proof, unknown MessageRoot, over-release) is
 //! reported as [`SlEvent::BatchCheckFailed`] and the batch can never execute: the operator (or
@@ -58,8 +62,13 @@
 //! in flight until the destination's batch executing the message settles it. A batch that would
 //! take a chain's escrow, or the in-flight pool, below zero cannot execute.
 
+mod staking;
 mod tx;
 
+use staking::err as staking_error;
+pub use staking::{
+    JoinRequest, PostconfirmedBlock, SlashReason, StakeRecord, StakeStatus, Staking,
+};
 pub use tx::{ChainGenesis, SlCall, SlTx, SL_TX_DOMAIN};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -91,6 +100,28 @@ pub struct SlConfig {
     pub deposit_inclusion_window_ms: u64,
     /// Balances of SL accounts at genesis (the settlement token deposits draw on).
     pub genesis_balances: Vec<(Address, U256)>,
+    /// Length of a validator epoch (the set is fixed within one).
+    #[serde(default = "default_epoch_ms")]
+    pub epoch_ms: u64,
+    /// How long an exiting validator's stake stays slashable; must exceed `timeout_council_ms`.
+    #[serde(default = "default_unbonding_ms")]
+    pub unbonding_ms: u64,
+    /// Smallest stake a validator may join with.
+    #[serde(default)]
+    pub min_stake: U256,
+    /// Share of a slashed stake paid to the reporter (percent); the rest is burned.
+    #[serde(default = "default_reporter_share")]
+    pub reporter_share_percent: u8,
+}
+
+fn default_epoch_ms() -> u64 {
+    60_000
+}
+fn default_unbonding_ms() -> u64 {
+    600_000
+}
+fn default_reporter_share() -> u8 {
+    10
 }
 
 impl SlConfig {
@@ -105,6 +136,10 @@ impl SlConfig {
             max_pending_txs: 4_096,
             deposit_inclusion_window_ms: 30_000,
             genesis_balances: Vec::new(),
+            epoch_ms: default_epoch_ms(),
+            unbonding_ms: default_unbonding_ms(),
+            min_stake: U256::ZERO,
+            reporter_share_percent: default_reporter_share(),
         }
     }
 
@@ -113,6 +148,22 @@ impl SlConfig {
         if self.sl_block_time_ms == 0 {
             return Err(SettlementError::InvalidConfig {
                 reason: "sl_block_time_ms must be > 0".into(),
+            });
+        }
+        if self.epoch_ms == 0 {
+            return Err(SettlementError::InvalidConfig {
+                reason: "epoch_ms must be > 0".into(),
+            });
+        }
+        if self.unbonding_ms <= self.timeout_council_ms {
+            return Err(SettlementError::InvalidConfig {
+                reason: "unbonding_ms must exceed timeout_council_ms (the settlement horizon)"
+                    .into(),
+            });
+        }
+        if self.reporter_share_percent > 100 {
+            return Err(SettlementError::InvalidConfig {
+                reason: "reporter_share_percent must be <= 100".into(),
             });
         }
         if self.timeout_council_ms < self.timeout_operator_ms {
@@ -219,6 +270,14 @@ pub enum SettlementError {
         available: U256,
         /// The deposit.
         amount: U256,
+    },
+    /// A staking, postconfirmation or slashing call was refused.
+    #[error("{action} refused: {reason}")]
+    Staking {
+        /// The call.
+        action: &'static str,
+        /// Why.
+        reason: String,
     },
     /// The proof system refused the proof.
     #[error("proof of batch {batch} of chain {chain} refused: {error}")]
@@ -335,6 +394,51 @@ pub enum SlEvent {
         first_block: BlockNumber,
         /// Why.
         cause: RevertCause,
+    },
+    /// A validator staked; it joins the set at the next epoch snapshot.
+    ValidatorJoined {
+        /// Its SL address.
+        validator: Address,
+        /// Its stake.
+        stake: U256,
+    },
+    /// A validator asked to leave.
+    ValidatorExiting {
+        /// Its SL address.
+        validator: Address,
+    },
+    /// The validator set of an epoch was fixed.
+    EpochStarted {
+        /// The epoch.
+        epoch: u64,
+        /// Hash of the set.
+        set_hash: B256,
+        /// Number of validators.
+        validators: usize,
+    },
+    /// A QC was verified and its block recorded.
+    Postconfirmed {
+        /// The chain.
+        chain: ChainId,
+        /// The block height.
+        height: BlockNumber,
+        /// The block hash.
+        block_hash: B256,
+        /// The epoch of the signing set.
+        epoch: u64,
+    },
+    /// A validator's stake was taken.
+    Slashed {
+        /// The validator.
+        validator: Address,
+        /// Why.
+        reason: SlashReason,
+        /// Paid to the reporter.
+        reward: U256,
+        /// Burned.
+        burned: U256,
+        /// Who reported.
+        reporter: Address,
     },
     /// An SL block was produced.
     SlBlock {
@@ -510,6 +614,7 @@ pub struct SettlementLayer {
     balances: BTreeMap<Address, U256>,
     pending_deposit_value: U256,
     proofs: Box<dyn ProofSystem + Send>,
+    staking: Staking,
 }
 
 impl std::fmt::Debug for SettlementLayer {
@@ -564,12 +669,21 @@ impl SettlementLayer {
             balances,
             pending_deposit_value: U256::ZERO,
             proofs,
+            staking: Staking::default(),
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &SlConfig {
         &self.config
+    }
+    /// Validators, epoch sets, postconfirmed blocks and slashing state.
+    pub fn staking(&self) -> &Staking {
+        &self.staking
+    }
+    /// The epoch an SL time falls in.
+    pub fn epoch_at(&self, now_ms: u64) -> u64 {
+        now_ms / self.config.epoch_ms
     }
     /// SL height.
     pub fn height(&self) -> u64 {
@@ -615,13 +729,15 @@ impl SettlementLayer {
     pub fn pending_deposit_value(&self) -> U256 {
         self.pending_deposit_value
     }
-    /// Escrows, in-flight value, collected fees, SL balances and pending deposits: constant
-    /// unless a chain registers.
+    /// Escrows, in-flight value, collected fees, SL balances, pending deposits, stake and burned
+    /// stake: constant unless a chain registers.
     pub fn total_value(&self) -> U256 {
         let base = self
             .in_flight
             .saturating_add(self.fees_collected)
-            .saturating_add(self.pending_deposit_value);
+            .saturating_add(self.pending_deposit_value)
+            .saturating_add(self.staking.staked)
+            .saturating_add(self.staking.burned);
         let with_balances = self
             .balances
             .values()
@@ -709,6 +825,14 @@ impl SettlementLayer {
             }
         }
         self.settle_ready(&mut events);
+        let epoch = self.epoch_at(self.now_ms);
+        if let Some((set_hash, validators)) = self.staking.snapshot(epoch) {
+            events.push(SlEvent::EpochStarted {
+                epoch,
+                set_hash,
+                validators,
+            });
+        }
         events.push(SlEvent::SlBlock {
             height: self.height,
             timestamp_ms: self.now_ms,
@@ -725,7 +849,14 @@ impl SettlementLayer {
             SlCall::ProveBatch { chain_id, .. }
             | SlCall::ExecuteBatch { chain_id, .. }
             | SlCall::RevertBatches { chain_id, .. } => *chain_id,
-            SlCall::RegisterChain(_) | SlCall::Deposit { .. } => return,
+            SlCall::RegisterChain(_)
+            | SlCall::Deposit { .. }
+            | SlCall::JoinValidators(_)
+            | SlCall::ExitValidators
+            | SlCall::WithdrawStake
+            | SlCall::Postconfirm { .. }
+            | SlCall::ReportEquivocation(_)
+            | SlCall::ReportInvalidAccept(_) => return,
         };
         let now = self.now_ms;
         if let Some(c) = self.chains.get_mut(&chain) {
@@ -768,6 +899,19 @@ impl SettlementLayer {
                 recipient,
                 amount,
             } => self.deposit(tx.from, *chain_id, *recipient, *amount, events),
+            SlCall::JoinValidators(req) => self.join_validators(tx.from, req, events),
+            SlCall::ExitValidators => self.exit_validators(tx.from, events),
+            SlCall::WithdrawStake => self.withdraw_stake(tx.from),
+            SlCall::Postconfirm { qc, header } => self.postconfirm(qc, header, events),
+            SlCall::ReportEquivocation(evidence) => {
+                let offender = self
+                    .staking
+                    .check_equivocation(evidence)
+                    .map_err(|reason| staking_error("reportEquivocation", reason))?;
+                self.apply_slash(offender, SlashReason::Equivocation, tx.from, events);
+                Ok(())
+            }
+            SlCall::ReportInvalidAccept(vote) => self.report_invalid_accept(tx.from, vote, events),
             SlCall::RevertBatches { chain_id, from } => {
                 let chain = self
                     .chains
@@ -1162,7 +1306,7 @@ impl SettlementLayer {
         let precommits = rec
             .imports
             .iter()
-            .filter(|i| i.kind == ImportKind::Precommit as u8)
+            .filter(|i| i.import_kind().is_ok_and(ImportKind::is_block_root))
             .count();
         if extension_proofs.len() != precommits {
             return Err(SettlementError::WrongStatus {
@@ -1230,7 +1374,29 @@ impl SettlementLayer {
                     ImportCheck::Wait
                 }
             }
-            Ok(ImportKind::Precommit) => {
+            Ok(kind @ (ImportKind::Precommit | ImportKind::Qc)) => {
+                if kind == ImportKind::Qc {
+                    let certified = self
+                        .staking
+                        .postconfirmed
+                        .get(&import.sourceChain)
+                        .and_then(|c| c.get(&import.sourceHeight));
+                    match certified {
+                        // the relayer posts the QC it imported on; until then, wait
+                        None => return ImportCheck::Wait,
+                        Some(p)
+                            if p.local_root != import.root
+                                || p.message_count != import.messageCount =>
+                        {
+                            return ImportCheck::Fail(format!(
+                                "qc import of block {} of chain {} does not match the \
+                                 postconfirmed block's LocalRoot",
+                                import.sourceHeight, import.sourceChain
+                            ));
+                        }
+                        Some(_) => {}
+                    }
+                }
                 let Some(source) = self.chains.get(&import.sourceChain) else {
                     return ImportCheck::Fail(format!(
                         "unknown source chain {}",
@@ -1297,7 +1463,7 @@ impl SettlementLayer {
         let mut next_proof = 0;
         let mut waiting = false;
         for import in &rec.imports {
-            let ext = if import.kind == ImportKind::Precommit as u8 {
+            let ext = if import.import_kind().is_ok_and(ImportKind::is_block_root) {
                 next_proof += 1;
                 proofs.get(next_proof - 1)
             } else {
@@ -1566,7 +1732,9 @@ impl SettlementLayer {
                                 i.sourceChain == id
                                     && match i.import_kind() {
                                         Ok(ImportKind::Commit) => i.sourceHeight >= from,
-                                        Ok(ImportKind::Precommit) => i.sourceHeight >= first_block,
+                                        Ok(ImportKind::Precommit | ImportKind::Qc) => {
+                                            i.sourceHeight >= first_block
+                                        }
                                         _ => false,
                                     }
                             })

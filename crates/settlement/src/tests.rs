@@ -381,3 +381,328 @@ fn invalid_config_is_a_typed_error() {
         Err(SettlementError::InvalidConfig { .. })
     ));
 }
+
+// ----- fast finality: staking, postconfirmation, slashing -----
+
+mod finality {
+    use super::*;
+    use braid_finality::{
+        AggregatorOutput, BlsSecretKey, Evidence, QuorumCertificate, SignedVote, Vote,
+        VoteAggregator,
+    };
+
+    const STAKES: [u64; 4] = [100, 100, 100, 1];
+
+    fn bls(i: usize) -> BlsSecretKey {
+        BlsSecretKey::from_seed(key(&format!("bls {i}")).as_slice()).unwrap()
+    }
+    fn staker(i: usize) -> B256 {
+        key(&format!("validator {i}"))
+    }
+
+    /// Registers the chain, funds and joins four validators; returns the setup after the block
+    /// that fixed epoch 0's set.
+    fn staked() -> Setup {
+        let mut s = setup(2);
+        let mut config = s.sl.config().clone();
+        config.genesis_balances = (0..4)
+            .map(|i| (addr(&staker(i)), U256::from(1_000)))
+            .collect();
+        s.sl = SettlementLayer::new(config, Box::new(ReExecution::new())).unwrap();
+        s.now = 0;
+        let events = s.send(
+            &s.council.clone(),
+            0,
+            SlCall::RegisterChain(s.genesis.clone()),
+        );
+        assert!(matches!(events[0], SlEvent::ChainRegistered { .. }));
+        for (i, stake) in STAKES.iter().enumerate() {
+            let tx = SlTx::sign(
+                &staker(i),
+                0,
+                SlCall::JoinValidators(JoinRequest {
+                    pubkey: bls(i).public_key(),
+                    pop: bls(i).proof_of_possession(),
+                    stake: U256::from(*stake),
+                }),
+            )
+            .unwrap();
+            assert!(s.sl.handle(SlInput::Submit(Box::new(tx))).is_empty());
+        }
+        s.now += 1000;
+        let events = s.sl.handle(SlInput::Tick { now_ms: s.now });
+        assert!(rejected(&events).is_none(), "{events:?}");
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                SlEvent::EpochStarted {
+                    epoch: 0,
+                    validators: 4,
+                    ..
+                }
+            )),
+            "{events:?}"
+        );
+        s
+    }
+
+    fn index_of(s: &Setup, i: usize) -> u32 {
+        s.sl.staking()
+            .set(0)
+            .unwrap()
+            .index_of(&addr(&staker(i)))
+            .unwrap()
+    }
+
+    fn vote_for(header: &braid_primitives::BlockHeader) -> Vote {
+        Vote {
+            chainId: header.chainId,
+            epoch: 0,
+            height: header.number,
+            parentHash: header.parentHash,
+            blockHash: header.hash(),
+            stateRoot: header.stateRoot,
+            accept: true,
+        }
+    }
+
+    fn signed(s: &Setup, i: usize, vote: &Vote) -> SignedVote {
+        SignedVote {
+            vote: vote.clone(),
+            validator: index_of(s, i),
+            signature: bls(i).sign_vote(vote),
+        }
+    }
+
+    /// The QC the aggregator forms from validators `who` (None if they are no quorum).
+    fn qc(s: &Setup, who: &[usize], vote: &Vote) -> Option<QuorumCertificate> {
+        let mut agg = VoteAggregator::new(s.sl.staking().set(0).unwrap().clone());
+        let mut out = None;
+        for &i in who {
+            for o in agg.add(signed(s, i, vote)).unwrap() {
+                if let AggregatorOutput::Certified(qc) = o {
+                    out = Some(qc);
+                }
+            }
+        }
+        out
+    }
+
+    fn report_invalid(s: &Setup, i: usize, header: &braid_primitives::BlockHeader) -> SlCall {
+        SlCall::ReportInvalidAccept(signed(s, i, &vote_for(header)))
+    }
+
+    fn by(s: &mut Setup, i: usize, call: SlCall) -> Vec<SlEvent> {
+        let k = staker(i);
+        let n = s.sl.nonce(&addr(&k));
+        s.send(&k, n, call)
+    }
+
+    #[test]
+    fn joining_needs_a_proof_of_possession_stake_and_funds() {
+        let mut s = staked();
+        let value = s.sl.total_value();
+        let join = |pop: braid_finality::BlsSignature, stake: u64| {
+            SlCall::JoinValidators(JoinRequest {
+                pubkey: bls(9).public_key(),
+                pop,
+                stake: U256::from(stake),
+            })
+        };
+        // another key's proof of possession (a rogue key cannot prove possession)
+        let e = by(&mut s, 0, join(bls(8).proof_of_possession(), 10));
+        assert!(
+            matches!(rejected(&e), Some(SettlementError::Staking { .. })),
+            "{e:?}"
+        );
+        // already a validator
+        let e = by(&mut s, 0, join(bls(9).proof_of_possession(), 10));
+        assert!(rejected(&e).is_some());
+        // a fresh account without funds
+        let poor = key("poor");
+        let e = s.send(&poor, 0, join(bls(9).proof_of_possession(), 10));
+        assert!(rejected(&e).is_some(), "{e:?}");
+        assert_eq!(s.sl.total_value(), value);
+        assert_eq!(s.sl.staking().staked, U256::from(301));
+        assert_eq!(s.sl.balance(&addr(&staker(0))), U256::from(900));
+    }
+
+    #[test]
+    fn a_quorum_certificate_postconfirms_its_block_and_a_minority_cannot() {
+        let mut s = staked();
+        let header = s.batches[0].blocks[0].header.clone();
+        let vote = vote_for(&header);
+        // 200 of 301 is not more than two thirds: the aggregator forms no QC
+        assert!(qc(&s, &[0, 1], &vote).is_none());
+        let cert = qc(&s, &[0, 1, 2], &vote).unwrap();
+        // a header that is not the certified block
+        let mut other = header.clone();
+        other.timestampMs += 1;
+        let e = by(
+            &mut s,
+            0,
+            SlCall::Postconfirm {
+                qc: cert.clone(),
+                header: other,
+            },
+        );
+        assert!(rejected(&e).is_some(), "{e:?}");
+        // a tampered certificate: drop a signer from the bitmap
+        let mut forged = cert.clone();
+        forged.signers[0] &= !(1 << index_of(&s, 0));
+        let e = by(
+            &mut s,
+            0,
+            SlCall::Postconfirm {
+                qc: forged,
+                header: header.clone(),
+            },
+        );
+        assert!(rejected(&e).is_some(), "{e:?}");
+        let e = by(
+            &mut s,
+            3,
+            SlCall::Postconfirm {
+                qc: cert,
+                header: header.clone(),
+            },
+        );
+        assert!(
+            e.iter().any(|e| matches!(
+                e,
+                SlEvent::Postconfirmed { chain: CHAIN, height, .. } if *height == header.number
+            )),
+            "{e:?}"
+        );
+        let rec = s.sl.staking().postconfirmed[&CHAIN][&header.number];
+        assert_eq!(rec.local_root, header.localRoot);
+        assert_eq!(rec.stake, U256::from(300));
+    }
+
+    #[test]
+    fn equivocation_is_slashed_with_a_reward_and_the_rest_burned() {
+        let mut s = staked();
+        let value = s.sl.total_value();
+        let header = s.batches[0].blocks[0].header.clone();
+        let a = vote_for(&header);
+        let mut b = a.clone();
+        b.blockHash = B256::repeat_byte(7);
+        // a reject vote next to an accept is not equivocation
+        let mut reject = a.clone();
+        reject.accept = false;
+        let not = Evidence::Equivocation {
+            a: signed(&s, 1, &a),
+            b: signed(&s, 1, &reject),
+        };
+        let e = by(&mut s, 3, SlCall::ReportEquivocation(not));
+        assert!(rejected(&e).is_some(), "{e:?}");
+        let evidence = Evidence::Equivocation {
+            a: signed(&s, 1, &a),
+            b: signed(&s, 1, &b),
+        };
+        let reporter = addr(&staker(3));
+        let before = s.sl.balance(&reporter);
+        let e = by(&mut s, 3, SlCall::ReportEquivocation(evidence.clone()));
+        assert!(
+            e.iter().any(|e| matches!(
+                e,
+                SlEvent::Slashed {
+                    reason: SlashReason::Equivocation,
+                    ..
+                }
+            )),
+            "{e:?}"
+        );
+        assert_eq!(s.sl.balance(&reporter), before + U256::from(10));
+        assert_eq!(s.sl.staking().burned, U256::from(90));
+        assert_eq!(s.sl.staking().staked, U256::from(201));
+        assert_eq!(
+            s.sl.total_value(),
+            value,
+            "slashing moves value, never creates it"
+        );
+        // the same evidence twice slashes nothing more
+        let e = by(&mut s, 3, SlCall::ReportEquivocation(evidence));
+        assert!(rejected(&e).is_some());
+        // and the slashed validator's signature no longer counts: 0 + 1 + 2 minus 1 is 200/301
+        let header = s.batches[0].blocks[1].header.clone();
+        let cert = qc(&s, &[0, 1, 2], &vote_for(&header)).unwrap();
+        let e = by(&mut s, 0, SlCall::Postconfirm { qc: cert, header });
+        assert!(rejected(&e).is_some(), "{e:?}");
+    }
+
+    #[test]
+    fn an_accept_vote_for_an_invalid_block_is_slashed_and_one_for_a_valid_block_is_not() {
+        let mut s = staked();
+        // batch 1 is honest; batch 2's last block claims a wrong state root
+        let c = s.commit(0);
+        s.op(c);
+        let mut bad = s.batches[1].clone();
+        let last = bad.blocks.last_mut().unwrap();
+        last.header.stateRoot = B256::repeat_byte(0xee);
+        bad.header.lastBlockHash = last.header.hash();
+        bad.header.stateRoot = B256::repeat_byte(0xee);
+        bad.header.daCommitment = braid_primitives::da_commitment(&bad.blocks);
+        let invalid_header = bad.blocks.last().unwrap().header.clone();
+        let e = s.op(SlCall::CommitBatch {
+            header: bad.header.clone(),
+            imports: vec![],
+            blocks: bad.blocks.clone(),
+        });
+        assert!(rejected(&e).is_none(), "{e:?}");
+        s.op(SlCall::ProveBatch {
+            chain_id: CHAIN,
+            batch: 1,
+            proof: Bytes::new(),
+        });
+        // an accept vote for a valid block of batch 2 is no offence
+        let valid = bad.blocks[0].header.clone();
+        let call = report_invalid(&s, 1, &valid);
+        let e = by(&mut s, 3, call);
+        assert!(rejected(&e).is_some(), "{e:?}");
+        let call = report_invalid(&s, 0, &invalid_header);
+        let e = by(&mut s, 3, call);
+        assert!(
+            e.iter().any(|e| matches!(
+                e,
+                SlEvent::Slashed { reason: SlashReason::InvalidAccept, validator, .. }
+                    if *validator == addr(&staker(0))
+            )),
+            "{e:?}"
+        );
+        // a second voter for the same block: the verdict is remembered
+        let call = report_invalid(&s, 2, &invalid_header);
+        let e = by(&mut s, 3, call);
+        assert!(
+            e.iter().any(|e| matches!(e, SlEvent::Slashed { .. })),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn exiting_validators_wait_out_the_unbonding_period() {
+        let mut s = staked();
+        let e = by(&mut s, 1, SlCall::WithdrawStake);
+        assert!(
+            rejected(&e).is_some(),
+            "an active validator cannot withdraw"
+        );
+        let e = by(&mut s, 1, SlCall::ExitValidators);
+        assert!(rejected(&e).is_none(), "{e:?}");
+        let e = by(&mut s, 1, SlCall::WithdrawStake);
+        assert!(rejected(&e).is_some(), "still unbonding");
+        // the next epoch's set no longer holds it
+        s.now += s.sl.config().epoch_ms;
+        let e = s.sl.handle(SlInput::Tick { now_ms: s.now });
+        assert!(
+            e.iter()
+                .any(|e| matches!(e, SlEvent::EpochStarted { validators: 3, .. })),
+            "{e:?}"
+        );
+        s.now += s.sl.config().unbonding_ms;
+        let e = by(&mut s, 1, SlCall::WithdrawStake);
+        assert!(rejected(&e).is_none(), "{e:?}");
+        assert_eq!(s.sl.balance(&addr(&staker(1))), U256::from(1_000));
+        assert_eq!(s.sl.staking().staked, U256::from(201));
+    }
+}

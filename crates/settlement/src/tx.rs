@@ -6,7 +6,9 @@ use braid_merkle::ExtensionProof;
 use braid_primitives::{BatchHeader, BatchNumber, Block, BlockHeader, ChainId, ImportedRoot};
 use serde::{Deserialize, Serialize};
 
+use crate::staking::JoinRequest;
 use crate::SettlementError;
+use braid_finality::{Evidence, QuorumCertificate, SignedVote};
 
 /// What a new chain brings to the registry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,15 +47,32 @@ pub enum SlCall {
         proof: Bytes,
     },
     /// Requests execution of a proven batch once its imports are settled. `extension_proofs`
-    /// holds one proof per `precommit` import of the batch, in import order.
+    /// holds one proof per `precommit` or `qc` import of the batch, in import order.
     ExecuteBatch {
         /// The chain.
         chain_id: ChainId,
         /// The batch.
         batch: BatchNumber,
-        /// Extension proofs for the pre-commit imports.
+        /// Extension proofs for the pre-commit and qc imports.
         extension_proofs: Vec<ExtensionProof>,
     },
+    /// Stakes from the sender's SL balance and registers a BLS key as a validator.
+    JoinValidators(JoinRequest),
+    /// Leaves the validator set from the next epoch; unbonding starts.
+    ExitValidators,
+    /// Pays an exited validator's stake back once unbonding is over.
+    WithdrawStake,
+    /// Verifies a quorum certificate and records the certified block (postconfirmation).
+    Postconfirm {
+        /// The certificate.
+        qc: QuorumCertificate,
+        /// The certified block's header (hashes to the vote's block hash).
+        header: BlockHeader,
+    },
+    /// Evidence of a validator signing two different votes at one height.
+    ReportEquivocation(Evidence),
+    /// An accept vote for a block in a committed batch that re-execution shows invalid.
+    ReportInvalidAccept(SignedVote),
     /// Moves `amount` of the sender's SL balance to `recipient` on `chain_id`, as a forced
     /// deposit the chain must include.
     Deposit {
@@ -82,6 +101,12 @@ impl SlCall {
             SlCall::ProveBatch { .. } => "proveBatch",
             SlCall::ExecuteBatch { .. } => "executeBatch",
             SlCall::Deposit { .. } => "deposit",
+            SlCall::JoinValidators(_) => "joinValidators",
+            SlCall::ExitValidators => "exitValidators",
+            SlCall::WithdrawStake => "withdrawStake",
+            SlCall::Postconfirm { .. } => "postconfirm",
+            SlCall::ReportEquivocation(_) => "reportEquivocation",
+            SlCall::ReportInvalidAccept(_) => "reportInvalidAccept",
             SlCall::RevertBatches { .. } => "revertBatches",
         }
     }

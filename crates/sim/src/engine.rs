@@ -244,7 +244,12 @@ impl SlView for SlMirror {
 /// errors are not; rejections go to no one but the report).
 fn copy_event(e: &SlEvent) -> Option<SlEvent> {
     Some(match e {
-        SlEvent::TxRejected { .. } => return None,
+        SlEvent::TxRejected { .. }
+        | SlEvent::ValidatorJoined { .. }
+        | SlEvent::ValidatorExiting { .. }
+        | SlEvent::EpochStarted { .. }
+        | SlEvent::Postconfirmed { .. }
+        | SlEvent::Slashed { .. } => return None,
         SlEvent::ChainRegistered { chain } => SlEvent::ChainRegistered { chain: *chain },
         SlEvent::DepositQueued(d) => SlEvent::DepositQueued(d.clone()),
         SlEvent::BatchCommitted { chain, batch, by } => SlEvent::BatchCommitted {
@@ -320,7 +325,13 @@ fn concerns(chain: ChainId, e: &SlEvent) -> bool {
         | SlEvent::ExecutionRequested { chain: c, .. }
         | SlEvent::BatchExecuted { chain: c, .. }
         | SlEvent::BatchCheckFailed { chain: c, .. } => *c == chain,
-        SlEvent::DepositQueued(_) | SlEvent::TxRejected { .. } => false,
+        SlEvent::DepositQueued(_)
+        | SlEvent::TxRejected { .. }
+        | SlEvent::ValidatorJoined { .. }
+        | SlEvent::ValidatorExiting { .. }
+        | SlEvent::EpochStarted { .. }
+        | SlEvent::Postconfirmed { .. }
+        | SlEvent::Slashed { .. } => false,
     }
 }
 
@@ -1556,6 +1567,9 @@ impl<'a> Sim<'a> {
                     };
                     self.send(Role::Relayer, Role::Sequencer(dest), Class::Datagram, d);
                 }
+                // the simulator has no validators yet: nothing certifies blocks, so the relayer
+                // never targets a qc root and never asks for a postconfirmation
+                RelayerAction::Postconfirm { .. } => {}
                 RelayerAction::Error(e) => {
                     self.relayer_stats.errors += 1;
                     *self

@@ -492,6 +492,7 @@ impl Net {
                             self.queue_relayer(actions);
                         }
                     }
+                    RelayerAction::Postconfirm { .. } => {}
                     RelayerAction::Error(e) => self.relayer_errors.push(e),
                 }
             }
