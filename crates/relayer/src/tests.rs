@@ -533,3 +533,59 @@ fn pipelined_execution_lands_in_the_same_block_as_its_import() {
     let out = feed_block(&mut r, &b2);
     assert_eq!(executes(&out).len(), 1, "retried once the import landed");
 }
+
+#[test]
+fn qc_mode_waits_for_a_certified_block_then_imports_its_local_root_and_asks_for_postconfirmation() {
+    let (mut a, mut b, mut r) = setup();
+    a.send(B, ImportKind::Qc);
+    let (a1, _) = a.tick();
+    let out = feed_block(&mut r, &a1);
+    assert!(imports(&out).is_empty(), "no QC yet: {out:?}");
+    // an earlier block being certified does not cover a message of block 1
+    let out = r.handle(RelayerInput::Certified {
+        chain: A,
+        height: 0,
+    });
+    assert!(imports(&out).is_empty(), "{out:?}");
+    let out = r.handle(RelayerInput::Certified {
+        chain: A,
+        height: 1,
+    });
+    let [root] = &imports(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(root.kind, ImportKind::Qc as u8);
+    assert_eq!(
+        (root.sourceChain, root.sourceHeight, root.root),
+        (A, 1, a1.block.header.localRoot)
+    );
+    assert!(
+        out.contains(&RelayerAction::Postconfirm {
+            chain: A,
+            height: 1
+        }),
+        "{out:?}"
+    );
+    // the destination imports it; the proof verifies there; a precommit proof would be too weak
+    b.seq.handle(SequencerInput::Import(root.clone()));
+    let (b1, _) = b.tick();
+    let out = feed_block(&mut r, &b1);
+    let [(message, proof)] = &executes(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(proof.kind, ImportKind::Qc as u8);
+    verify_message_proof(b.seq.state(), message, proof).unwrap();
+    let mut weaker = proof.clone();
+    weaker.kind = ImportKind::Precommit as u8;
+    assert!(verify_message_proof(b.seq.state(), message, &weaker).is_err());
+    b.execute(message, proof);
+    let (b2, _) = b.tick();
+    assert_eq!(b2.receipts[0].message_executed, Some(id(A, 0)));
+    // a second message of the same block asks for no second postconfirmation
+    let out = feed_block(&mut r, &b2);
+    assert!(
+        !out.iter()
+            .any(|a| matches!(a, RelayerAction::Postconfirm { .. })),
+        "{out:?}"
+    );
+}
