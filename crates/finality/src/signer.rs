@@ -145,6 +145,11 @@ impl<P: SlashingProtection> ValidatorSigner<P> {
         self.index
     }
 
+    /// The validator's index in a new epoch's set (sets are re-ordered as validators come and go).
+    pub fn set_index(&mut self, index: u32) {
+        self.index = index;
+    }
+
     /// The validator's public key.
     pub fn public_key(&self) -> BlsPublicKey {
         self.key.public_key()
