@@ -50,7 +50,7 @@ pub enum ValidatorError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlockVerdict {
     /// Re-executed and signed.
-    Voted(SignedVote),
+    Voted(Box<SignedVote>),
     /// Re-executed (and tracked), but slashing protection forbids a vote at this height: an
     /// accept vote for another block was signed here before.
     Silent {
@@ -163,7 +163,7 @@ impl<P: SlashingProtection> Validator<P> {
             accept: valid,
         };
         let verdict = match self.signer.vote(vote) {
-            Ok(signed) => BlockVerdict::Voted(signed),
+            Ok(signed) => BlockVerdict::Voted(Box::new(signed)),
             Err(FinalityError::WouldEquivocate { .. }) => BlockVerdict::Silent { valid },
             Err(e) => return Err(e.into()),
         };
