@@ -13,7 +13,8 @@
 //! calls with the operator key and the SL nonces.
 //!
 //! It also follows the SL's events ([`Operator::observe_sl`]): when its chain's batches are
-//! reverted it forgets them and tells the shell to roll the sequencer back
+//! reverted it forgets them and, at the end of that SL block (so that cascades in the same block
+//! are known), tells the shell to roll the sequencer back
 //! ([`OperatorAction::RevertSequencer`], for `Sequencer::revert_to`) together with the imports
 //! that became invalid because their source was reverted; when its batches execute it tells the
 //! shell they are final ([`OperatorAction::Finalized`], for `Sequencer::finalize_through`).
@@ -200,8 +201,18 @@ pub struct Operator {
     /// Calls issued and the SL height they were issued at.
     issued: BTreeMap<(BatchNumber, Stage), u64>,
     source_reverts: Vec<SourceRevert>,
+    /// An own revert waiting for the end of its SL block (see [`Operator::observe_sl`]).
+    pending_revert: Option<PendingRevert>,
     /// Inputs handled so far (orders batches and reverts).
     seq: u64,
+}
+
+/// An own revert seen in an SL block whose end has not been seen yet.
+#[derive(Debug, Clone)]
+struct PendingRevert {
+    from: BatchNumber,
+    cause: RevertCause,
+    dropped: BTreeMap<BatchNumber, Held>,
 }
 
 impl Operator {
@@ -213,6 +224,7 @@ impl Operator {
             last_executed: 0,
             issued: BTreeMap::new(),
             source_reverts: Vec::new(),
+            pending_revert: None,
             seq: 0,
         }
     }
@@ -313,8 +325,29 @@ impl Operator {
                 }
                 let dropped = self.batches.split_off(from);
                 self.issued.retain(|(b, _), _| *b < *from);
+                // The roll-back waits for the end of this SL block: a cascade in the same block
+                // may still void imports of the dropped batches (its event comes later).
+                match &mut self.pending_revert {
+                    Some(p) => {
+                        p.from = p.from.min(*from);
+                        p.dropped.extend(dropped);
+                    }
+                    None => {
+                        self.pending_revert = Some(PendingRevert {
+                            from: *from,
+                            cause: *cause,
+                            dropped,
+                        })
+                    }
+                }
+                vec![]
+            }
+            SlEvent::SlBlock { .. } => {
+                let Some(p) = self.pending_revert.take() else {
+                    return vec![];
+                };
                 let mut invalid_imports: Vec<ImportedRoot> = vec![];
-                for held in dropped.values() {
+                for held in p.dropped.values() {
                     for import in held.batch.blocks.iter().flat_map(|b| b.imports.iter()) {
                         let void = self
                             .source_reverts
@@ -326,9 +359,9 @@ impl Operator {
                     }
                 }
                 vec![OperatorAction::RevertSequencer {
-                    last_valid_batch: from.saturating_sub(1),
+                    last_valid_batch: p.from.saturating_sub(1),
                     invalid_imports,
-                    cause: *cause,
+                    cause: p.cause,
                 }]
             }
             _ => vec![],

@@ -309,8 +309,11 @@ pub enum RelayerInput {
     Certified {
         /// The source chain.
         chain: ChainId,
-        /// The certified block.
+        /// The certified block's height.
         height: BlockNumber,
+        /// Its hash: a certificate for a block the relayer does not follow (one a revert
+        /// replaced, or one it has not seen) is ignored.
+        block_hash: BlockHash,
     },
 }
 
@@ -604,12 +607,18 @@ impl Relayer {
                     }
                 }
             }
-            RelayerInput::Certified { chain, height } => {
+            RelayerInput::Certified {
+                chain,
+                height,
+                block_hash,
+            } => {
                 let c = self
                     .chains
                     .get_mut(&chain)
                     .ok_or(RelayerError::UnknownChain(chain))?;
-                c.certified.insert(height);
+                if c.blocks.get(&height).is_some_and(|b| b.hash == block_hash) {
+                    c.certified.insert(height);
+                }
             }
             RelayerInput::ImportDropped { dest, root } => {
                 // asked again on the next input (not now: the refusal may be immediate again)

@@ -542,14 +542,24 @@ fn qc_mode_waits_for_a_certified_block_then_imports_its_local_root_and_asks_for_
     let out = feed_block(&mut r, &a1);
     assert!(imports(&out).is_empty(), "no QC yet: {out:?}");
     // an earlier block being certified does not cover a message of block 1
+    let genesis_hash = Chain::new(A).1.block.header.hash();
     let out = r.handle(RelayerInput::Certified {
         chain: A,
         height: 0,
+        block_hash: genesis_hash,
+    });
+    assert!(imports(&out).is_empty(), "{out:?}");
+    // a certificate for another block at height 1 (one a revert replaced) is ignored
+    let out = r.handle(RelayerInput::Certified {
+        chain: A,
+        height: 1,
+        block_hash: B256::repeat_byte(1),
     });
     assert!(imports(&out).is_empty(), "{out:?}");
     let out = r.handle(RelayerInput::Certified {
         chain: A,
         height: 1,
+        block_hash: a1.block.header.hash(),
     });
     let [root] = &imports(&out)[..] else {
         panic!("{out:?}")

@@ -16,8 +16,10 @@
 //!   (chain, height) — equivocation — or an accept vote for a block that the SL finds invalid by
 //!   re-executing the committed batch holding it. The offender's whole stake is taken: a share
 //!   (`reporter_share_percent`) goes to the reporter's SL balance, the rest is burned. A slashed
-//!   validator is dropped from the next set and, at once, its signatures stop counting towards
-//!   quorums of the current epoch.
+//!   validator is dropped from the next epoch's set. Within an epoch the set is fixed, and its
+//!   QCs are judged against it: with less than a third of the stake Byzantine, a QC still holds
+//!   more than a third of honest stake whether or not its Byzantine signers were slashed since
+//!   (discounting them would only strand blocks certified before the slash).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -66,7 +68,7 @@ pub struct PostconfirmedBlock {
     pub message_count: u64,
     /// The epoch of the certifying set.
     pub epoch: u64,
-    /// Stake that signed (excluding slashed signers).
+    /// Stake that signed.
     pub stake: U256,
 }
 
@@ -132,19 +134,6 @@ impl Staking {
         Some((hash, size))
     }
 
-    /// Stake of the signers of `qc` that were slashed since.
-    fn slashed_signer_stake(&self, set: &ValidatorSet, qc: &QuorumCertificate) -> U256 {
-        qc.signer_indices()
-            .iter()
-            .filter_map(|i| set.validators.get(*i as usize))
-            .filter(|v| {
-                self.validators
-                    .get(&v.address)
-                    .is_some_and(|r| r.status == StakeStatus::Slashed)
-            })
-            .fold(U256::ZERO, |s, v| s.saturating_add(v.stake))
-    }
-
     /// Verifies `qc` for `header`; returns the record to keep.
     pub(crate) fn check_postconfirm(
         &self,
@@ -164,15 +153,7 @@ impl Staking {
         {
             return Err("the header is not the block the QC certifies".into());
         }
-        let signed = qc.verify_prepared(prepared).map_err(|e| e.to_string())?;
-        let set = prepared.set();
-        let counted = signed.saturating_sub(self.slashed_signer_stake(set, qc));
-        if !set.is_quorum(counted) {
-            return Err(format!(
-                "only {counted} of {} stake signed once slashed signers are discounted",
-                set.total_stake()
-            ));
-        }
+        let counted = qc.verify_prepared(prepared).map_err(|e| e.to_string())?;
         Ok(PostconfirmedBlock {
             block_hash: v.blockHash,
             local_root: header.localRoot,

@@ -624,11 +624,22 @@ mod finality {
         // the same evidence twice slashes nothing more
         let e = by(&mut s, 3, SlCall::ReportEquivocation(evidence));
         assert!(rejected(&e).is_some());
-        // and the slashed validator's signature no longer counts: 0 + 1 + 2 minus 1 is 200/301
-        let header = s.batches[0].blocks[1].header.clone();
-        let cert = qc(&s, &[0, 1, 2], &vote_for(&header)).unwrap();
-        let e = by(&mut s, 0, SlCall::Postconfirm { qc: cert, header });
-        assert!(rejected(&e).is_some(), "{e:?}");
+        // the slashed validator leaves the set at the next epoch
+        s.now += s.sl.config().epoch_ms;
+        let e = s.sl.handle(SlInput::Tick { now_ms: s.now });
+        assert!(
+            e.iter()
+                .any(|e| matches!(e, SlEvent::EpochStarted { validators: 3, .. })),
+            "{e:?}"
+        );
+        let next = s.sl.epoch_at(s.now);
+        assert!(s
+            .sl
+            .staking()
+            .set(next)
+            .unwrap()
+            .index_of(&addr(&staker(1)))
+            .is_none());
     }
 
     #[test]

@@ -10,8 +10,8 @@ use alloy_sol_types::SolCall;
 use braid_execution::{ImportKey, TxReceipt, TxSigner};
 use braid_operator::{BatchProgress, Operator, OperatorAction, OperatorConfig, SlView};
 use braid_primitives::{
-    BatchHeader, BatchNumber, Block, BlockNumber, ChainId, IMessenger, ImportedRoot, Message,
-    MessageId, MessageProof, MESSENGER_ADDRESS,
+    BatchHeader, BatchNumber, Block, BlockNumber, ChainId, IMessenger, ImportKind, ImportedRoot,
+    Message, MessageId, MessageProof, MESSENGER_ADDRESS,
 };
 use braid_proof::ReExecution;
 use braid_relayer::{
@@ -24,6 +24,8 @@ use braid_settlement::{
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+mod finality;
 
 use crate::invariants::{Execution, Invariants};
 use crate::net::{Class, Network, Role};
@@ -145,6 +147,7 @@ enum Event {
     FaultStart(usize),
     FaultEnd(usize),
     Deliver(Box<Delivery>),
+    PostconfirmTick,
 }
 
 /// A message arriving at a role.
@@ -178,6 +181,29 @@ enum Delivery {
     ExecuteDropped { id: MessageId },
     /// Sequencer → relayer: an import was refused.
     ImportRejected { dest: ChainId, root: ImportedRoot },
+    /// Sequencer → validator (feed): a block to re-execute and vote on.
+    ValidatorBlock { validator: u32, block: Block },
+    /// Validator → collector: a vote.
+    Vote {
+        collector: u32,
+        vote: braid_finality::SignedVote,
+    },
+    /// Collector → DA node: a QC to store.
+    QcToDa {
+        collector: u32,
+        node: u32,
+        qc: braid_finality::QuorumCertificate,
+    },
+    /// DA node → collector: an availability attestation.
+    DaAttested {
+        attestation: braid_finality::DaAttestation,
+    },
+    /// Collector → relayer (feed): a block is L2-final.
+    Certified {
+        chain: ChainId,
+        height: BlockNumber,
+        block_hash: B256,
+    },
 }
 
 /// The SL as an operator sees it: rebuilt from the SL events it received.
@@ -433,6 +459,10 @@ struct Sim<'a> {
     suppress_relay: Option<(ChainId, BlockNumber)>,
     /// The sender of each traffic route (dev account `i` for route `i`).
     traffic_signers: Vec<TxSigner>,
+    /// Validators, DA nodes and their adversaries, when the scenario has `[finality]`.
+    finality: Option<finality::Finality>,
+    /// The block being sealed closes a batch the fault tampers: validators see it tampered.
+    tamper_block: bool,
 }
 
 impl<'a> Sim<'a> {
@@ -454,16 +484,30 @@ impl<'a> Sim<'a> {
         sl_config.sl_block_time_ms = scenario.sl_block_time_ms;
         sl_config.timeout_operator_ms = scenario.timeout_operator_ms;
         sl_config.timeout_council_ms = scenario.timeout_council_ms;
+        // stake stays slashable well past the settlement horizon
+        sl_config.unbonding_ms = sl_config
+            .unbonding_ms
+            .max(scenario.timeout_council_ms.saturating_mul(2));
+        sl_config.epoch_ms = scenario.finality.as_ref().map_or(3_600_000, |f| f.epoch_ms);
+        if let Some(f) = &scenario.finality {
+            sl_config
+                .genesis_balances
+                .extend(finality::Finality::genesis_balances(f));
+        }
         let mut sl =
             SettlementLayer::new(sl_config, Box::new(ReExecution::new())).map_err(|e| core(&e))?;
         let mut relayer = Relayer::new(RelayerConfig::new(ids.clone()));
         let mut chains = BTreeMap::new();
+        let mut genesis_states = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             let mut c = SequencerConfig::new(*id);
             c.block_time_ms = scenario.block_time_ms;
             c.batch_blocks = scenario.batch_blocks;
             c.fee_recipient = Address::repeat_byte(0xfe);
             let (seq, genesis) = Sequencer::genesis(c, &alloc).map_err(|e| core(&e))?;
+            if scenario.finality.is_some() {
+                genesis_states.push((genesis.block.header.clone(), seq.state().clone()));
+            }
             let key = operator_key(*id)?;
             let call = SlCall::RegisterChain(ChainGenesis {
                 chain_id: *id,
@@ -503,6 +547,20 @@ impl<'a> Sim<'a> {
                 },
             );
         }
+        let finality = match &scenario.finality {
+            Some(spec) => {
+                let f = finality::Finality::new(spec, &genesis_states).map_err(SimError::Core)?;
+                for tx in f.join_txs().map_err(SimError::Core)? {
+                    if let Some(SlEvent::TxRejected { error, .. }) =
+                        sl.handle(SlInput::Submit(Box::new(tx))).pop()
+                    {
+                        return Err(core(&error));
+                    }
+                }
+                Some(f)
+            }
+            None => None,
+        };
         // the council reads the SL in-process (it runs an SL node): one SL block is enough
         let council_ops = ids
             .iter()
@@ -551,6 +609,8 @@ impl<'a> Sim<'a> {
             exec_samples: BTreeMap::new(),
             suppress_relay: None,
             traffic_signers,
+            finality,
+            tamper_block: false,
         };
         sim.invariants.sl_value = sim.sl.total_value();
         sim.schedule(0, Event::SlTick);
@@ -564,6 +624,9 @@ impl<'a> Sim<'a> {
             sim.queue_push(scenario.operator_tick_ms, Event::OperatorTick(id));
         }
         sim.schedule(sim.relayer_tick_ms(), Event::RelayerTick);
+        if let Some(f) = &scenario.finality {
+            sim.schedule(f.postconfirm_interval_ms, Event::PostconfirmTick);
+        }
         for i in 0..scenario.traffic.len() {
             let first = sim.interarrival(i);
             sim.schedule(first, Event::Traffic(i));
@@ -676,6 +739,7 @@ impl<'a> Sim<'a> {
             Event::FaultStart(i) => self.fault(i, true),
             Event::FaultEnd(i) => self.fault(i, false),
             Event::Deliver(d) => self.deliver(*d),
+            Event::PostconfirmTick => self.postconfirm_tick(),
         }
     }
 
@@ -954,9 +1018,17 @@ impl<'a> Sim<'a> {
             .chains
             .get(&id)
             .map_or(now + 1, |n| n.seq.next_block_at_ms().max(now + 1));
+        self.tamper_block = self
+            .chains
+            .get(&id)
+            .is_some_and(|n| n.tamper_next.is_some())
+            && outs
+                .iter()
+                .any(|o| matches!(o, SequencerOutput::BatchSealed(_)));
         for out in outs {
             self.sequencer_output(id, out)?;
         }
+        self.tamper_block = false;
         self.suppress_relay = None;
         self.schedule(next, Event::SeqTick(id));
         Ok(())
@@ -1046,6 +1118,16 @@ impl<'a> Sim<'a> {
         let ts = block.header.timestampMs;
         if let Some(node) = self.chains.get_mut(&id) {
             node.stats.blocks += 1;
+        }
+        if self.finality.is_some() {
+            if self.tamper_block {
+                // the same tampering as the batch's (`tamper_state_root`): one invalid block
+                let mut bad = block.clone();
+                bad.header.stateRoot = B256::repeat_byte(0xee);
+                self.finality_block(id, &bad, true);
+            } else {
+                self.finality_block(id, &block, false);
+            }
         }
         for r in &receipts {
             if self.adversary_txs.remove(&(id, r.tx_hash)).is_some() {
@@ -1225,6 +1307,7 @@ impl<'a> Sim<'a> {
     }
 
     fn sl_event(&mut self, e: &SlEvent) {
+        self.finality_sl_event(e);
         let now = self.now;
         for (id, op) in self.council_ops.iter_mut() {
             if concerns(*id, e) {
@@ -1332,6 +1415,9 @@ impl<'a> Sim<'a> {
                     to: *to,
                     cause,
                 });
+                if let Err(e) = self.doom_importers(*chain, *from, *first_block) {
+                    self.invariants.pending.get_or_insert(("core_error", e));
+                }
             }
             _ => {}
         }
@@ -1540,6 +1626,70 @@ impl<'a> Sim<'a> {
         Ok(())
     }
 
+    /// A source revert voids roots that other chains may have imported in blocks the SL does not
+    /// hold yet (their open batch, or sealed batches not committed): the SL's cascade cannot
+    /// reach those. Blocks from the first such import on are doomed: executions there wait for
+    /// the rollback, as in SL-voided blocks. A doomed open batch is rolled back at once (its
+    /// transactions re-pooled, the void imports dropped); doomed sealed batches are reverted
+    /// when they fail their import checks on the SL.
+    fn doom_importers(
+        &mut self,
+        source: ChainId,
+        from: BatchNumber,
+        first_block: BlockNumber,
+    ) -> Result<(), String> {
+        let void = |i: &ImportedRoot| {
+            i.sourceChain == source
+                && match i.import_kind() {
+                    Ok(ImportKind::Precommit | ImportKind::Qc) => i.sourceHeight >= first_block,
+                    Ok(ImportKind::Commit) => i.sourceHeight >= from,
+                    _ => false,
+                }
+        };
+        let ids: Vec<ChainId> = self
+            .chains
+            .keys()
+            .copied()
+            .filter(|c| *c != source)
+            .collect();
+        for id in ids {
+            let executed = self.sl.chain(id).map_or(0, |c| c.last_executed);
+            let Some(node) = self.chains.get_mut(&id) else {
+                continue;
+            };
+            let seq = &node.seq;
+            let sealed = (executed + 1..=seq.last_batch())
+                .filter_map(|b| seq.unfinalized_batch_blocks(b))
+                .flatten();
+            let doomed = sealed
+                .chain(seq.open_batch().iter())
+                .find(|b| b.imports.iter().any(void))
+                .map(|b| b.header.number);
+            let Some(first_doomed) = doomed else {
+                continue;
+            };
+            self.invariants.sl_voided(id, first_doomed);
+            let in_open_batch = seq
+                .open_batch()
+                .first()
+                .is_some_and(|b| b.header.number <= first_doomed);
+            if in_open_batch {
+                let last = seq.last_batch();
+                let outcome = node
+                    .seq
+                    .revert_to(last, void)
+                    .map_err(|e| format!("chain {id}: dropping its doomed open batch: {e}"))?;
+                let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);
+                for mid in undone {
+                    if let Some(t) = self.messages.get_mut(&mid) {
+                        t.executed_at = None;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     // ----- relayer -----
 
     fn relayer_actions(&mut self, actions: Vec<RelayerAction>) {
@@ -1567,9 +1717,14 @@ impl<'a> Sim<'a> {
                     };
                     self.send(Role::Relayer, Role::Sequencer(dest), Class::Datagram, d);
                 }
-                // the simulator has no validators yet: nothing certifies blocks, so the relayer
-                // never targets a qc root and never asks for a postconfirmation
-                RelayerAction::Postconfirm { .. } => {}
+                RelayerAction::Postconfirm { chain, height } => {
+                    if let Err(e) = self.postconfirm(chain, height) {
+                        self.relayer_stats.errors += 1;
+                        if self.relayer_stats.error_samples.len() < ERROR_SAMPLES {
+                            self.relayer_stats.error_samples.push(e);
+                        }
+                    }
+                }
                 RelayerAction::Error(e) => {
                     self.relayer_stats.errors += 1;
                     *self
@@ -1698,6 +1853,19 @@ impl<'a> Sim<'a> {
                 proof,
             } => self.relayer_execute_arrived(dest, message, proof),
             Delivery::ExecuteDropped { id } => self.relayer_execute_dropped(id),
+            Delivery::ValidatorBlock { validator, block } => self.validator_block(validator, block),
+            Delivery::Vote { collector, vote } => self.collector_vote(collector, vote)?,
+            Delivery::QcToDa {
+                collector,
+                node,
+                qc,
+            } => self.da_store(collector, node, qc),
+            Delivery::DaAttested { attestation } => self.da_attested(attestation),
+            Delivery::Certified {
+                chain,
+                height,
+                block_hash,
+            } => self.relayer_certified(chain, height, block_hash),
             Delivery::ImportRejected { dest, root } => self.relayer_import_dropped(dest, root),
         }
         Ok(())
@@ -1780,6 +1948,7 @@ impl<'a> Sim<'a> {
             revert_log: self.revert_log.clone(),
             executions: self.executions.clone(),
             adversary: self.adversary_stats.clone(),
+            finality: self.finality.as_ref().map(|f| f.report()),
             events_processed: self.events,
             virtual_duration_ms: self.now,
             wall_time_ms,

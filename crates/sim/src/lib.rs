@@ -25,11 +25,12 @@ mod swarm;
 pub use engine::{run, run_with_progress};
 pub use html::render_html;
 pub use report::{
-    BatchExecution, ChainReport, FaultRecord, LatencyStats, ModeReport, NetworkReport,
-    RelayerReport, Report, Violation,
+    BatchExecution, ChainReport, FaultRecord, FinalityReport, LatencyStats, ModeReport,
+    NetworkReport, RelayerReport, Report, SlashRecord, Violation,
 };
 pub use scenario::{
-    ChainsSpec, Fault, FeedDelivery, LinkSpec, Mode, RelayerSpec, Scenario, Traffic, MAX_CHAINS,
+    Aggregation, Behaviour, ByzantineSpec, ChainsSpec, Fault, FeedDelivery, FinalitySpec, LinkSpec,
+    Mode, RelayerSpec, Scenario, Traffic, MAX_CHAINS,
 };
 pub use swarm::{swarm, swarm_variant, SwarmRun};
 

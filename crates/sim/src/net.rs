@@ -22,6 +22,10 @@ pub(crate) enum Role {
     Relayer,
     /// Users sending traffic.
     Users,
+    /// A validator (index in scenario order).
+    Validator(u32),
+    /// A DA node.
+    Da(u32),
 }
 
 impl Role {

@@ -241,6 +241,56 @@ pub struct Violation {
     pub replay: String,
 }
 
+/// Fast finality (seed 002): validators, QCs, DA, postconfirmation, slashing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FinalityReport {
+    /// Validators.
+    pub validators: u32,
+    /// DA nodes.
+    pub da_nodes: u32,
+    /// `leader_based` or `leader_free`.
+    pub aggregation: String,
+    /// Byzantine validators and their behaviour.
+    pub byzantine: Vec<(u32, String)>,
+    /// Validator sets fixed on the SL.
+    pub epochs: u64,
+    /// Blocks delivered to the validators.
+    pub blocks_seen: u64,
+    /// Blocks a validator could not vote on (missed parent, not in the set yet).
+    pub blocks_not_voted: u64,
+    /// Blocks the simulator made invalid (wrong state root) and showed the validators.
+    pub invalid_blocks_proposed: u64,
+    /// Blocks with a quorum certificate.
+    pub blocks_certified: u64,
+    /// Blocks L2-final: QC plus DA availability certificate.
+    pub blocks_final: u64,
+    /// From block timestamp to its QC.
+    pub time_to_qc_ms: LatencyStats,
+    /// From block timestamp to L2-final (QC + availability certificate).
+    pub time_to_l2_final_ms: LatencyStats,
+    /// From block timestamp to its postconfirmation on the SL.
+    pub time_to_postconfirmation_ms: LatencyStats,
+    /// QCs verified and recorded by the SL.
+    pub postconfirmations: u64,
+    /// Equivocations the aggregators detected.
+    pub equivocations_detected: u64,
+    /// Votes an aggregator refused (bad signature, pruned height, not in the set).
+    pub votes_refused: u64,
+    /// Slashes on the SL, in order.
+    pub slashes: Vec<SlashRecord>,
+}
+
+/// One slash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlashRecord {
+    /// SL time.
+    pub at_ms: u64,
+    /// The validator (scenario index).
+    pub validator: u32,
+    /// `equivocation` or `invalid_accept`.
+    pub reason: String,
+}
+
 /// The report of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -279,6 +329,9 @@ pub struct Report {
     pub executions: Vec<BatchExecution>,
     /// Replays and forgeries.
     pub adversary: AdversaryReport,
+    /// Fast finality, when the scenario has validators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finality: Option<FinalityReport>,
     /// Events processed.
     pub events_processed: u64,
     /// Virtual time simulated (less than the scenario's if an invariant stopped the run).

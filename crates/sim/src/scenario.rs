@@ -62,6 +62,10 @@ pub struct Scenario {
     /// Timed faults.
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// Fast-finality settlement (seed 002): validators, DA nodes, Byzantine validators.
+    /// Absent: no validators (and no `qc` traffic).
+    #[serde(default)]
+    pub finality: Option<FinalitySpec>,
     /// The file the scenario was read from (for the replay command), if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -159,6 +163,8 @@ pub enum Mode {
     Commit,
     /// Import the SL's MessageRoot once the source batch executed.
     Proof,
+    /// Import the source's LocalRoot once validators certified the block (needs `[finality]`).
+    Qc,
 }
 
 impl From<Mode> for ImportKind {
@@ -167,7 +173,103 @@ impl From<Mode> for ImportKind {
             Mode::Precommit => ImportKind::Precommit,
             Mode::Commit => ImportKind::Commit,
             Mode::Proof => ImportKind::Proof,
+            Mode::Qc => ImportKind::Qc,
         }
+    }
+}
+
+/// Validators, DA nodes and their adversaries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinalitySpec {
+    /// Number of validators (they validate every chain).
+    pub validators: u32,
+    /// Stake of each validator (default: 100 each); length must match `validators`.
+    #[serde(default)]
+    pub stakes: Vec<u64>,
+    /// Number of DA nodes; an availability certificate needs more than two thirds of them.
+    #[serde(default = "default_da_nodes")]
+    pub da_nodes: u32,
+    /// Who aggregates votes into QCs.
+    #[serde(default)]
+    pub aggregation: Aggregation,
+    /// Every this long, the latest L2-final QC of each chain is posted to the SL.
+    #[serde(default = "default_postconfirm_interval_ms")]
+    pub postconfirm_interval_ms: u64,
+    /// Length of a validator epoch on the SL (slashed validators leave at the next one).
+    #[serde(default = "default_epoch_ms")]
+    pub epoch_ms: u64,
+    /// Validators that misbehave.
+    #[serde(default)]
+    pub byzantine: Vec<ByzantineSpec>,
+}
+
+fn default_da_nodes() -> u32 {
+    3
+}
+fn default_postconfirm_interval_ms() -> u64 {
+    10_000
+}
+fn default_epoch_ms() -> u64 {
+    30_000
+}
+
+/// Vote aggregation (seed 002's two variants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// Validators send votes to a leader (validator 0), which forms the QC.
+    #[default]
+    LeaderBased,
+    /// Validators broadcast votes; every validator aggregates; the first QC counts.
+    LeaderFree,
+}
+
+/// A Byzantine validator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByzantineSpec {
+    /// The validator (0-based, in scenario order).
+    pub validator: u32,
+    /// What it does.
+    pub behaviour: Behaviour,
+}
+
+/// Byzantine validator behaviours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Behaviour {
+    /// Besides its honest vote, accepts a second (fabricated) block at every height.
+    Equivocate,
+    /// Accepts every block, valid or not.
+    AcceptInvalid,
+    /// Never votes.
+    Withhold,
+}
+
+impl Behaviour {
+    /// The name used in scenario files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Behaviour::Equivocate => "equivocate",
+            Behaviour::AcceptInvalid => "accept_invalid",
+            Behaviour::Withhold => "withhold",
+        }
+    }
+}
+
+impl FinalitySpec {
+    /// Stake of validator `i`.
+    pub fn stake(&self, i: u32) -> u64 {
+        self.stakes.get(i as usize).copied().unwrap_or(100)
+    }
+
+    /// Behaviour of validator `i` (None: honest).
+    pub fn behaviour(&self, i: u32) -> Option<Behaviour> {
+        self.byzantine
+            .iter()
+            .find(|b| b.validator == i)
+            .map(|b| b.behaviour)
     }
 }
 
@@ -457,6 +559,39 @@ impl Scenario {
                     rate: t.rate_per_s,
                 });
             }
+        }
+        if let Some(f) = &self.finality {
+            zero("finality.validators", u64::from(f.validators))?;
+            zero("finality.da_nodes", u64::from(f.da_nodes))?;
+            zero(
+                "finality.postconfirm_interval_ms",
+                f.postconfirm_interval_ms,
+            )?;
+            if !f.stakes.is_empty() && f.stakes.len() != f.validators as usize {
+                return Err(SimError::Parse(format!(
+                    "finality.stakes lists {} stakes for {} validators",
+                    f.stakes.len(),
+                    f.validators
+                )));
+            }
+            if f.stakes.contains(&0) {
+                return Err(SimError::ZeroParameter("finality.stakes[]"));
+            }
+            if f.validators > 1_000 || f.da_nodes > 100 {
+                return Err(SimError::Parse(
+                    "at most 1000 validators and 100 DA nodes".into(),
+                ));
+            }
+            if let Some(b) = f.byzantine.iter().find(|b| b.validator >= f.validators) {
+                return Err(SimError::Parse(format!(
+                    "finality.byzantine names validator {} of {}",
+                    b.validator, f.validators
+                )));
+            }
+        } else if let Some(index) = self.traffic.iter().position(|t| t.mode == Mode::Qc) {
+            return Err(SimError::Parse(format!(
+                "traffic[{index}] asks for qc mode but the scenario has no [finality] validators"
+            )));
         }
         for (index, f) in self.faults.iter().enumerate() {
             if f.duration_ms() == 0 && !f.instantaneous() {

@@ -1,0 +1,108 @@
+//! Fast-finality settlement (seed 002) under the simulator: honest validators finalize within a
+//! few block times; Byzantine stake below a third never certifies an invalid block and is
+//! slashed with evidence; a third or more withholding halts finality but never safety. Each
+//! test runs its scenario in `scenarios/` with zero invariant violations (which include "no
+//! invalid block certified" and "no two QCs at one height").
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use braid_sim::{run, FinalityReport, Report, Scenario};
+
+fn scenario(name: &str) -> Scenario {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scenarios")
+        .join(format!("{name}.toml"));
+    Scenario::load(path).unwrap()
+}
+
+fn run_clean(name: &str) -> (Scenario, Report, FinalityReport) {
+    let s = scenario(name);
+    let r = run(&s, s.seed).unwrap();
+    assert!(
+        r.invariant_violations.is_empty(),
+        "violations: {:#?}",
+        r.invariant_violations
+    );
+    let f = r.finality.clone().expect("a finality report");
+    (s, r, f)
+}
+
+#[test]
+fn honest_validators_make_blocks_l2_final_within_a_block_time_and_qc_messages_flow() {
+    let (s, r, f) = run_clean("finality_honest");
+    assert!(f.blocks_seen > 0);
+    // every block but the last few (still collecting votes at the end) is L2-final
+    assert!(f.blocks_final + 6 >= f.blocks_seen, "{f:#?}");
+    assert!(
+        f.time_to_l2_final_ms.max < s.block_time_ms,
+        "L2-final after {} ms",
+        f.time_to_l2_final_ms.max
+    );
+    assert!(f.time_to_qc_ms.p50 <= f.time_to_l2_final_ms.p50);
+    assert!(f.postconfirmations > 0, "{f:#?}");
+    assert!(f.slashes.is_empty());
+    let qc = r.mode("qc");
+    assert!(qc.sent > 0);
+    assert_eq!(qc.executed, qc.sent, "every qc message executed");
+    assert_eq!(qc.settled, qc.sent, "and settled on the SL");
+    // a block time for the QC plus the destination's next block
+    assert!(
+        qc.latency_ms.p99 <= 2 * s.block_time_ms,
+        "{:?}",
+        qc.latency_ms
+    );
+}
+
+#[test]
+fn a_byzantine_minority_never_certifies_an_invalid_block_and_is_slashed() {
+    let (_, _, f) = run_clean("finality_byzantine_minority");
+    assert!(
+        f.invalid_blocks_proposed >= 1,
+        "the fault showed validators an invalid block"
+    );
+    assert!(f.equivocations_detected > 0);
+    let slashed: Vec<(u32, &str)> = f
+        .slashes
+        .iter()
+        .map(|s| (s.validator, s.reason.as_str()))
+        .collect();
+    assert!(slashed.contains(&(5, "equivocation")), "{slashed:?}");
+    assert!(slashed.contains(&(6, "invalid_accept")), "{slashed:?}");
+    assert!(f.blocks_final > 0, "honest blocks stay L2-final: {f:#?}");
+    assert!(
+        f.epochs >= 2,
+        "the slashed validators left at a later epoch"
+    );
+}
+
+#[test]
+fn a_third_withholding_halts_finality_but_not_safety_or_other_modes() {
+    let (_, r, f) = run_clean("finality_withhold");
+    assert_eq!(f.blocks_certified, 0, "{f:#?}");
+    assert_eq!(f.postconfirmations, 0);
+    let qc = r.mode("qc");
+    assert!(qc.sent > 0);
+    assert_eq!(qc.executed, 0, "no qc message without a QC");
+    let pre = r.mode("precommit");
+    assert!(pre.sent > 0);
+    assert_eq!(pre.executed, pre.sent, "other modes are unaffected");
+}
+
+#[test]
+fn leader_free_aggregation_finalizes_with_a_withholding_minority() {
+    let (_, r, f) = run_clean("finality_leader_free");
+    assert_eq!(f.aggregation, "leader_free");
+    assert!(f.blocks_final + 4 >= f.blocks_seen, "{f:#?}");
+    let qc = r.mode("qc");
+    assert_eq!(qc.executed, qc.sent);
+}
+
+#[test]
+fn finality_runs_are_deterministic() {
+    let s = scenario("finality_byzantine_minority");
+    let a = run(&s, s.seed).unwrap();
+    let b = run(&s, s.seed).unwrap();
+    assert_eq!(a.final_state_hash, b.final_state_hash);
+    assert_eq!(a.finality, b.finality);
+}
