@@ -106,3 +106,16 @@ fn finality_runs_are_deterministic() {
     assert_eq!(a.final_state_hash, b.final_state_hash);
     assert_eq!(a.finality, b.finality);
 }
+
+#[test]
+fn byzantine_stake_above_a_third_cannot_certify_an_invalid_block_and_is_slashed() {
+    let (_, r, f) = run_clean("finality_byzantine_third");
+    assert!(f.invalid_blocks_proposed >= 1);
+    let mut slashed: Vec<u32> = f.slashes.iter().map(|s| s.validator).collect();
+    slashed.sort_unstable();
+    assert_eq!(slashed, vec![3, 4], "{:?}", f.slashes);
+    assert!(f.slashes.iter().all(|s| s.reason == "invalid_accept"));
+    assert!(f.blocks_final > 0, "valid blocks still finalize: {f:#?}");
+    let qc = r.mode("qc");
+    assert_eq!(qc.executed, qc.sent);
+}
