@@ -296,9 +296,10 @@ fn devnet_extension(
                 Some("precommit") => ImportKind::Precommit,
                 Some("commit") => ImportKind::Commit,
                 Some("proof") => ImportKind::Proof,
+                Some("qc") => ImportKind::Qc,
                 _ => {
                     return Err(RpcError::invalid_params(
-                        "mode must be precommit, commit or proof",
+                        "mode must be precommit, commit, proof or qc",
                     ))
                 }
             };

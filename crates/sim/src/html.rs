@@ -57,10 +57,67 @@ svg{{background:#fcfcfc;border:1px solid #ddd}} text{{font-size:11px}}</style></
         );
     }
     h.push_str("</table>");
+    if let Some(f) = &r.finality {
+        h.push_str(&finality_table(f));
+    }
     h.push_str(&cdf_svg(r));
     h.push_str(&timeline_svg(r));
     h.push_str("</body></html>\n");
     h
+}
+
+/// Fast finality: certified and final blocks, latencies, postconfirmations and slashes.
+fn finality_table(f: &crate::FinalityReport) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<h2>Fast finality</h2><p>{} validators, {} DA nodes, {} aggregation{}</p>\
+         <table id=\"finality\"><tr><th>blocks seen</th><th>certified</th><th>L2-final</th>\
+         <th>invalid shown</th><th>QC p50/p99 ms</th><th>L2-final p50/p99 ms</th>\
+         <th>postconfirmed</th><th>postconfirm p50 ms</th><th>equivocations</th></tr>\
+         <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}/{}</td>\
+         <td>{}</td><td>{}</td><td>{}</td></tr></table>",
+        f.validators,
+        f.da_nodes,
+        esc(&f.aggregation),
+        if f.byzantine.is_empty() {
+            String::new()
+        } else {
+            let b: Vec<String> = f
+                .byzantine
+                .iter()
+                .map(|(v, how)| format!("{v}: {how}"))
+                .collect();
+            esc(&format!("; Byzantine: {}", b.join(", ")))
+        },
+        f.blocks_seen,
+        f.blocks_certified,
+        f.blocks_final,
+        f.invalid_blocks_proposed,
+        f.time_to_qc_ms.p50,
+        f.time_to_qc_ms.p99,
+        f.time_to_l2_final_ms.p50,
+        f.time_to_l2_final_ms.p99,
+        f.postconfirmations,
+        f.time_to_postconfirmation_ms.p50,
+        f.equivocations_detected,
+    );
+    if !f.slashes.is_empty() {
+        s.push_str(
+            "<table id=\"slashes\"><tr><th>at ms</th><th>validator</th><th>reason</th></tr>",
+        );
+        for x in &f.slashes {
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                x.at_ms,
+                x.validator,
+                esc(&x.reason)
+            );
+        }
+        s.push_str("</table>");
+    }
+    s
 }
 
 /// Latency CDF: x = latency (ms), y = share of executed messages at or below it.
