@@ -2,6 +2,7 @@
 //! sparse Merkle tree that commits to all of it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use alloy_primitives::{keccak256, Address, B256, U256};
 use alloy_sol_types::SolValue;
@@ -132,15 +133,19 @@ impl StateValue {
 }
 
 /// The whole state of one chain.
+///
+/// The large parts are shared copy-on-write (`Arc`, written through `Arc::make_mut`): cloning a
+/// state — a sequencer's checkpoint per batch, the SL's re-execution of each batch — costs a few
+/// reference counts, and only the parts a later block writes are copied, once.
 #[derive(Debug, Clone)]
 pub struct ChainState {
     chain_id: ChainId,
-    accounts: BTreeMap<Address, Account>,
-    executed: BTreeMap<MessageId, B256>,
-    imported: BTreeMap<ImportKey, ImportedRoot>,
-    outbox: MessageTree,
+    accounts: Arc<BTreeMap<Address, Account>>,
+    executed: Arc<BTreeMap<MessageId, B256>>,
+    imported: Arc<BTreeMap<ImportKey, ImportedRoot>>,
+    outbox: Arc<MessageTree>,
     totals: ValueTotals,
-    smt: SparseMerkleTree,
+    smt: Arc<SparseMerkleTree>,
     /// Keys changed since the sparse Merkle tree was last updated.
     smt_dirty: BTreeSet<StateKey>,
     /// Keys changed since the store last took the changes.
@@ -166,18 +171,18 @@ impl ChainState {
     pub fn genesis(chain_id: ChainId, alloc: &[(Address, U256)]) -> Self {
         let mut state = Self {
             chain_id,
-            accounts: BTreeMap::new(),
-            executed: BTreeMap::new(),
-            imported: BTreeMap::new(),
-            outbox: MessageTree::new(),
+            accounts: Arc::default(),
+            executed: Arc::default(),
+            imported: Arc::default(),
+            outbox: Arc::default(),
             totals: ValueTotals::default(),
-            smt: SparseMerkleTree::new(),
+            smt: Arc::new(SparseMerkleTree::new()),
             smt_dirty: BTreeSet::new(),
             unpersisted: BTreeSet::new(),
             persisted_outbox_len: 0,
         };
         for (addr, amount) in alloc {
-            let acct = state.accounts.entry(*addr).or_default();
+            let acct = Arc::make_mut(&mut state.accounts).entry(*addr).or_default();
             acct.balance = acct.balance.saturating_add(*amount);
             state.totals.genesis_supply = state.totals.genesis_supply.saturating_add(*amount);
             state.touch(StateKey::Account(*addr));
@@ -196,26 +201,26 @@ impl ChainState {
         let outbox = MessageTree::from_leaves(outbox_leaves)?;
         let mut state = Self {
             chain_id,
-            accounts: BTreeMap::new(),
-            executed: BTreeMap::new(),
-            imported: BTreeMap::new(),
+            accounts: Arc::default(),
+            executed: Arc::default(),
+            imported: Arc::default(),
             persisted_outbox_len: outbox.len(),
-            outbox,
+            outbox: Arc::new(outbox),
             totals: ValueTotals::default(),
-            smt: SparseMerkleTree::new(),
+            smt: Arc::new(SparseMerkleTree::new()),
             smt_dirty: BTreeSet::new(),
             unpersisted: BTreeSet::new(),
         };
         for (key, value) in entries {
             match (key, value) {
                 (StateKey::Account(a), StateValue::Account(acct)) => {
-                    state.accounts.insert(a, acct);
+                    Arc::make_mut(&mut state.accounts).insert(a, acct);
                 }
                 (StateKey::Executed(id), StateValue::Executed(leaf)) => {
-                    state.executed.insert(id, leaf);
+                    Arc::make_mut(&mut state.executed).insert(id, leaf);
                 }
                 (StateKey::Imported(k), StateValue::Imported(r)) => {
-                    state.imported.insert(k, r);
+                    Arc::make_mut(&mut state.imported).insert(k, r);
                 }
                 (StateKey::Totals, StateValue::Totals(t)) => state.totals = t,
                 (StateKey::Outbox, StateValue::Outbox { .. }) => {}
@@ -231,7 +236,7 @@ impl ChainState {
             .into_iter()
             .filter_map(|k| state.value(&k).map(|v| (k.smt_key(), v.smt_value())))
             .collect();
-        state.smt = SparseMerkleTree::from_leaves(leaves);
+        state.smt = Arc::new(SparseMerkleTree::from_leaves(leaves));
         Ok(state)
     }
 
@@ -287,9 +292,9 @@ impl ChainState {
 
     pub(crate) fn set_account(&mut self, address: Address, account: Account) {
         if account == Account::default() {
-            self.accounts.remove(&address);
+            Arc::make_mut(&mut self.accounts).remove(&address);
         } else {
-            self.accounts.insert(address, account);
+            Arc::make_mut(&mut self.accounts).insert(address, account);
         }
         self.touch(StateKey::Account(address));
     }
@@ -300,7 +305,7 @@ impl ChainState {
     }
 
     pub(crate) fn mark_executed(&mut self, id: MessageId, leaf: B256) {
-        self.executed.insert(id, leaf);
+        Arc::make_mut(&mut self.executed).insert(id, leaf);
         self.touch(StateKey::Executed(id));
     }
 
@@ -315,7 +320,7 @@ impl ChainState {
     }
 
     pub(crate) fn insert_import(&mut self, key: ImportKey, root: ImportedRoot) {
-        self.imported.insert(key, root);
+        Arc::make_mut(&mut self.imported).insert(key, root);
         self.touch(StateKey::Imported(key));
     }
 
@@ -325,8 +330,7 @@ impl ChainState {
     }
 
     pub(crate) fn append_outgoing(&mut self, leaf: B256) -> Result<u64, ExecutionError> {
-        let index = self
-            .outbox
+        let index = Arc::make_mut(&mut self.outbox)
             .append(leaf)
             .map_err(|_| ExecutionError::MessageTreeFull)?;
         self.touch(StateKey::Outbox);
@@ -371,7 +375,7 @@ impl ChainState {
                     )
                 })
                 .collect();
-            self.smt.apply_batch(updates);
+            Arc::make_mut(&mut self.smt).apply_batch(updates);
         }
         self.smt.root()
     }

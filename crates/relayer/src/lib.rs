@@ -538,6 +538,9 @@ pub struct Relayer {
     messages: BTreeMap<MessageId, Entry>,
     /// Messages not executed yet.
     pending: BTreeSet<MessageId>,
+    /// The pending messages with no execution in flight: the only ones [`Relayer::progress`]
+    /// can move (a submitted one moves when its execution is seen or reported dropped).
+    active: BTreeSet<MessageId>,
     global: MessageTree,
     /// `false` once the global mirror diverged or missed a leaf.
     global_ok: bool,
@@ -562,6 +565,7 @@ impl Relayer {
             chains,
             messages: BTreeMap::new(),
             pending: BTreeSet::new(),
+            active: BTreeSet::new(),
             global: MessageTree::new(),
             global_ok: true,
             sl_block: None,
@@ -604,6 +608,7 @@ impl Relayer {
                 if let Some(e) = self.messages.get_mut(&id) {
                     if e.record.status == MessageStatus::Submitted {
                         e.record.status = MessageStatus::Imported;
+                        self.active.insert(id);
                     }
                 }
             }
@@ -738,12 +743,14 @@ impl Relayer {
                         dest_block: h.number,
                     };
                     self.pending.remove(&id);
+                    self.active.remove(&id);
                 }
             }
         }
         for (message, mode) in sent {
             let id = message.id();
             self.pending.insert(id);
+            self.active.insert(id);
             self.messages.insert(
                 id,
                 Entry {
@@ -922,6 +929,7 @@ impl Relayer {
         for id in gone {
             self.messages.remove(&id);
             self.pending.remove(&id);
+            self.active.remove(&id);
         }
         // as a destination
         chain.landed.retain(|_, (b, _)| *b < first_block);
@@ -1052,10 +1060,11 @@ impl Relayer {
 
     /// Moves every pending message as far as the knowledge allows.
     fn progress(&mut self, out: &mut Vec<RelayerAction>) {
-        let ids: Vec<MessageId> = self.pending.iter().copied().collect();
+        let ids: Vec<MessageId> = self.active.iter().copied().collect();
         for id in ids {
             let Some(e) = self.messages.get(&id) else {
                 self.pending.remove(&id);
+                self.active.remove(&id);
                 continue;
             };
             let dest_id = e.record.message.destChain;
@@ -1068,6 +1077,7 @@ impl Relayer {
                     e.record.status = MessageStatus::Executed { dest_block: b };
                 }
                 self.pending.remove(&id);
+                self.active.remove(&id);
                 continue;
             }
             if matches!(
@@ -1131,6 +1141,7 @@ impl Relayer {
                 if let Some(proof) = proof {
                     e.record.status = MessageStatus::Submitted;
                     e.record.attempts += 1;
+                    self.active.remove(&id);
                     out.push(RelayerAction::Execute {
                         dest: dest_id,
                         message: e.record.message.clone(),

@@ -463,6 +463,9 @@ struct Sim<'a> {
     finality: Option<finality::Finality>,
     /// The block being sealed closes a batch the fault tampers: validators see it tampered.
     tamper_block: bool,
+    /// Some sequencer's head may have moved since the last invariant check (a tick, a restart,
+    /// a roll-back): only then are the chains' states re-checked.
+    heads_moved: bool,
 }
 
 impl<'a> Sim<'a> {
@@ -611,6 +614,7 @@ impl<'a> Sim<'a> {
             traffic_signers,
             finality,
             tamper_block: false,
+            heads_moved: true,
         };
         sim.invariants.sl_value = sim.sl.total_value();
         sim.schedule(0, Event::SlTick);
@@ -688,13 +692,14 @@ impl<'a> Sim<'a> {
                 self.violate("core_error", detail);
                 return;
             }
+            let heads_moved = std::mem::take(&mut self.heads_moved);
             let chains = &self.chains;
-            if let Some((invariant, detail)) =
-                self.invariants
-                    .check(&self.sl, chains.iter().map(|(id, n)| (*id, &n.seq)), |id| {
-                        chains.get(&id).map(|n| &n.seq)
-                    })
-            {
+            if let Some((invariant, detail)) = self.invariants.check(
+                &self.sl,
+                heads_moved,
+                chains.iter().map(|(id, n)| (*id, &n.seq)),
+                |id| chains.get(&id).map(|n| &n.seq),
+            ) {
                 self.violate(invariant, detail);
                 return;
             }
@@ -841,6 +846,7 @@ impl<'a> Sim<'a> {
         }
         let lost = node.seq.mempool().len() as u64;
         node.seq = restored(&node.seq)?;
+        self.heads_moved = true;
         node.stats.pool_txs_lost += lost;
         node.stats.downtime_ms += downtime;
         let held = std::mem::take(&mut node.held);
@@ -966,6 +972,7 @@ impl<'a> Sim<'a> {
 
     fn sequencer_tick(&mut self, id: ChainId) -> Result<(), String> {
         let now = self.now;
+        self.heads_moved = true;
         let Some(node) = self.chains.get_mut(&id) else {
             return Ok(());
         };
@@ -1612,6 +1619,7 @@ impl<'a> Sim<'a> {
                         .seq
                         .revert_to(last_valid_batch, |i| invalid_imports.contains(i))
                         .map_err(|e| format!("chain {id}: revert_to({last_valid_batch}): {e}"))?;
+                    self.heads_moved = true;
                     let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);
                     for mid in undone {
                         if let Some(t) = self.messages.get_mut(&mid) {
@@ -1679,6 +1687,7 @@ impl<'a> Sim<'a> {
                     .seq
                     .revert_to(last, void)
                     .map_err(|e| format!("chain {id}: dropping its doomed open batch: {e}"))?;
+                self.heads_moved = true;
                 let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);
                 for mid in undone {
                     if let Some(t) = self.messages.get_mut(&mid) {

@@ -133,7 +133,9 @@ impl Invariants {
         }
     }
 
-    /// Every check, after an event. `chains` lists every chain in id order; `lookup` finds one.
+    /// Every check, after an event. `chains` lists every chain in id order; `lookup` finds one;
+    /// `heads_moved` is false when the event cannot have moved any sequencer's head (then the
+    /// chains' fingerprints are not even compared).
     ///
     /// The work is incremental but the result is that of a full check: a chain's value is
     /// recounted whenever its head moved; the SL's totals and settled heights are re-read
@@ -143,6 +145,7 @@ impl Invariants {
     pub fn check<'s>(
         &mut self,
         sl: &SettlementLayer,
+        heads_moved: bool,
         chains: impl Iterator<Item = (ChainId, &'s Sequencer)>,
         lookup: impl Fn(ChainId) -> Option<&'s Sequencer>,
     ) -> Option<Failure> {
@@ -151,6 +154,7 @@ impl Invariants {
         }
         let mut full = false;
         let mut position = 0;
+        let chains = chains.take(if heads_moved { usize::MAX } else { 0 });
         for (id, seq) in chains {
             let now = ChainFingerprint::of(seq);
             let before = match self.seen_chains.get_mut(position) {
@@ -176,7 +180,9 @@ impl Invariants {
                 full = true;
             }
         }
-        self.seen_chains.truncate(position);
+        if heads_moved {
+            self.seen_chains.truncate(position);
+        }
         let sl_moved = self.seen_sl_height != Some(sl.height());
         self.seen_sl_height = Some(sl.height());
         if sl_moved {
