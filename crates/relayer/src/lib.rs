@@ -593,6 +593,19 @@ impl Relayer {
         }
     }
 
+    /// Handles the events of one SL block, in order, then moves the pending messages once: what
+    /// [`Relayer::observe_sl`] does per event, with one pass over the messages per block.
+    pub fn observe_sl_block(&mut self, events: &[SlEvent]) -> Vec<RelayerAction> {
+        let mut out = vec![];
+        for ev in events {
+            if let Some(fact) = SlFact::from_event(ev) {
+                self.sl_fact(fact, &mut out);
+            }
+        }
+        self.progress(&mut out);
+        out
+    }
+
     /// Handles one input; a rejected input returns its error and changes nothing. Detected
     /// inconsistencies that do not reject the input (e.g. a diverged MessageRoot) are returned
     /// as [`RelayerAction::Error`] among the actions.

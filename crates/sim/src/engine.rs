@@ -165,8 +165,8 @@ enum Delivery {
     BatchSealed { header: BatchHeader },
     /// Operator → SL: a call (signed on arrival with the operator's key, see docs).
     SlCall { chain: ChainId, call: SlCall },
-    /// SL → relayer (feed).
-    SlToRelayer(SlEvent),
+    /// SL → relayer (feed): the events of one SL block.
+    SlToRelayer(Vec<SlEvent>),
     /// SL → an operator (feed).
     SlToOperator(ChainId, SlEvent),
     /// Relayer → sequencer.
@@ -466,6 +466,8 @@ struct Sim<'a> {
     /// Some sequencer's head may have moved since the last invariant check (a tick, a restart,
     /// a roll-back): only then are the chains' states re-checked.
     heads_moved: bool,
+    /// The SL events of the block being produced, sent to the relayer as one feed message.
+    relayer_sl_events: Vec<SlEvent>,
 }
 
 impl<'a> Sim<'a> {
@@ -615,6 +617,7 @@ impl<'a> Sim<'a> {
             finality,
             tamper_block: false,
             heads_moved: true,
+            relayer_sl_events: Vec::new(),
         };
         sim.invariants.sl_value = sim.sl.total_value();
         sim.schedule(0, Event::SlTick);
@@ -1305,6 +1308,11 @@ impl<'a> Sim<'a> {
             registered |= matches!(e, SlEvent::ChainRegistered { .. });
             self.sl_event(e);
         }
+        let for_relayer = std::mem::take(&mut self.relayer_sl_events);
+        if !for_relayer.is_empty() {
+            let d = Delivery::SlToRelayer(for_relayer);
+            self.send(Role::Sl, Role::Relayer, Class::Feed, d);
+        }
         if registered {
             self.invariants.sl_value = self.sl.total_value();
         }
@@ -1429,12 +1437,7 @@ impl<'a> Sim<'a> {
             _ => {}
         }
         if let Some(copy) = copy_event(e) {
-            self.send(
-                Role::Sl,
-                Role::Relayer,
-                Class::Feed,
-                Delivery::SlToRelayer(copy),
-            );
+            self.relayer_sl_events.push(copy);
         }
         let ids: Vec<ChainId> = self.chains.keys().copied().collect();
         for id in ids {
@@ -1842,8 +1845,8 @@ impl<'a> Sim<'a> {
                 self.relayer_actions(actions);
             }
             Delivery::SlCall { chain, call } => self.sl_call_arrived(chain, call)?,
-            Delivery::SlToRelayer(e) => {
-                let actions = self.relayer.observe_sl(&e);
+            Delivery::SlToRelayer(events) => {
+                let actions = self.relayer.observe_sl_block(&events);
                 self.relayer_actions(actions);
             }
             Delivery::SlToOperator(id, e) => self.operator_observes(id, e)?,
