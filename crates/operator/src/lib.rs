@@ -179,14 +179,7 @@ struct SourceRevert {
 
 impl SourceRevert {
     fn invalidates(&self, import: &ImportedRoot) -> bool {
-        import.sourceChain == self.chain
-            && match import.import_kind() {
-                Ok(ImportKind::Precommit | ImportKind::Qc) => {
-                    import.sourceHeight >= self.first_block
-                }
-                Ok(ImportKind::Commit) => import.sourceHeight >= self.from,
-                _ => false,
-            }
+        import.voided_by(self.chain, self.from, self.first_block)
     }
 }
 

@@ -336,6 +336,19 @@ impl ImportedRoot {
     pub fn import_kind(&self) -> Result<ImportKind, PrimitivesError> {
         ImportKind::try_from(self.kind)
     }
+
+    /// Whether this import became void when `source` reverted its batches from `from_batch` (its
+    /// blocks from `first_block`): a block root (`precommit`, `qc`) of a void block or a `commit`
+    /// root of a void batch. A `proof` root never does: MessageRoots only hold executed batches,
+    /// which are final.
+    pub fn voided_by(&self, source: ChainId, from_batch: u64, first_block: BlockNumber) -> bool {
+        self.sourceChain == source
+            && match self.import_kind() {
+                Ok(ImportKind::Precommit | ImportKind::Qc) => self.sourceHeight >= first_block,
+                Ok(ImportKind::Commit) => self.sourceHeight >= from_batch,
+                Ok(ImportKind::Proof) | Err(_) => false,
+            }
+    }
 }
 
 /// Hash committing to the roots a block imported: `keccak256(abi.encode(ImportedRoot[]))`.

@@ -893,14 +893,7 @@ impl Relayer {
 
     fn reverted(&mut self, chain_id: ChainId, from: BatchNumber, first_block: BlockNumber) {
         // imports of void roots of this source are no longer wanted anywhere
-        let void = |i: &ImportedRoot| {
-            i.sourceChain == chain_id
-                && match i.import_kind() {
-                    Ok(ImportKind::Precommit | ImportKind::Qc) => i.sourceHeight >= first_block,
-                    Ok(ImportKind::Commit) => i.sourceHeight >= from,
-                    _ => false,
-                }
-        };
+        let void = |i: &ImportedRoot| i.voided_by(chain_id, from, first_block);
         for c in self.chains.values_mut() {
             c.requested.retain(|_, i| !void(i));
             c.reindex_proofs();

@@ -1728,16 +1728,7 @@ impl SettlementLayer {
                     .map(|(_, b)| b)
                     .find(|b| {
                         b.status != BatchStatus::Executed
-                            && b.imports.iter().any(|i| {
-                                i.sourceChain == id
-                                    && match i.import_kind() {
-                                        Ok(ImportKind::Commit) => i.sourceHeight >= from,
-                                        Ok(ImportKind::Precommit | ImportKind::Qc) => {
-                                            i.sourceHeight >= first_block
-                                        }
-                                        _ => false,
-                                    }
-                            })
+                            && b.imports.iter().any(|i| i.voided_by(id, from, first_block))
                     });
                 if let Some(b) = hit {
                     work.push((

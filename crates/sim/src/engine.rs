@@ -10,8 +10,8 @@ use alloy_sol_types::SolCall;
 use braid_execution::{ImportKey, TxReceipt, TxSigner};
 use braid_operator::{BatchProgress, Operator, OperatorAction, OperatorConfig, SlView};
 use braid_primitives::{
-    BatchHeader, BatchNumber, Block, BlockNumber, ChainId, IMessenger, ImportKind, ImportedRoot,
-    Message, MessageId, MessageProof, MESSENGER_ADDRESS,
+    BatchHeader, BatchNumber, Block, BlockNumber, ChainId, IMessenger, ImportedRoot, Message,
+    MessageId, MessageProof, MESSENGER_ADDRESS,
 };
 use braid_proof::ReExecution;
 use braid_relayer::{
@@ -1649,14 +1649,7 @@ impl<'a> Sim<'a> {
         from: BatchNumber,
         first_block: BlockNumber,
     ) -> Result<(), String> {
-        let void = |i: &ImportedRoot| {
-            i.sourceChain == source
-                && match i.import_kind() {
-                    Ok(ImportKind::Precommit | ImportKind::Qc) => i.sourceHeight >= first_block,
-                    Ok(ImportKind::Commit) => i.sourceHeight >= from,
-                    _ => false,
-                }
-        };
+        let void = |i: &ImportedRoot| i.voided_by(source, from, first_block);
         let ids: Vec<ChainId> = self
             .chains
             .keys()
