@@ -794,6 +794,27 @@ impl ChainProcess {
                 }
             }
             self.watcher.observe_sl(e);
+            if let SlEvent::BatchesReverted {
+                chain,
+                from,
+                first_block,
+                ..
+            } = e
+            {
+                // the SL's cascade cannot reach imports of the void roots in the open batch
+                if *chain != self.id && !replaying {
+                    let void = |i: &braid_primitives::ImportedRoot| {
+                        i.voided_by(*chain, *from, *first_block)
+                    };
+                    if let Some(outcome) = self.node.seq.drop_void_imports(void)? {
+                        self.node.store.revert_to_block(outcome.head.number)?;
+                        tracing::warn!(
+                            "chain {} dropped its open batch: it imported from reverted chain {chain}",
+                            self.id
+                        );
+                    }
+                }
+            }
             for action in self.node.operator.observe_sl(e) {
                 match action {
                     OperatorAction::RevertSequencer { .. } if replaying => {}

@@ -646,13 +646,35 @@ impl Devnet {
                 );
             }
             SlEvent::BatchesReverted {
-                chain, from, to, ..
+                chain,
+                from,
+                to,
+                first_block,
+                ..
             } => {
                 self.counters.batches_reverted += to - from + 1;
                 self.push_log(
                     now_ms,
                     format!("SL: chain {chain} batches {from}..={to} reverted"),
                 );
+                // the SL's cascade cannot reach imports of the void roots in open batches
+                let mut lines = Vec::new();
+                for (id, node) in self.chains.iter_mut().filter(|(id, _)| *id != chain) {
+                    let void = |i: &braid_primitives::ImportedRoot| {
+                        i.voided_by(*chain, *from, *first_block)
+                    };
+                    if let Some(outcome) = node.seq.drop_void_imports(void)? {
+                        node.store.revert_to_block(outcome.head.number)?;
+                        lines.push(format!(
+                            "chain {id} dropped its open batch (imports of reverted chain {chain}); \
+                             {} txs back in the pool",
+                            outcome.txs_repooled
+                        ));
+                    }
+                }
+                for line in lines {
+                    self.push_log(now_ms, line);
+                }
             }
             SlEvent::TxRejected { call, error, .. } => {
                 tracing::warn!(target: "braid::devnet", "SL refused {call}: {error}");

@@ -466,6 +466,30 @@ impl Sequencer {
         }
     }
 
+    /// After a source chain reverted: if a block of the open batch imported a root `is_void`
+    /// accepts, or one waits in the import queue, rolls the open batch back ([`revert_to`] the
+    /// last sealed batch): its transactions return to the pool and the void imports are dropped.
+    /// The settlement layer's cascade only reaches committed batches; the open batch is the
+    /// sequencer's own to fix. (Sealed batches holding a void import fail their import check on
+    /// the SL and are reverted from there.) Returns the roll-back, if there was one.
+    ///
+    /// [`revert_to`]: Sequencer::revert_to
+    pub fn drop_void_imports(
+        &mut self,
+        is_void: impl Fn(&ImportedRoot) -> bool,
+    ) -> Result<Option<RevertOutcome>, SequencerError> {
+        let open = self
+            .open_batch
+            .iter()
+            .flat_map(|b| b.imports.iter())
+            .chain(self.pending_imports.iter())
+            .any(&is_void);
+        if !open {
+            return Ok(None);
+        }
+        self.revert_to(self.last_batch, is_void).map(Some)
+    }
+
     /// Rolls the chain back to the end of `last_valid_batch` after the settlement layer
     /// reverted the batches after it, and prepares re-sequencing: state and head become the
     /// batch's end snapshot, every later block (sealed batches and the open batch) is discarded,

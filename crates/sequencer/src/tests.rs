@@ -4,7 +4,7 @@ use super::*;
 use alloy_consensus::TxEip1559;
 use alloy_primitives::TxKind;
 use braid_execution::{execute_block, TxSigner};
-use braid_primitives::Deposit;
+use braid_primitives::{Deposit, ImportKind};
 
 const CHAIN: ChainId = 901;
 const ETH: u128 = 1_000_000_000_000_000_000;
@@ -472,4 +472,48 @@ fn deposits_are_forced_into_the_next_block_in_index_order_and_survive_reverts() 
     assert_eq!(seq.state().totals().deposit_count, 0);
     let again = blocks(&seq.handle(SequencerInput::Tick { now_ms: 4000 }))[0].clone();
     assert_eq!(again.block.deposits, vec![deposit(0), deposit(1)]);
+}
+
+#[test]
+fn void_imports_in_the_open_batch_roll_it_back_and_are_dropped() {
+    let (mut seq, _) = Sequencer::genesis(config(), &alloc()).unwrap();
+    // batch 1 (3 blocks) sealed, then one open block importing a root of chain 902's block 4
+    run_blocks(&mut seq, 3);
+    assert_eq!(seq.last_batch(), 1);
+    let import = ImportedRoot {
+        kind: ImportKind::Precommit as u8,
+        sourceChain: 902,
+        sourceHeight: 4,
+        root: B256::repeat_byte(3),
+        messageCount: 2,
+    };
+    seq.handle(SequencerInput::Import(import.clone()));
+    run_blocks(&mut seq, 1);
+    assert_eq!(seq.open_batch().len(), 1);
+    let head = seq.head().number;
+    // a revert of 902 from block 5 leaves the import valid: nothing happens
+    assert_eq!(
+        seq.drop_void_imports(|i| i.voided_by(902, 3, 5)).unwrap(),
+        None
+    );
+    assert_eq!(seq.head().number, head);
+    // a revert from block 4 voids it: the open block is rolled back, its tx re-pooled
+    let outcome = seq
+        .drop_void_imports(|i| i.voided_by(902, 2, 4))
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.last_batch, 1);
+    assert_eq!(outcome.txs_repooled, 1);
+    assert!(seq.open_batch().is_empty());
+    assert_eq!(seq.head().number, head - 1);
+    // and the import is not queued again
+    let next = blocks(&seq.handle(SequencerInput::Tick {
+        now_ms: seq.next_block_at_ms(),
+    }));
+    assert!(
+        next[0].block.imports.is_empty(),
+        "{:?}",
+        next[0].block.imports
+    );
+    assert_eq!(next[0].block.transactions.len(), 1, "the re-pooled tx");
 }

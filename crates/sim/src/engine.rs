@@ -1673,16 +1673,11 @@ impl<'a> Sim<'a> {
                 continue;
             };
             self.invariants.sl_voided(id, first_doomed);
-            let in_open_batch = seq
-                .open_batch()
-                .first()
-                .is_some_and(|b| b.header.number <= first_doomed);
-            if in_open_batch {
-                let last = seq.last_batch();
-                let outcome = node
-                    .seq
-                    .revert_to(last, void)
-                    .map_err(|e| format!("chain {id}: dropping its doomed open batch: {e}"))?;
+            let outcome = node
+                .seq
+                .drop_void_imports(void)
+                .map_err(|e| format!("chain {id}: dropping its doomed open batch: {e}"))?;
+            if let Some(outcome) = outcome {
                 self.heads_moved = true;
                 let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);
                 for mid in undone {
