@@ -5,7 +5,7 @@ use braid_primitives::{ChainId, ImportKind, MessageId};
 
 /// Why a transaction, system transaction or block was rejected. Every variant leaves the state
 /// exactly as it was before the rejected item.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ExecutionError {
     /// The raw transaction exceeds the size limit.
     #[error("transaction is {size} bytes, more than the limit of {max}")]

@@ -127,7 +127,7 @@ pub const TREE_DEPTH: usize = 32;
 pub const MAX_LEAVES: u64 = 1 << 32;
 
 /// Errors from building the tree, producing proofs or verifying them.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum MerkleError {
     /// A zero leaf was appended, or a proof claims a zero leaf; leaves must be non-zero.
     #[error("zero leaf at index {index} is not allowed")]

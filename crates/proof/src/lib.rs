@@ -63,7 +63,7 @@ pub struct BatchOutputs {
 }
 
 /// Why a proof was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ProofError {
     /// The backend does not know the state the batch starts from.
     #[error("unknown pre-state {state_root} of chain {chain}")]

@@ -177,7 +177,7 @@ impl SlConfig {
 
 /// Errors of SL transactions. A refused call changes nothing but its sender's nonce (used, as in
 /// Ethereum, once the transaction is in a block); a bad signature or nonce does not even that.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SettlementError {
     /// Unusable configuration.
     #[error("invalid SL configuration: {reason}")]
@@ -317,7 +317,7 @@ pub enum RevertCause {
 }
 
 /// Outputs of the SL.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SlEvent {
     /// A transaction was refused at submission or inclusion.
     TxRejected {

@@ -266,78 +266,18 @@ impl SlView for SlMirror {
     }
 }
 
-/// A copy of an SL event for one more receiver (`SlEvent` is not `Clone`: its rejection
-/// errors are not; rejections go to no one but the report).
-fn copy_event(e: &SlEvent) -> Option<SlEvent> {
-    Some(match e {
+/// Whether the relayer and operators are sent an SL event: rejections go to no one but the
+/// report, and the finality events only concern the finality network.
+fn forwarded(e: &SlEvent) -> bool {
+    !matches!(
+        e,
         SlEvent::TxRejected { .. }
-        | SlEvent::ValidatorJoined { .. }
-        | SlEvent::ValidatorExiting { .. }
-        | SlEvent::EpochStarted { .. }
-        | SlEvent::Postconfirmed { .. }
-        | SlEvent::Slashed { .. } => return None,
-        SlEvent::ChainRegistered { chain } => SlEvent::ChainRegistered { chain: *chain },
-        SlEvent::DepositQueued(d) => SlEvent::DepositQueued(d.clone()),
-        SlEvent::BatchCommitted { chain, batch, by } => SlEvent::BatchCommitted {
-            chain: *chain,
-            batch: *batch,
-            by: *by,
-        },
-        SlEvent::BatchProven { chain, batch, by } => SlEvent::BatchProven {
-            chain: *chain,
-            batch: *batch,
-            by: *by,
-        },
-        SlEvent::ExecutionRequested { chain, batch, by } => SlEvent::ExecutionRequested {
-            chain: *chain,
-            batch: *batch,
-            by: *by,
-        },
-        SlEvent::BatchExecuted {
-            chain,
-            batch,
-            leaf_index,
-            message_root,
-        } => SlEvent::BatchExecuted {
-            chain: *chain,
-            batch: *batch,
-            leaf_index: *leaf_index,
-            message_root: *message_root,
-        },
-        SlEvent::BatchCheckFailed {
-            chain,
-            batch,
-            reason,
-        } => SlEvent::BatchCheckFailed {
-            chain: *chain,
-            batch: *batch,
-            reason: reason.clone(),
-        },
-        SlEvent::BatchesReverted {
-            chain,
-            from,
-            to,
-            first_block,
-            cause,
-        } => SlEvent::BatchesReverted {
-            chain: *chain,
-            from: *from,
-            to: *to,
-            first_block: *first_block,
-            cause: *cause,
-        },
-        SlEvent::SlBlock {
-            height,
-            timestamp_ms,
-            message_root,
-            message_root_size,
-        } => SlEvent::SlBlock {
-            height: *height,
-            timestamp_ms: *timestamp_ms,
-            message_root: *message_root,
-            message_root_size: *message_root_size,
-        },
-    })
+            | SlEvent::ValidatorJoined { .. }
+            | SlEvent::ValidatorExiting { .. }
+            | SlEvent::EpochStarted { .. }
+            | SlEvent::Postconfirmed { .. }
+            | SlEvent::Slashed { .. }
+    )
 }
 
 /// Whether an operator needs an SL event: its own chain's, every revert (its imports may be
@@ -1436,16 +1376,15 @@ impl<'a> Sim<'a> {
             }
             _ => {}
         }
-        if let Some(copy) = copy_event(e) {
-            self.relayer_sl_events.push(copy);
+        if !forwarded(e) {
+            return;
         }
+        self.relayer_sl_events.push(e.clone());
         let ids: Vec<ChainId> = self.chains.keys().copied().collect();
         for id in ids {
             if concerns(id, e) {
-                if let Some(copy) = copy_event(e) {
-                    let d = Delivery::SlToOperator(id, copy);
-                    self.send(Role::Sl, Role::Operator(id), Class::Feed, d);
-                }
+                let d = Delivery::SlToOperator(id, e.clone());
+                self.send(Role::Sl, Role::Operator(id), Class::Feed, d);
             }
         }
     }
