@@ -540,6 +540,19 @@ impl ChainRecord {
         })
     }
 
+    /// What the proof system checks for a committed batch: its record and DA blocks on top of
+    /// the previous batch's end (`None` if that batch is unknown).
+    fn claim<'a>(&'a self, rec: &'a BatchRecord) -> Option<BatchClaim<'a>> {
+        let prev = self.tip_before(rec.header.number)?;
+        Some(BatchClaim {
+            header: &rec.header,
+            prev_state_root: prev.state_root,
+            prev_block_hash: prev.block_hash,
+            prev_block_number: prev.block_number,
+            blocks: &rec.blocks,
+        })
+    }
+
     fn batch_holding_block(&self, block: BlockNumber) -> Option<&BatchRecord> {
         // batches hold increasing block ranges: walk back from the newest (imports are recent)
         self.batches
@@ -1229,19 +1242,10 @@ impl SettlementLayer {
                 });
             }
         }
-        let prev = chain
-            .tip_before(batch)
-            .ok_or(SettlementError::UnknownBatch {
-                chain: chain_id,
-                batch: batch - 1,
-            })?;
-        let claim = BatchClaim {
-            header: &rec.header,
-            prev_state_root: prev.state_root,
-            prev_block_hash: prev.block_hash,
-            prev_block_number: prev.block_number,
-            blocks: &rec.blocks,
-        };
+        let claim = chain.claim(rec).ok_or(SettlementError::UnknownBatch {
+            chain: chain_id,
+            batch: batch - 1,
+        })?;
         let outputs =
             self.proofs
                 .verify(&claim, proof)

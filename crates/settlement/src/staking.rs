@@ -237,7 +237,7 @@ pub(crate) fn err(action: &'static str, reason: String) -> crate::SettlementErro
 }
 
 use crate::{BatchStatus, SettlementLayer, SlEvent};
-use braid_proof::{BatchClaim, ProofError};
+use braid_proof::ProofError;
 
 impl SettlementLayer {
     pub(crate) fn join_validators(
@@ -422,16 +422,9 @@ impl SettlementLayer {
             if rec.status != BatchStatus::Committed {
                 return Err(err(ACTION, "the batch holding the block is proven".into()));
             }
-            let prev = chain
-                .tip_before(rec.header.number)
+            let claim = chain
+                .claim(rec)
                 .ok_or_else(|| err(ACTION, "the batch's predecessor is unknown".into()))?;
-            let claim = BatchClaim {
-                header: &rec.header,
-                prev_state_root: prev.state_root,
-                prev_block_hash: prev.block_hash,
-                prev_block_number: prev.block_number,
-                blocks: &rec.blocks,
-            };
             let first_invalid = match self.proofs.verify(&claim, &[]) {
                 Err(ProofError::InvalidBlock { number, .. }) if number <= height => number,
                 Err(ProofError::UnknownPreState { .. }) => {

@@ -1439,16 +1439,26 @@ impl<'a> Sim<'a> {
 
     /// Signs a council call with the next council nonce and submits it to the SL.
     fn council_submit(&mut self, call: SlCall) -> Result<(), String> {
-        let from = self.council_key.address();
-        let pooled = self.sl_pooled.get(&from).copied().unwrap_or(0);
-        let nonce = self.sl.nonce(&from) + pooled;
         let proof_of = match &call {
             SlCall::ProveBatch {
                 chain_id, batch, ..
             } => Some((*chain_id, *batch)),
             _ => None,
         };
-        let tx = SlTx::sign_with(&self.council_key, nonce, call).map_err(|e| e.to_string())?;
+        let signer = self.council_key.clone();
+        if let (Some(hash), Some(p)) = (self.submit_signed(&signer, call)?, proof_of) {
+            self.council_proofs.insert(hash, p);
+        }
+        Ok(())
+    }
+
+    /// Signs `call` with `signer` and the nonce the devnet uses (SL nonce + the sender's
+    /// transactions already pooled) and submits it; returns its hash unless the SL refused it.
+    fn submit_signed(&mut self, signer: &TxSigner, call: SlCall) -> Result<Option<B256>, String> {
+        let from = signer.address();
+        let pooled = self.sl_pooled.get(&from).copied().unwrap_or(0);
+        let nonce = self.sl.nonce(&from) + pooled;
+        let tx = SlTx::sign_with(signer, nonce, call).map_err(|e| e.to_string())?;
         let hash = tx.hash();
         let mut rejected = false;
         for e in self.sl.handle(SlInput::Submit(Box::new(tx))) {
@@ -1457,13 +1467,11 @@ impl<'a> Sim<'a> {
                 self.sl_rejected(call, &error);
             }
         }
-        if !rejected {
-            *self.sl_pooled.entry(from).or_default() += 1;
-            if let Some(p) = proof_of {
-                self.council_proofs.insert(hash, p);
-            }
+        if rejected {
+            return Ok(None);
         }
-        Ok(())
+        *self.sl_pooled.entry(from).or_default() += 1;
+        Ok(Some(hash))
     }
 
     /// An operator's call reaches the SL: signed with the operator's key and the nonce the
@@ -1472,21 +1480,8 @@ impl<'a> Sim<'a> {
         let Some(node) = self.chains.get(&chain) else {
             return Ok(());
         };
-        let from = node.operator_key.address();
-        let pooled = self.sl_pooled.get(&from).copied().unwrap_or(0);
-        let nonce = self.sl.nonce(&from) + pooled;
-        let tx = SlTx::sign_with(&node.operator_key, nonce, call).map_err(|e| e.to_string())?;
-        let mut rejected = false;
-        for e in self.sl.handle(SlInput::Submit(Box::new(tx))) {
-            if let SlEvent::TxRejected { call, error, .. } = e {
-                rejected = true;
-                self.sl_rejected(call, &error);
-            }
-        }
-        if !rejected {
-            *self.sl_pooled.entry(from).or_default() += 1;
-        }
-        Ok(())
+        let signer = node.operator_key.clone();
+        self.submit_signed(&signer, call).map(|_| ())
     }
 
     fn sl_rejected(&mut self, call: &str, error: &SettlementError) {

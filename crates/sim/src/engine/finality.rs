@@ -13,7 +13,7 @@ use braid_finality::{
 };
 use braid_primitives::{Block, BlockHeader, BlockNumber, ChainId};
 use braid_relayer::RelayerInput;
-use braid_settlement::{JoinRequest, SlCall, SlEvent, SlInput, SlTx, SlashReason};
+use braid_settlement::{JoinRequest, SlCall, SlEvent, SlTx, SlashReason};
 use braid_validator::{BlockVerdict, Validator};
 
 use super::{Delivery, Event, Sim};
@@ -531,25 +531,10 @@ impl Sim<'_> {
 
     /// Signs a finality call with the postconfirmer's key and submits it to the SL.
     fn finality_submit(&mut self, call: SlCall) -> Result<(), String> {
-        let Some(f) = self.finality.as_ref() else {
+        let Some(signer) = self.finality.as_ref().map(|f| f.postconfirmer.clone()) else {
             return Ok(());
         };
-        let signer = f.postconfirmer.clone();
-        let from = signer.address();
-        let pooled = self.sl_pooled.get(&from).copied().unwrap_or(0);
-        let nonce = self.sl.nonce(&from) + pooled;
-        let tx = SlTx::sign_with(&signer, nonce, call).map_err(|e| e.to_string())?;
-        let mut rejected = false;
-        for e in self.sl.handle(SlInput::Submit(Box::new(tx))) {
-            if let SlEvent::TxRejected { call, error, .. } = e {
-                rejected = true;
-                self.sl_rejected(call, &error);
-            }
-        }
-        if !rejected {
-            *self.sl_pooled.entry(from).or_default() += 1;
-        }
-        Ok(())
+        self.submit_signed(&signer, call).map(|_| ())
     }
 
     /// SL events the finality network follows.
