@@ -27,7 +27,9 @@
 //! Each side has `clock_ms` of thinking time for the whole game. Only the side to move is
 //! charged, from the moment the turn passed to it; a side whose clock runs out loses
 //! ([`DisputeGame::tick`]). A stalling party therefore cannot hold the game open for longer than
-//! its own clock.
+//! its own clock. In the single-step phase the challenger is the side to move: it claims the
+//! step is wrong, so it must bring the step's witness to the verifier before its clock runs out
+//! (the proposer may bring it too, to end the game early).
 
 use alloy_primitives::{keccak256, B256};
 use alloy_sol_types::SolValue;
@@ -146,11 +148,12 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// Commits to `roots` (`s_0` first). Needs at least two roots (one step).
+    /// Commits to `roots` (`s_0` first). Needs at least one root; a trace of one root (no step)
+    /// can be committed to but not disputed.
     pub fn new(roots: Vec<B256>) -> Result<Self, DisputeError> {
-        if roots.len() < 2 {
+        if roots.is_empty() {
             return Err(DisputeError::Trace(
-                "a trace needs at least one step".into(),
+                "a trace needs at least its start".into(),
             ));
         }
         let tree = MessageTree::from_leaves(
@@ -301,8 +304,9 @@ impl DisputeGame {
     pub fn to_move(&self) -> Option<Side> {
         match self.phase {
             Phase::Split => Some(Side::Proposer),
-            Phase::Choose(_) => Some(Side::Challenger),
-            _ => None,
+            // the challenger must bring the single step's witness (the proposer may too)
+            Phase::Choose(_) | Phase::SingleStep { .. } => Some(Side::Challenger),
+            Phase::Over(_) => None,
         }
     }
     /// Remaining thinking time of `side` at `now_ms`.

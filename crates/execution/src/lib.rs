@@ -14,10 +14,14 @@
 //! Fees follow EIP-1559: the sender pays `gas_used × (base_fee + tip)`; the base-fee part is
 //! burned on the chain and owed to the settlement layer ([`ValueTotals::burned_fees`]); the tip
 //! goes to the block's sequencer.
+//!
+//! Optimistic settlement re-executes one step of a batch statelessly from Merkle witnesses: see
+//! [`verify_step`] and the `step` module docs ([`StepWitness`] format, [`StepCost`]).
 
 mod error;
 mod messenger;
 mod state;
+pub mod step;
 mod tx;
 
 pub use error::ExecutionError;
@@ -25,7 +29,14 @@ pub use messenger::{
     single_level_proof, two_level_proof, verify_message_proof, EXECUTE_GAS_PER_SIBLING,
     EXECUTE_MESSAGE_GAS, MAX_PAYLOAD_BYTES, MAX_PROOF_SIBLINGS, SEND_MESSAGE_GAS,
 };
-pub use state::{Account, ChainState, ImportKey, StateChanges, StateKey, StateValue, ValueTotals};
+pub use state::{
+    Account, ChainState, ImportKey, StateChanges, StateKey, StateValue, ValueTotals, WitnessItem,
+};
+pub use step::{
+    batch_steps, run_step, step_witness, trace_batch, verify_step, MachineState, Step, StepCost,
+    StepError, StepItem, StepWitness, WitnessEntry, CALLDATA_BYTE_GAS, ECRECOVER_GAS,
+    INVALID_BATCH_DOMAIN, KECCAK_GAS, KECCAK_WORD_GAS, STEP_BASE_GAS,
+};
 pub use tx::{RecoveredTx, TxSigner, MAX_TX_BYTES};
 
 use alloy_primitives::{Address, Log, B256, U256};
@@ -43,7 +54,7 @@ pub const CALLDATA_ZERO_BYTE_GAS: u64 = 4;
 pub const CALLDATA_NONZERO_BYTE_GAS: u64 = 16;
 
 /// The block-level context a transaction executes in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockEnv {
     /// The chain.
     pub chain_id: ChainId,
@@ -57,6 +68,20 @@ pub struct BlockEnv {
     pub base_fee: u128,
     /// Block gas limit.
     pub gas_limit: u64,
+}
+
+impl BlockEnv {
+    /// The context of the block with this header.
+    pub fn from_header(h: &BlockHeader) -> Self {
+        Self {
+            chain_id: h.chainId,
+            number: h.number,
+            timestamp_ms: h.timestampMs,
+            sequencer: h.sequencer,
+            base_fee: h.baseFee,
+            gas_limit: h.gasLimit,
+        }
+    }
 }
 
 /// The outcome of an included transaction.
@@ -351,14 +376,7 @@ pub fn execute_block(
     block: &Block,
 ) -> Result<BlockOutcome, ExecutionError> {
     let h = &block.header;
-    let env = BlockEnv {
-        chain_id: h.chainId,
-        number: h.number,
-        timestamp_ms: h.timestampMs,
-        sequencer: h.sequencer,
-        base_fee: h.baseFee,
-        gas_limit: h.gasLimit,
-    };
+    let env = BlockEnv::from_header(h);
     for import in &block.imports {
         apply_import(state, import)?;
     }

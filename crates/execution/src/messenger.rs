@@ -154,7 +154,8 @@ fn plan_send(
     let dest: u64 = dest_chain
         .try_into()
         .map_err(|_| ExecutionError::InvalidDestination { dest: dest_chain })?;
-    if dest == state.chain_id() || dest == SETTLEMENT_LAYER_CHAIN_ID {
+    // chain 0 is the SL: a message to it is a withdrawal, claimed on the SL (`withdraw`)
+    if dest == state.chain_id() {
         return Err(ExecutionError::InvalidDestination { dest: dest_chain });
     }
     if payload.len() > MAX_PAYLOAD_BYTES {
@@ -163,12 +164,12 @@ fn plan_send(
             max: MAX_PAYLOAD_BYTES,
         });
     }
-    if state.outbox().len() >= braid_merkle::MAX_LEAVES {
+    if state.outbox_len() >= braid_merkle::MAX_LEAVES {
         return Err(ExecutionError::MessageTreeFull);
     }
     let message = Message {
         sourceChain: state.chain_id(),
-        nonce: state.outbox().len(),
+        nonce: state.outbox_len(),
         sender,
         destChain: dest,
         recipient,
@@ -278,7 +279,7 @@ pub fn verify_message_proof(
         siblings: proof.siblings.clone(),
     };
     match kind {
-        ImportKind::Precommit | ImportKind::Qc | ImportKind::Commit => {
+        ImportKind::Precommit | ImportKind::Qc | ImportKind::Commit | ImportKind::Optimistic => {
             if proof.batchNumber != 0
                 || proof.chainBatchRoot != B256::ZERO
                 || proof.outerIndex != 0

@@ -2,11 +2,11 @@
 //! sparse Merkle tree that commits to all of it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use alloy_primitives::{keccak256, Address, B256, U256};
 use alloy_sol_types::SolValue;
-use braid_merkle::MessageTree;
+use braid_merkle::{AppendWitness, MessageTree};
 use braid_primitives::{ChainId, ImportKind, ImportedRoot, MessageId};
 use braid_state::{SmtProof, SparseMerkleTree};
 use serde::{Deserialize, Serialize};
@@ -118,16 +118,29 @@ impl StateKey {
 }
 
 impl StateValue {
-    /// The sparse-Merkle-tree value: a keccak of the ABI encoding (never zero).
+    /// The sparse-Merkle-tree value: a keccak of the ABI encoding (never zero):
+    /// `Account`: `keccak256(abi.encode(uint64 nonce, uint256 balance))`; `Executed`: the
+    /// message leaf itself; `Imported`: `keccak256(abi.encode(ImportedRoot))`; `Outbox`:
+    /// `keccak256(abi.encode(bytes32 root, uint64 count))`; `Totals`:
+    /// `keccak256(abi.encode(uint256 genesisSupply, uint256 burnedFees, uint256 sentOut,
+    /// uint256 receivedIn, uint256 depositedIn, uint64 depositCount))`.
     pub fn smt_value(&self) -> B256 {
         match self {
             StateValue::Account(a) => keccak256((a.nonce, a.balance).abi_encode()),
             StateValue::Executed(leaf) => *leaf,
             StateValue::Imported(r) => keccak256(r.abi_encode()),
             StateValue::Outbox { root, count } => keccak256((*root, *count).abi_encode()),
-            StateValue::Totals(t) => {
-                keccak256((t.genesis_supply, t.burned_fees, t.sent_out, t.received_in).abi_encode())
-            }
+            StateValue::Totals(t) => keccak256(
+                (
+                    t.genesis_supply,
+                    t.burned_fees,
+                    t.sent_out,
+                    t.received_in,
+                    t.deposited_in,
+                    t.deposit_count,
+                )
+                    .abi_encode(),
+            ),
         }
     }
 }
@@ -152,6 +165,65 @@ pub struct ChainState {
     unpersisted: BTreeSet<StateKey>,
     /// Outgoing-tree size the store has persisted.
     persisted_outbox_len: u64,
+    /// Access recording for single-step witnesses (`None` for ordinary states).
+    instrument: Option<Instrument>,
+}
+
+/// An item a step's witness must hold: a state item (with its proof), or the outgoing tree's
+/// frontier (to append a message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum WitnessItem {
+    /// A state item, read or written.
+    State(StateKey),
+    /// The outgoing message tree's frontier, for an append.
+    OutboxFrontier,
+}
+
+/// What an instrumented state saw.
+#[derive(Debug, Default)]
+pub(crate) struct AccessRecord {
+    /// Every item read or written.
+    pub(crate) items: BTreeSet<WitnessItem>,
+    /// The first operation that needs more than a witness can hold (e.g. the whole outgoing tree).
+    pub(crate) unsupported: Option<&'static str>,
+}
+
+/// Access recording of a state, shared by its clones (a `Mutex`, so the state stays `Sync`).
+#[derive(Debug, Clone)]
+struct Instrument {
+    log: Arc<Mutex<AccessRecord>>,
+    /// `Some` in witness mode: the state holds only witnessed items.
+    witness: Option<WitnessBacking>,
+}
+
+/// The outgoing tree of a witness-mode state: known by root and count, plus the frontier if
+/// the witness holds it.
+#[derive(Debug, Clone)]
+struct WitnessBacking {
+    outbox_root: B256,
+    outbox_count: u64,
+    frontier: Option<AppendWitness>,
+}
+
+impl Instrument {
+    fn with_log<R>(&self, f: impl FnOnce(&mut AccessRecord) -> R) -> R {
+        // A poisoned lock only means another thread panicked while recording; the record itself
+        // is still a valid set.
+        let mut guard = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+}
+
+/// Witnessed contents of a state for [`ChainState::from_witness`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WitnessContents {
+    pub(crate) accounts: BTreeMap<Address, Account>,
+    pub(crate) executed: BTreeMap<MessageId, B256>,
+    pub(crate) imported: BTreeMap<ImportKey, ImportedRoot>,
+    pub(crate) totals: ValueTotals,
+    pub(crate) outbox_root: B256,
+    pub(crate) outbox_count: u64,
+    pub(crate) frontier: Option<AppendWitness>,
 }
 
 /// Changes to persist after a block: changed keys with their new values (`None` = deleted) and
@@ -180,6 +252,7 @@ impl ChainState {
             smt_dirty: BTreeSet::new(),
             unpersisted: BTreeSet::new(),
             persisted_outbox_len: 0,
+            instrument: None,
         };
         for (addr, amount) in alloc {
             let acct = Arc::make_mut(&mut state.accounts).entry(*addr).or_default();
@@ -210,6 +283,7 @@ impl ChainState {
             smt: Arc::new(SparseMerkleTree::new()),
             smt_dirty: BTreeSet::new(),
             unpersisted: BTreeSet::new(),
+            instrument: None,
         };
         for (key, value) in entries {
             match (key, value) {
@@ -258,8 +332,89 @@ impl ChainState {
         self.chain_id
     }
 
+    /// A copy of this state that records every item it reads or writes (for
+    /// [`crate::step_witness`]). The record is shared by the copy's clones.
+    pub(crate) fn recording(&self) -> (Self, Arc<Mutex<AccessRecord>>) {
+        let log = Arc::new(Mutex::new(AccessRecord::default()));
+        let mut state = self.clone();
+        state.instrument = Some(Instrument {
+            log: Arc::clone(&log),
+            witness: None,
+        });
+        (state, log)
+    }
+
+    /// A state holding only the witnessed items (witness mode, for [`crate::verify_step`]):
+    /// reads of anything else are recorded (and read as absent) so the verifier can refuse the
+    /// witness; the sparse Merkle tree is not available (the verifier keeps a partial one).
+    pub(crate) fn from_witness(
+        chain_id: ChainId,
+        contents: WitnessContents,
+    ) -> (Self, Arc<Mutex<AccessRecord>>) {
+        let log = Arc::new(Mutex::new(AccessRecord::default()));
+        let state = Self {
+            chain_id,
+            accounts: Arc::new(contents.accounts),
+            executed: Arc::new(contents.executed),
+            imported: Arc::new(contents.imported),
+            outbox: Arc::default(),
+            totals: contents.totals,
+            smt: Arc::new(SparseMerkleTree::new()),
+            smt_dirty: BTreeSet::new(),
+            unpersisted: BTreeSet::new(),
+            persisted_outbox_len: 0,
+            instrument: Some(Instrument {
+                log: Arc::clone(&log),
+                witness: Some(WitnessBacking {
+                    outbox_root: contents.outbox_root,
+                    outbox_count: contents.outbox_count,
+                    frontier: contents.frontier,
+                }),
+            }),
+        };
+        (state, log)
+    }
+
+    /// Keys written since the sparse Merkle tree was last updated, with their current values
+    /// (`None` = absent). Does not record accesses.
+    pub(crate) fn dirty_values(&self) -> Vec<(StateKey, Option<StateValue>)> {
+        self.smt_dirty.iter().map(|k| (*k, self.peek(k))).collect()
+    }
+
+    fn note(&self, item: WitnessItem) {
+        if let Some(i) = &self.instrument {
+            i.with_log(|r| {
+                r.items.insert(item);
+            });
+        }
+    }
+
+    fn note_unsupported(&self, what: &'static str) {
+        if let Some(i) = &self.instrument {
+            i.with_log(|r| {
+                r.unsupported.get_or_insert(what);
+            });
+        }
+    }
+
+    fn witness_backing(&self) -> Option<&WitnessBacking> {
+        self.instrument.as_ref().and_then(|i| i.witness.as_ref())
+    }
+
     /// The current value of a state item.
     pub fn value(&self, key: &StateKey) -> Option<StateValue> {
+        self.note(WitnessItem::State(*key));
+        self.peek(key)
+    }
+
+    /// [`Self::value`] without recording the access.
+    fn peek(&self, key: &StateKey) -> Option<StateValue> {
+        if let (StateKey::Outbox, Some(w)) = (key, self.witness_backing()) {
+            return Some(StateValue::Outbox {
+                root: w.outbox_root,
+                count: w.outbox_count,
+            });
+        }
         match key {
             StateKey::Account(a) => self.accounts.get(a).map(|x| StateValue::Account(*x)),
             StateKey::Executed(id) => self.executed.get(id).map(|l| StateValue::Executed(*l)),
@@ -276,17 +431,20 @@ impl ChainState {
     }
 
     pub(crate) fn touch(&mut self, key: StateKey) {
+        self.note(WitnessItem::State(key));
         self.smt_dirty.insert(key);
         self.unpersisted.insert(key);
     }
 
     /// An account (default if it never received anything).
     pub fn account(&self, address: &Address) -> Account {
+        self.note(WitnessItem::State(StateKey::Account(*address)));
         self.accounts.get(address).copied().unwrap_or_default()
     }
 
     /// Number of accounts with a nonce or balance.
     pub fn account_count(&self) -> usize {
+        self.note_unsupported("counting all accounts");
         self.accounts.len()
     }
 
@@ -301,6 +459,7 @@ impl ChainState {
 
     /// Whether a message id executed on this chain.
     pub fn is_executed(&self, id: &MessageId) -> bool {
+        self.note(WitnessItem::State(StateKey::Executed(*id)));
         self.executed.contains_key(id)
     }
 
@@ -311,11 +470,13 @@ impl ChainState {
 
     /// The imported root under `key`, if imported.
     pub fn imported(&self, key: &ImportKey) -> Option<&ImportedRoot> {
+        self.note(WitnessItem::State(StateKey::Imported(*key)));
         self.imported.get(key)
     }
 
     /// All imported roots.
     pub fn imports(&self) -> impl Iterator<Item = &ImportedRoot> + '_ {
+        self.note_unsupported("iterating all imports");
         self.imported.values()
     }
 
@@ -325,11 +486,42 @@ impl ChainState {
     }
 
     /// The outgoing message tree.
+    ///
+    /// Not available in a single-step verifier's witness-mode state (which knows the tree only
+    /// by root and size): there the access is recorded as unsupported and an empty tree returned.
     pub fn outbox(&self) -> &MessageTree {
+        self.note_unsupported("reading the whole outgoing tree");
         &self.outbox
     }
 
+    /// Number of outgoing messages (the next message's nonce).
+    pub fn outbox_len(&self) -> u64 {
+        self.note(WitnessItem::State(StateKey::Outbox));
+        match self.witness_backing() {
+            Some(w) => w.outbox_count,
+            None => self.outbox.len(),
+        }
+    }
+
     pub(crate) fn append_outgoing(&mut self, leaf: B256) -> Result<u64, ExecutionError> {
+        self.note(WitnessItem::OutboxFrontier);
+        if let Some(w) = self.instrument.as_mut().and_then(|i| i.witness.as_mut()) {
+            // Witness mode: append through the frontier (its absence is recorded above and makes
+            // the verifier refuse the witness).
+            let frontier = w.frontier.as_mut().ok_or(ExecutionError::MessageTreeFull)?;
+            let index = frontier
+                .append(leaf)
+                .map_err(|_| ExecutionError::MessageTreeFull)?;
+            let root = match frontier.root() {
+                Ok(root) => root,
+                // The tree just became full (2^32 leaves): only the full tree knows the root.
+                Err(_) => return Err(ExecutionError::MessageTreeFull),
+            };
+            w.outbox_root = root;
+            w.outbox_count = index + 1;
+            self.touch(StateKey::Outbox);
+            return Ok(index);
+        }
         let index = Arc::make_mut(&mut self.outbox)
             .append(leaf)
             .map_err(|_| ExecutionError::MessageTreeFull)?;
@@ -339,6 +531,7 @@ impl ChainState {
 
     /// The value totals.
     pub fn totals(&self) -> ValueTotals {
+        self.note(WitnessItem::State(StateKey::Totals));
         self.totals
     }
 
@@ -349,6 +542,7 @@ impl ChainState {
 
     /// Checks `sum(balances) + burned + sent_out == genesis + received_in + deposited_in`.
     pub fn value_conserved(&self) -> bool {
+        self.note_unsupported("summing all balances");
         let balances = self
             .accounts
             .values()
@@ -363,7 +557,15 @@ impl ChainState {
     }
 
     /// Brings the sparse Merkle tree up to date and returns the state root.
+    ///
+    /// In a single-step verifier's witness-mode state the tree is not available: the call is
+    /// recorded as unsupported and returns zero (the verifier computes the root from its partial
+    /// tree instead).
     pub fn state_root(&mut self) -> B256 {
+        if self.witness_backing().is_some() {
+            self.note_unsupported("computing the state root from the full tree");
+            return B256::ZERO;
+        }
         if !self.smt_dirty.is_empty() {
             let dirty = std::mem::take(&mut self.smt_dirty);
             let updates: Vec<(B256, B256)> = dirty
@@ -371,7 +573,7 @@ impl ChainState {
                 .map(|k| {
                     (
                         k.smt_key(),
-                        self.value(k).map(|v| v.smt_value()).unwrap_or(B256::ZERO),
+                        self.peek(k).map(|v| v.smt_value()).unwrap_or(B256::ZERO),
                     )
                 })
                 .collect();

@@ -112,6 +112,37 @@
 //! `0..old_size`; the new root is recomputed from the same leaf and left siblings, so the new
 //! tree has the same first `old_size` leaves.
 //!
+//! # Append witness ([`AppendWitness`], [`verify_append`])
+//!
+//! Lets a verifier that knows a tree only by its committed root `old_root = root_at(size)`
+//! append one leaf and compute the new root `root_at(size + 1)` (the single-step verifier of
+//! optimistic settlement does this for a `sendMessage`). The witness is the *frontier*: the
+//! **left** siblings of the path of leaf index `size` (the slot the new leaf goes into),
+//! `left_siblings[j]` being the sibling at the `j`-th level `h` (ascending) where bit `h` of
+//! `size` is 1 — exactly `popcount(size)` hashes, each a complete subtree of existing leaves.
+//! Every right sibling on that path lies beyond `size + 1`, so it is `zero_hashes[h]`.
+//!
+//! Verifier:
+//!
+//! ```text
+//! require(size < 2^32);                              // a full tree cannot grow
+//! require(leaf != 0);
+//! require(left_siblings.length == popcount(size));
+//! oldNode = 0; newNode = leaf; j = 0;                // slot `size` is zero in the old tree
+//! for h in 0..32:
+//!     if bit h of size == 1:
+//!         sib = left_siblings[j++];
+//!         oldNode = keccak256(sib ‖ oldNode); newNode = keccak256(sib ‖ newNode);
+//!     else:
+//!         oldNode = keccak256(oldNode ‖ zero_hashes[h]); newNode = keccak256(newNode ‖ zero_hashes[h]);
+//! require(keccak256(oldNode ‖ uint256(size)) == old_root);
+//! newRoot = keccak256(newNode ‖ uint256(size + 1));
+//! ```
+//!
+//! Soundness: the old root fixes every left sibling (under collision resistance), and those are
+//! all the non-zero nodes the new path needs, so `newRoot` is the root of the old leaves followed
+//! by `leaf`. Cost: 66 `hash_pair`s plus 2 size mix-ins.
+//!
 //! The proof structs derive `serde` so they can be shipped between components.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::panic))]
@@ -192,6 +223,14 @@ pub enum MerkleError {
         /// The old root the proof was checked against.
         expected: B256,
         /// The old root recomputed from the proof.
+        computed: B256,
+    },
+    /// An append witness whose old root does not match the root it is checked against.
+    #[error("append witness is for root {computed}, expected {expected}")]
+    AppendRootMismatch {
+        /// The root the witness was checked against.
+        expected: B256,
+        /// The root the witness commits to.
         computed: B256,
     },
     /// An extension whose old size is larger than its new size.
@@ -454,6 +493,23 @@ impl MessageTree {
         })
     }
 
+    /// The witness to append one leaf to this tree statelessly (its frontier); see
+    /// [`AppendWitness`].
+    pub fn append_witness(&self) -> AppendWitness {
+        let size = self.len();
+        let left_siblings = self
+            .frontier
+            .iter()
+            .enumerate()
+            .filter(|(h, _)| (size >> h) & 1 == 1)
+            .map(|(_, node)| *node)
+            .collect();
+        AppendWitness {
+            size,
+            left_siblings,
+        }
+    }
+
     fn check_size(&self, size: u64) -> Result<(), MerkleError> {
         let len = self.len();
         if size > len {
@@ -654,6 +710,116 @@ pub fn verify_extension(
         });
     }
     Ok(())
+}
+
+/// The frontier of a tree of `size` leaves: enough to compute its root and to append to it
+/// without the leaves. See the [crate docs](crate#append-witness-appendwitness-verify_append).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AppendWitness {
+    /// Number of leaves in the tree (the index the next leaf gets).
+    pub size: u64,
+    /// The left siblings of the path of leaf index `size`, from level 0 upwards: one per set bit
+    /// of `size`, exactly `popcount(size)` hashes.
+    pub left_siblings: Vec<B256>,
+}
+
+impl AppendWitness {
+    /// The witness of the empty tree.
+    pub fn empty() -> Self {
+        Self {
+            size: 0,
+            left_siblings: Vec::new(),
+        }
+    }
+
+    fn check(&self) -> Result<(), MerkleError> {
+        if self.size >= MAX_LEAVES {
+            return Err(MerkleError::TreeFull { len: self.size });
+        }
+        let expected = self.size.count_ones() as usize;
+        if self.left_siblings.len() != expected {
+            return Err(MerkleError::BadProofLength {
+                expected,
+                got: self.left_siblings.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Raw depth-32 root of the tree with `slot` in leaf slot `size` (assumes [`Self::check`]).
+    fn raw_root_with(&self, slot: B256) -> B256 {
+        let mut lefts = self.left_siblings.iter();
+        let mut node = slot;
+        for (h, zero) in zero_hashes().iter().take(TREE_DEPTH).enumerate() {
+            let left = if (self.size >> h) & 1 == 1 {
+                lefts.next()
+            } else {
+                None
+            };
+            node = match left {
+                Some(left) => hash_pair(left, &node),
+                None => hash_pair(&node, zero),
+            };
+        }
+        node
+    }
+
+    /// The committed root `root_at(size)` this witness is for (33 hashes). Fails for a full tree
+    /// ([`MerkleError::TreeFull`]) or a sibling count other than `popcount(size)`.
+    pub fn root(&self) -> Result<B256, MerkleError> {
+        self.check()?;
+        Ok(mix_in_size(self.raw_root_with(B256::ZERO), self.size))
+    }
+
+    /// The committed root after appending `leaf` (`root_at(size + 1)`), without changing the
+    /// witness (33 hashes).
+    pub fn root_after(&self, leaf: B256) -> Result<B256, MerkleError> {
+        self.check()?;
+        if leaf == B256::ZERO {
+            return Err(MerkleError::ZeroLeaf { index: self.size });
+        }
+        Ok(mix_in_size(self.raw_root_with(leaf), self.size + 1))
+    }
+
+    /// Appends `leaf`: returns its index and turns `self` into the witness of the grown tree
+    /// (at most 32 hashes). On error `self` is unchanged.
+    pub fn append(&mut self, leaf: B256) -> Result<u64, MerkleError> {
+        self.check()?;
+        if leaf == B256::ZERO {
+            return Err(MerkleError::ZeroLeaf { index: self.size });
+        }
+        let index = self.size;
+        // Carry `leaf` up through the complete left subtrees, like MessageTree::append.
+        let mut node = leaf;
+        // The trailing one bits of `index` are its lowest levels, so their siblings come first.
+        let consumed = index.trailing_ones() as usize;
+        for left in self.left_siblings.iter().take(consumed) {
+            node = hash_pair(left, &node);
+        }
+        let mut next = Vec::with_capacity(self.left_siblings.len() + 1 - consumed);
+        next.push(node);
+        next.extend_from_slice(self.left_siblings.get(consumed..).unwrap_or_default());
+        self.left_siblings = next;
+        self.size = index + 1;
+        Ok(index)
+    }
+}
+
+/// Checks `witness` against `old_root` (the committed root of a tree of `witness.size` leaves)
+/// and returns the committed root after appending `leaf`. Never panics.
+pub fn verify_append(
+    old_root: B256,
+    witness: &AppendWitness,
+    leaf: B256,
+) -> Result<B256, MerkleError> {
+    let computed = witness.root()?;
+    if computed != old_root {
+        return Err(MerkleError::AppendRootMismatch {
+            expected: old_root,
+            computed,
+        });
+    }
+    witness.root_after(leaf)
 }
 
 #[cfg(test)]

@@ -643,3 +643,157 @@ proptest! {
         let _ = verify_extension(root, root2, &ep);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Append witness
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn append_witness_of_the_empty_tree() {
+    let w = MessageTree::new().append_witness();
+    assert_eq!(w, AppendWitness::empty());
+    assert_eq!(w.root(), Ok(empty_root()));
+    let new_root = verify_append(empty_root(), &w, leaf(0)).unwrap();
+    assert_eq!(new_root, naive_root(&[leaf(0)]));
+    assert_eq!(
+        verify_append(empty_root(), &w, B256::ZERO),
+        Err(MerkleError::ZeroLeaf { index: 0 })
+    );
+}
+
+#[test]
+fn append_witness_sizes_and_errors() {
+    for n in [1u64, 2, 3, 7, 8, 31, 32, 33, 100] {
+        let tree = MessageTree::from_leaves(leaves(n)).unwrap();
+        let w = tree.append_witness();
+        assert_eq!(w.size, n);
+        assert_eq!(w.left_siblings.len(), n.count_ones() as usize);
+        let mut short = w.clone();
+        short.left_siblings.pop();
+        assert!(matches!(
+            short.root(),
+            Err(MerkleError::BadProofLength { .. })
+        ));
+        let mut long = w.clone();
+        long.left_siblings.push(leaf(1));
+        assert!(matches!(
+            long.append(leaf(9)),
+            Err(MerkleError::BadProofLength { .. })
+        ));
+        assert_eq!(long.size, n, "a failed append changes nothing");
+    }
+    let full = AppendWitness {
+        size: MAX_LEAVES,
+        left_siblings: vec![leaf(1)],
+    };
+    assert_eq!(full.root(), Err(MerkleError::TreeFull { len: MAX_LEAVES }));
+    let mut over = AppendWitness {
+        size: u64::MAX,
+        left_siblings: vec![B256::ZERO; 64],
+    };
+    assert_eq!(
+        over.append(leaf(1)),
+        Err(MerkleError::TreeFull { len: u64::MAX })
+    );
+}
+
+#[test]
+fn append_witness_at_the_last_slot() {
+    // size 2^32 - 1: all 32 siblings are left siblings; the new root is that of a full tree.
+    let z = zero_hashes();
+    let lefts: Vec<B256> = (0..TREE_DEPTH).map(|h| z[h]).collect();
+    let w = AppendWitness {
+        size: MAX_LEAVES - 1,
+        left_siblings: lefts,
+    };
+    let old = w.root().unwrap();
+    let new = verify_append(old, &w, B256::ZERO).unwrap_err();
+    assert_eq!(
+        new,
+        MerkleError::ZeroLeaf {
+            index: MAX_LEAVES - 1
+        }
+    );
+    let mut grown = w.clone();
+    assert_eq!(grown.append(leaf(1)), Ok(MAX_LEAVES - 1));
+    assert_eq!(grown.size, MAX_LEAVES);
+    assert!(matches!(grown.root(), Err(MerkleError::TreeFull { .. })));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn prop_append_witness_matches_the_tree(ls in arb_leaves(200), extra in arb_leaves(8)) {
+        let mut tree = MessageTree::from_leaves(ls.clone()).unwrap();
+        let mut w = tree.append_witness();
+        prop_assert_eq!(w.root(), Ok(tree.root()));
+        for l in extra {
+            let old = tree.root();
+            let expected_index = tree.len();
+            let new_root = verify_append(old, &w, l).unwrap();
+            prop_assert_eq!(w.root_after(l), Ok(new_root));
+            tree.append(l).unwrap();
+            prop_assert_eq!(new_root, tree.root());
+            // stateless append keeps the witness in step with the tree
+            prop_assert_eq!(w.append(l), Ok(expected_index));
+            prop_assert_eq!(&w, &tree.append_witness());
+            prop_assert_eq!(w.root(), Ok(tree.root()));
+        }
+        let mut all = ls;
+        all.extend_from_slice(tree.leaves().get(all.len()..).unwrap_or_default());
+        prop_assert_eq!(tree.root(), naive_root(&all));
+    }
+
+    #[test]
+    fn prop_append_witness_tampering_fails(
+        ls in arb_leaves(200).prop_filter("non-empty", |l| !l.is_empty()),
+        l in arb_leaf(),
+        which in any::<usize>(),
+        seed in any::<u64>(),
+        other_size in 0u64..400,
+    ) {
+        let tree = MessageTree::from_leaves(ls.clone()).unwrap();
+        let root = tree.root();
+        let w = tree.append_witness();
+        prop_assert!(verify_append(root, &w, l).is_ok());
+        // any flipped bit in any sibling
+        if !w.left_siblings.is_empty() {
+            let i = which % w.left_siblings.len();
+            for bit in bit_per_byte(seed) {
+                let mut t = w.clone();
+                t.left_siblings[i] = flip(t.left_siblings[i], bit);
+                prop_assert!(verify_append(root, &t, l).is_err());
+            }
+        }
+        // a wrong size
+        if other_size != w.size {
+            let t = AppendWitness { size: other_size, left_siblings: w.left_siblings.clone() };
+            prop_assert!(verify_append(root, &t, l).is_err());
+        }
+        // a wrong old root
+        for bit in bit_per_byte(seed) {
+            prop_assert!(verify_append(flip(root, bit), &w, l).is_err());
+        }
+        // the witness of another (prefix) tree
+        let prefix = MessageTree::from_leaves(ls[..ls.len() - 1].to_vec()).unwrap();
+        prop_assert!(verify_append(root, &prefix.append_witness(), l).is_err());
+    }
+
+    #[test]
+    fn prop_append_witness_never_panics(
+        size in arb_size(),
+        hashes in prop::collection::vec(
+            prop_oneof![Just(B256::ZERO), any::<[u8; 32]>().prop_map(B256::from)], 0..40),
+        l in prop_oneof![Just(B256::ZERO), any::<[u8; 32]>().prop_map(B256::from)],
+        root in any::<[u8; 32]>().prop_map(B256::from),
+    ) {
+        let mut w = AppendWitness { size, left_siblings: hashes };
+        let _ = verify_append(root, &w, l);
+        let _ = w.root_after(l);
+        let before = w.clone();
+        if w.append(l).is_err() {
+            prop_assert_eq!(w, before);
+        }
+    }
+}

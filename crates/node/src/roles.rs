@@ -101,13 +101,20 @@ impl WireEvent {
     /// The wire form of an event; `None` for transaction rejections.
     pub fn from_event(e: &SlEvent) -> Option<Self> {
         Some(match e {
-            // validator events concern no role process yet
+            // validator and optimistic-game events concern no role process yet
             SlEvent::TxRejected { .. }
             | SlEvent::ValidatorJoined { .. }
             | SlEvent::ValidatorExiting { .. }
             | SlEvent::EpochStarted { .. }
             | SlEvent::Postconfirmed { .. }
-            | SlEvent::Slashed { .. } => return None,
+            | SlEvent::Slashed { .. }
+            | SlEvent::ProposalPosted { .. }
+            | SlEvent::ChallengeOpened { .. }
+            | SlEvent::GameMoved { .. }
+            | SlEvent::GameResolved(_)
+            | SlEvent::ProposalDefeated { .. }
+            | SlEvent::ProposalFinalized { .. }
+            | SlEvent::Withdrawn { .. } => return None,
             SlEvent::ChainRegistered { chain } => Self::ChainRegistered { chain: *chain },
             SlEvent::DepositQueued(d) => Self::DepositQueued { deposit: d.clone() },
             SlEvent::BatchCommitted { chain, batch, by } => Self::BatchCommitted {

@@ -104,7 +104,7 @@ pub fn import_for(
     let (source, height, count) = match mode {
         ImportKind::Precommit => (id.source_chain, record.source_block, proof.treeSize),
         ImportKind::Qc => return None,
-        ImportKind::Commit => {
+        ImportKind::Commit | ImportKind::Optimistic => {
             let batch = devnet
                 .relayer
                 .batch_of_block(id.source_chain, record.source_block)?;
@@ -155,6 +155,9 @@ pub fn message_proof(
         ImportKind::Qc => {
             Err("the devnet runs no validators yet: no block has a quorum certificate".into())
         }
+        ImportKind::Optimistic => Err(
+            "the devnet settles its chains with proofs, not optimistic proposals: use proof".into(),
+        ),
         ImportKind::Precommit => {
             let p = outbox
                 .inclusion_proof(id.nonce, block.header.messageCount)
@@ -297,9 +300,10 @@ fn devnet_extension(
                 Some("commit") => ImportKind::Commit,
                 Some("proof") => ImportKind::Proof,
                 Some("qc") => ImportKind::Qc,
+                Some("optimistic") => ImportKind::Optimistic,
                 _ => {
                     return Err(RpcError::invalid_params(
-                        "mode must be precommit, commit, proof or qc",
+                        "mode must be precommit, commit, proof, qc or optimistic",
                     ))
                 }
             };

@@ -58,6 +58,9 @@ pub struct OperatorConfig {
     pub chain_id: ChainId,
     /// Whether to prove committed batches and request their execution (`false`: commit only).
     pub prove_and_execute: bool,
+    /// The chain settles optimistically (seed 004): its batches are proven by final proposals
+    /// of any bonded proposer, so the operator does not send `proveBatch`.
+    pub settled_by_proposals: bool,
     /// SL blocks to wait before issuing a call again that has not shown its effect. 1 suits an
     /// operator that reads the SL right before each SL block (in-process); with network latency
     /// between them use more, or the call is sent twice (the SL refuses the copy).
@@ -71,6 +74,7 @@ impl OperatorConfig {
         Self {
             chain_id,
             prove_and_execute: true,
+            settled_by_proposals: false,
             resend_after_blocks: 1,
         }
     }
@@ -391,7 +395,9 @@ impl Operator {
                     break; // one commit per tick keeps prove/execute ordering simple
                 }
                 Some(p) if self.config.prove_and_execute => match p.status {
-                    BatchStatus::Committed if fresh(Stage::Prove) => {
+                    BatchStatus::Committed
+                        if !self.config.settled_by_proposals && fresh(Stage::Prove) =>
+                    {
                         calls.push(SlCall::ProveBatch {
                             chain_id: chain,
                             batch: *n,

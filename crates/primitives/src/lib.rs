@@ -217,26 +217,33 @@ pub enum ImportKind {
     Proof = 2,
     /// A `LocalRoot` of a source block that validators certified with a quorum certificate.
     Qc = 3,
+    /// A `ChainBatchRoot` of a batch whose end state is final on the settlement layer: an
+    /// optimistic proposal for it outlived its challenge window (or a proof verified it).
+    Optimistic = 4,
 }
 
 impl ImportKind {
     /// All kinds, in tag order.
-    pub const ALL: [ImportKind; 4] = [
+    pub const ALL: [ImportKind; 5] = [
         ImportKind::Precommit,
         ImportKind::Commit,
         ImportKind::Proof,
         ImportKind::Qc,
+        ImportKind::Optimistic,
     ];
 
     /// Strength: `precommit` (trusts the source sequencer) < `qc` (trusts more than 2/3 of the
     /// validators' stake, which re-executed the block) < `commit` (the batch is on the SL;
-    /// trusts the source operator not to revert it) < `proof` (nothing to trust).
+    /// trusts the source operator not to revert it) < `optimistic` (the batch's end state is
+    /// final: trusts one honest challenger during the window) < `proof` (the batch executed on
+    /// the SL: nothing more to trust).
     pub fn rank(self) -> u8 {
         match self {
             ImportKind::Precommit => 0,
             ImportKind::Qc => 1,
             ImportKind::Commit => 2,
-            ImportKind::Proof => 3,
+            ImportKind::Optimistic => 3,
+            ImportKind::Proof => 4,
         }
     }
 
@@ -258,6 +265,7 @@ impl ImportKind {
             ImportKind::Commit => "commit",
             ImportKind::Proof => "proof",
             ImportKind::Qc => "qc",
+            ImportKind::Optimistic => "optimistic",
         }
     }
 }
@@ -270,6 +278,7 @@ impl TryFrom<u8> for ImportKind {
             1 => Ok(ImportKind::Commit),
             2 => Ok(ImportKind::Proof),
             3 => Ok(ImportKind::Qc),
+            4 => Ok(ImportKind::Optimistic),
             other => Err(PrimitivesError::UnknownImportKind(other)),
         }
     }
@@ -345,7 +354,7 @@ impl ImportedRoot {
         self.sourceChain == source
             && match self.import_kind() {
                 Ok(ImportKind::Precommit | ImportKind::Qc) => self.sourceHeight >= first_block,
-                Ok(ImportKind::Commit) => self.sourceHeight >= from_batch,
+                Ok(ImportKind::Commit | ImportKind::Optimistic) => self.sourceHeight >= from_batch,
                 Ok(ImportKind::Proof) | Err(_) => false,
             }
     }

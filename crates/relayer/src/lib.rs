@@ -21,6 +21,8 @@
 //! # Per mode
 //! - `precommit`: imports the LocalRoot of the message's source block as soon as the block is seen;
 //! - `commit`: imports the ChainBatchRoot of the message's batch once it is committed on the SL;
+//! - `optimistic`: imports the ChainBatchRoot of the message's batch once the batch's end state
+//!   is final on the SL (`BatchProven`: its optimistic proposal outlived the challenge window);
 //! - `proof`: imports the SL MessageRoot (of the SL block in which the batch executed, or any
 //!   already-imported later one) once the message's batch executed.
 //!
@@ -194,6 +196,13 @@ pub enum SlFact {
         /// The batch.
         batch: BatchNumber,
     },
+    /// A batch's end state became final (proof verified, or optimistic proposal final).
+    BatchProven {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+    },
     /// A batch executed and its leaf was appended to the global tree.
     BatchExecuted {
         /// The chain.
@@ -233,6 +242,10 @@ impl SlFact {
     pub fn from_event(ev: &SlEvent) -> Option<Self> {
         Some(match ev {
             SlEvent::BatchCommitted { chain, batch, .. } => SlFact::BatchCommitted {
+                chain: *chain,
+                batch: *batch,
+            },
+            SlEvent::BatchProven { chain, batch, .. } => SlFact::BatchProven {
                 chain: *chain,
                 batch: *batch,
             },
@@ -409,6 +422,8 @@ struct ChainView {
     blocks: BTreeMap<BlockNumber, BlockInfo>,
     headers: BTreeMap<BatchNumber, BatchHeader>,
     committed: BTreeSet<BatchNumber>,
+    /// Batches whose end state is final (proven).
+    proven: BTreeSet<BatchNumber>,
     /// Executed batches and their leaf index in the global tree.
     executed: BTreeMap<BatchNumber, u64>,
     /// Roots asked to be imported into this chain.
@@ -822,6 +837,11 @@ impl Relayer {
                     c.committed.insert(batch);
                 }
             }
+            SlFact::BatchProven { chain, batch } => {
+                if let Some(c) = self.chains.get_mut(&chain) {
+                    c.proven.insert(batch);
+                }
+            }
             SlFact::BatchExecuted {
                 chain,
                 batch,
@@ -919,6 +939,7 @@ impl Relayer {
         chain.postconfirm_asked.split_off(&first_block);
         chain.drop_headers_from(from);
         chain.committed.split_off(&from);
+        chain.proven.split_off(&from);
         let gone: Vec<MessageId> = self
             .messages
             .range(
@@ -986,13 +1007,18 @@ impl Relayer {
                     messageCount: b.message_count,
                 })
             }
-            ImportKind::Commit => {
+            kind @ (ImportKind::Commit | ImportKind::Optimistic) => {
                 let h = src.batch_of_block(e.record.source_block)?;
-                if !src.committed.contains(&h.number) {
+                let ready = if kind == ImportKind::Commit {
+                    &src.committed
+                } else {
+                    &src.proven
+                };
+                if !ready.contains(&h.number) {
                     return None;
                 }
                 Some(ImportedRoot {
-                    kind: ImportKind::Commit as u8,
+                    kind: kind as u8,
                     sourceChain: m.sourceChain,
                     sourceHeight: h.number,
                     root: h.chainBatchRoot,
@@ -1035,7 +1061,10 @@ impl Relayer {
         let m = &e.record.message;
         let src = self.chains.get(&m.sourceChain)?;
         match e.record.mode {
-            ImportKind::Precommit | ImportKind::Qc | ImportKind::Commit => {
+            ImportKind::Precommit
+            | ImportKind::Qc
+            | ImportKind::Commit
+            | ImportKind::Optimistic => {
                 if src.tree.root_at(target.messageCount).ok()? != target.root {
                     return None;
                 }

@@ -62,9 +62,14 @@
 //! in flight until the destination's batch executing the message settles it. A batch that would
 //! take a chain's escrow, or the in-flight pool, below zero cannot execute.
 
+mod optimistic;
 mod staking;
 mod tx;
 
+pub use optimistic::{
+    ClaimedOutputs, GameId, GameRecord, GameResult, Optimistic, OptimisticConfig, Proposal,
+    ProposalId, ProposalRecord, ProposalStatus,
+};
 use staking::err as staking_error;
 pub use staking::{
     JoinRequest, PostconfirmedBlock, SlashReason, StakeRecord, StakeStatus, Staking,
@@ -112,6 +117,9 @@ pub struct SlConfig {
     /// Share of a slashed stake paid to the reporter (percent); the rest is burned.
     #[serde(default = "default_reporter_share")]
     pub reporter_share_percent: u8,
+    /// Optimistic settlement (seed 004): which chains settle by proposals, windows and bonds.
+    #[serde(default)]
+    pub optimistic: OptimisticConfig,
 }
 
 fn default_epoch_ms() -> u64 {
@@ -140,6 +148,7 @@ impl SlConfig {
             unbonding_ms: default_unbonding_ms(),
             min_stake: U256::ZERO,
             reporter_share_percent: default_reporter_share(),
+            optimistic: OptimisticConfig::default(),
         }
     }
 
@@ -166,6 +175,9 @@ impl SlConfig {
                 reason: "reporter_share_percent must be <= 100".into(),
             });
         }
+        self.optimistic
+            .validate()
+            .map_err(|reason| SettlementError::InvalidConfig { reason })?;
         if self.timeout_council_ms < self.timeout_operator_ms {
             return Err(SettlementError::InvalidConfig {
                 reason: "timeout_council_ms must be >= timeout_operator_ms".into(),
@@ -179,6 +191,20 @@ impl SlConfig {
 /// Ethereum, once the transaction is in a block); a bad signature or nonce does not even that.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SettlementError {
+    /// A withdrawal claim was refused.
+    #[error("withdraw: {reason}")]
+    WithdrawalRefused {
+        /// Why.
+        reason: String,
+    },
+    /// An optimistic-settlement call was refused.
+    #[error("{call}: {reason}")]
+    Optimistic {
+        /// The call.
+        call: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// Unusable configuration.
     #[error("invalid SL configuration: {reason}")]
     InvalidConfig {
@@ -440,6 +466,76 @@ pub enum SlEvent {
         /// Who reported.
         reporter: Address,
     },
+    /// An optimistic proposal was posted.
+    ProposalPosted {
+        /// Its id.
+        proposal: ProposalId,
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// Who proposed.
+        proposer: Address,
+        /// The claimed end commitment (position `n` of the trace).
+        end: B256,
+        /// The claimed state root (`None`: the batch's execution fails).
+        end_state_root: Option<B256>,
+        /// Steps of the batch.
+        steps: u64,
+    },
+    /// A proposal was challenged: a k-section game started.
+    ChallengeOpened {
+        /// The game.
+        game: GameId,
+        /// The proposal.
+        proposal: ProposalId,
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// Who challenged.
+        challenger: Address,
+        /// The disputed step range.
+        range: (u64, u64),
+    },
+    /// A game move was accepted.
+    GameMoved {
+        /// The game.
+        game: GameId,
+        /// The disputed range now.
+        range: (u64, u64),
+        /// The phase now.
+        phase: braid_dispute::Phase,
+    },
+    /// A game ended; the loser's bond moved.
+    GameResolved(GameResult),
+    /// A proposal lost a game and is removed.
+    ProposalDefeated {
+        /// The proposal.
+        proposal: ProposalId,
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+    },
+    /// A proposal became final.
+    ProposalFinalized {
+        /// The proposal.
+        proposal: ProposalId,
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+    },
+    /// A withdrawal was paid out.
+    Withdrawn {
+        /// The message.
+        id: braid_primitives::MessageId,
+        /// Who received it.
+        recipient: Address,
+        /// The amount.
+        amount: U256,
+    },
     /// An SL block was produced.
     SlBlock {
         /// SL height.
@@ -628,6 +724,9 @@ pub struct SettlementLayer {
     pending_deposit_value: U256,
     proofs: Box<dyn ProofSystem + Send>,
     staking: Staking,
+    optimistic: Optimistic,
+    /// Withdrawal messages already paid.
+    withdrawn: BTreeSet<braid_primitives::MessageId>,
 }
 
 impl std::fmt::Debug for SettlementLayer {
@@ -683,6 +782,8 @@ impl SettlementLayer {
             pending_deposit_value: U256::ZERO,
             proofs,
             staking: Staking::default(),
+            optimistic: Optimistic::default(),
+            withdrawn: BTreeSet::new(),
         })
     }
 
@@ -693,6 +794,10 @@ impl SettlementLayer {
     /// Validators, epoch sets, postconfirmed blocks and slashing state.
     pub fn staking(&self) -> &Staking {
         &self.staking
+    }
+    /// Optimistic proposals, games and bonds.
+    pub fn optimistic(&self) -> &Optimistic {
+        &self.optimistic
     }
     /// The epoch an SL time falls in.
     pub fn epoch_at(&self, now_ms: u64) -> u64 {
@@ -750,7 +855,9 @@ impl SettlementLayer {
             .saturating_add(self.fees_collected)
             .saturating_add(self.pending_deposit_value)
             .saturating_add(self.staking.staked)
-            .saturating_add(self.staking.burned);
+            .saturating_add(self.staking.burned)
+            .saturating_add(self.optimistic.bonded)
+            .saturating_add(self.optimistic.burned);
         let with_balances = self
             .balances
             .values()
@@ -837,6 +944,7 @@ impl SettlementLayer {
                 }
             }
         }
+        self.tick_optimistic(&mut events);
         self.settle_ready(&mut events);
         let epoch = self.epoch_at(self.now_ms);
         if let Some((set_hash, validators)) = self.staking.snapshot(epoch) {
@@ -869,7 +977,13 @@ impl SettlementLayer {
             | SlCall::WithdrawStake
             | SlCall::Postconfirm { .. }
             | SlCall::ReportEquivocation(_)
-            | SlCall::ReportInvalidAccept(_) => return,
+            | SlCall::ReportInvalidAccept(_)
+            | SlCall::Propose(_)
+            | SlCall::Challenge { .. }
+            | SlCall::Split { .. }
+            | SlCall::Choose { .. }
+            | SlCall::ProveStep { .. }
+            | SlCall::Withdraw { .. } => return,
         };
         let now = self.now_ms;
         if let Some(c) = self.chains.get_mut(&chain) {
@@ -925,6 +1039,14 @@ impl SettlementLayer {
                 Ok(())
             }
             SlCall::ReportInvalidAccept(vote) => self.report_invalid_accept(tx.from, vote, events),
+            SlCall::Propose(p) => self.propose(tx.from, p, events),
+            SlCall::Challenge { proposal } => self.challenge(tx.from, *proposal, events),
+            SlCall::Split { game, roots } => self.split(tx.from, *game, roots, events),
+            SlCall::Choose { game, part } => self.choose(tx.from, *game, *part, events),
+            SlCall::ProveStep { game, pre, witness } => {
+                self.prove_step(*game, pre, witness, events)
+            }
+            SlCall::Withdraw { message, proof } => self.withdraw(message, proof, events),
             SlCall::RevertBatches { chain_id, from } => {
                 let chain = self
                     .chains
@@ -995,6 +1117,76 @@ impl SettlementLayer {
                 self.config.timeout_operator_ms, self.config.timeout_council_ms
             ),
         })
+    }
+
+    /// `withdraw`: a message to the SL, proven in a historical MessageRoot, pays its value out
+    /// of the in-flight pool to its recipient, once.
+    fn withdraw(
+        &mut self,
+        message: &braid_primitives::Message,
+        proof: &braid_primitives::MessageProof,
+        events: &mut Vec<SlEvent>,
+    ) -> Result<(), SettlementError> {
+        let refuse = |reason: String| SettlementError::WithdrawalRefused { reason };
+        if message.destChain != braid_primitives::SETTLEMENT_LAYER_CHAIN_ID {
+            return Err(refuse(format!(
+                "message to chain {}, not the SL",
+                message.destChain
+            )));
+        }
+        let id = message.id();
+        if self.withdrawn.contains(&id) {
+            return Err(refuse(format!("message {id} already withdrawn")));
+        }
+        if proof.kind != ImportKind::Proof as u8 {
+            return Err(refuse(
+                "a withdrawal needs a proof-mode (two-level) proof".into(),
+            ));
+        }
+        if !self.historical_roots.contains(&proof.root) {
+            return Err(refuse(format!(
+                "{} is not a historical MessageRoot",
+                proof.root
+            )));
+        }
+        if proof.leafIndex != message.nonce {
+            return Err(refuse(
+                "the proof's leaf index is not the message's nonce".into(),
+            ));
+        }
+        let inner = InclusionProof {
+            index: proof.leafIndex,
+            size: proof.treeSize,
+            siblings: proof.siblings.clone(),
+        };
+        braid_merkle::verify_inclusion(proof.chainBatchRoot, message.leaf_hash(), &inner)
+            .map_err(|e| refuse(format!("message not in the batch root: {e}")))?;
+        let outer = InclusionProof {
+            index: proof.outerIndex,
+            size: proof.outerSize,
+            siblings: proof.outerSiblings.clone(),
+        };
+        let batch_leaf = message_root_leaf(
+            message.sourceChain,
+            proof.batchNumber,
+            proof.chainBatchRoot,
+            proof.treeSize,
+        );
+        braid_merkle::verify_inclusion(proof.root, batch_leaf, &outer)
+            .map_err(|e| refuse(format!("batch not in the MessageRoot: {e}")))?;
+        if message.value > self.in_flight {
+            return Err(refuse("more than the value in flight".into()));
+        }
+        self.in_flight -= message.value;
+        self.withdrawn.insert(id);
+        let b = self.balances.entry(message.recipient).or_default();
+        *b = b.saturating_add(message.value);
+        events.push(SlEvent::Withdrawn {
+            id,
+            recipient: message.recipient,
+            amount: message.value,
+        });
+        Ok(())
     }
 
     fn deposit(
@@ -1211,6 +1403,12 @@ impl SettlementLayer {
         by: Authority,
         events: &mut Vec<SlEvent>,
     ) -> Result<(), SettlementError> {
+        if self.config.optimistic.covers(chain_id) {
+            return Err(optimistic::err(
+                "proveBatch",
+                format!("chain {chain_id} settles by optimistic proposals, not proofs"),
+            ));
+        }
         let chain = self
             .chains
             .get(&chain_id)
@@ -1354,7 +1552,7 @@ impl SettlementLayer {
                     ImportCheck::Fail(format!("{} is not a historical MessageRoot", import.root))
                 }
             }
-            Ok(ImportKind::Commit) => {
+            Ok(kind @ (ImportKind::Commit | ImportKind::Optimistic)) => {
                 let Some(source) = self.chains.get(&import.sourceChain) else {
                     return ImportCheck::Fail(format!(
                         "unknown source chain {}",
@@ -1368,9 +1566,15 @@ impl SettlementLayer {
                     || rec.header.messageCount != import.messageCount
                 {
                     return ImportCheck::Fail(format!(
-                        "commit import of batch {} of chain {} does not match its ChainBatchRoot",
-                        import.sourceHeight, import.sourceChain
+                        "{} import of batch {} of chain {} does not match its ChainBatchRoot",
+                        kind.name(),
+                        import.sourceHeight,
+                        import.sourceChain
                     ));
+                }
+                // an optimistic import also needs the batch's end state final (proven) first
+                if kind == ImportKind::Optimistic && rec.status == BatchStatus::Committed {
+                    return ImportCheck::Wait;
                 }
                 if settled(import.sourceChain, import.sourceHeight) {
                     ImportCheck::Ok
@@ -1746,6 +1950,7 @@ impl SettlementLayer {
                 }
             }
             self.retain_proof_states(id);
+            self.optimistic_on_revert(id, from);
         }
     }
 }

@@ -7,7 +7,7 @@ use braid_primitives::{BatchHeader, BatchNumber, Block, BlockHeader, ChainId, Im
 use serde::{Deserialize, Serialize};
 
 use crate::staking::JoinRequest;
-use crate::SettlementError;
+use crate::{GameId, Proposal, ProposalId, SettlementError};
 use braid_finality::{Evidence, QuorumCertificate, SignedVote};
 
 /// What a new chain brings to the registry.
@@ -83,6 +83,47 @@ pub enum SlCall {
         /// The amount.
         amount: U256,
     },
+    /// Proposes the end state of a committed batch of an optimistic chain, with its trace
+    /// commitment (bonded).
+    Propose(Box<Proposal>),
+    /// Challenges a pending proposal (bonded): opens a k-section game.
+    Challenge {
+        /// The proposal.
+        proposal: ProposalId,
+    },
+    /// The proposer's move: its trace's roots at the inner boundaries of the disputed range,
+    /// each with its inclusion proof.
+    Split {
+        /// The game.
+        game: GameId,
+        /// Roots and proofs, in position order.
+        roots: Vec<(B256, braid_merkle::InclusionProof)>,
+    },
+    /// The challenger's move: the first part whose end it disputes.
+    Choose {
+        /// The game.
+        game: GameId,
+        /// The part (0-based).
+        part: u32,
+    },
+    /// Ends a game at its single step: the agreed pre-state and the step's witness.
+    ProveStep {
+        /// The game.
+        game: GameId,
+        /// The machine state before the step (its commitment is the agreed root).
+        pre: braid_execution::MachineState,
+        /// The witness.
+        witness: Box<braid_execution::StepWitness>,
+    },
+    /// Claims a withdrawal: a message to the SL (chain 0) proven against a historical
+    /// MessageRoot (`proof` mode), which only holds executed — final — batches. Pays the
+    /// message's value to its recipient's SL balance, once.
+    Withdraw {
+        /// The message.
+        message: braid_primitives::Message,
+        /// Its two-level proof.
+        proof: braid_primitives::MessageProof,
+    },
     /// Reverts every unexecuted batch of a chain from `from` on (operator or council).
     RevertBatches {
         /// The chain.
@@ -108,6 +149,12 @@ impl SlCall {
             SlCall::ReportEquivocation(_) => "reportEquivocation",
             SlCall::ReportInvalidAccept(_) => "reportInvalidAccept",
             SlCall::RevertBatches { .. } => "revertBatches",
+            SlCall::Propose(_) => "propose",
+            SlCall::Challenge { .. } => "challenge",
+            SlCall::Split { .. } => "split",
+            SlCall::Choose { .. } => "choose",
+            SlCall::ProveStep { .. } => "proveStep",
+            SlCall::Withdraw { .. } => "withdraw",
         }
     }
 }

@@ -25,7 +25,9 @@ use braid_settlement::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod deposits;
 mod finality;
+mod optimistic;
 
 use crate::invariants::{Execution, Invariants};
 use crate::net::{Class, Network, Role};
@@ -148,6 +150,8 @@ enum Event {
     FaultEnd(usize),
     Deliver(Box<Delivery>),
     PostconfirmTick,
+    /// Deposit stream `i` queues its next SL deposit.
+    Deposit(usize),
 }
 
 /// A message arriving at a role.
@@ -277,6 +281,12 @@ fn forwarded(e: &SlEvent) -> bool {
             | SlEvent::EpochStarted { .. }
             | SlEvent::Postconfirmed { .. }
             | SlEvent::Slashed { .. }
+            | SlEvent::ProposalPosted { .. }
+            | SlEvent::ChallengeOpened { .. }
+            | SlEvent::GameMoved { .. }
+            | SlEvent::GameResolved(_)
+            | SlEvent::ProposalDefeated { .. }
+            | SlEvent::ProposalFinalized { .. }
     )
 }
 
@@ -291,13 +301,20 @@ fn concerns(chain: ChainId, e: &SlEvent) -> bool {
         | SlEvent::ExecutionRequested { chain: c, .. }
         | SlEvent::BatchExecuted { chain: c, .. }
         | SlEvent::BatchCheckFailed { chain: c, .. } => *c == chain,
-        SlEvent::DepositQueued(_)
-        | SlEvent::TxRejected { .. }
+        SlEvent::DepositQueued(d) => d.chainId == chain,
+        SlEvent::TxRejected { .. }
         | SlEvent::ValidatorJoined { .. }
         | SlEvent::ValidatorExiting { .. }
         | SlEvent::EpochStarted { .. }
         | SlEvent::Postconfirmed { .. }
-        | SlEvent::Slashed { .. } => false,
+        | SlEvent::Slashed { .. }
+        | SlEvent::ProposalPosted { .. }
+        | SlEvent::ChallengeOpened { .. }
+        | SlEvent::GameMoved { .. }
+        | SlEvent::GameResolved(_)
+        | SlEvent::ProposalDefeated { .. }
+        | SlEvent::ProposalFinalized { .. }
+        | SlEvent::Withdrawn { .. } => false,
     }
 }
 
@@ -320,6 +337,10 @@ struct ChainNode {
     tamper_next: Option<usize>,
     /// `equivocation`: equivocate at the next block (fault index).
     equivocate_next: Option<usize>,
+    /// `censor_deposits`: deposits are held back from the sequencer until then.
+    censor_until: u64,
+    /// Deposits held back by censorship.
+    censored: Vec<braid_primitives::Deposit>,
     stats: ChainReport,
 }
 
@@ -408,6 +429,15 @@ struct Sim<'a> {
     heads_moved: bool,
     /// The SL events of the block being produced, sent to the relayer as one feed message.
     relayer_sl_events: Vec<SlEvent>,
+    /// Proposers, challengers and their adversaries, when the scenario has `[optimistic]`.
+    optimistic: Option<optimistic::OptimisticNet>,
+    /// The SL account deposits are paid from.
+    depositor: TxSigner,
+    deposit_stats: crate::report::DepositReport,
+    /// Per (chain, deposit index): when queued, first included, settled.
+    deposit_times: BTreeMap<(ChainId, u64), (u64, Option<u64>)>,
+    deposit_inclusion: Vec<u64>,
+    deposit_settlement: Vec<u64>,
 }
 
 impl<'a> Sim<'a> {
@@ -439,6 +469,18 @@ impl<'a> Sim<'a> {
                 .genesis_balances
                 .extend(finality::Finality::genesis_balances(f));
         }
+        sl_config.deposit_inclusion_window_ms = scenario.deposit_inclusion_window_ms;
+        let depositor = TxSigner::dev(5_000_000);
+        sl_config
+            .genesis_balances
+            .push((depositor.address(), dev_balance()));
+        let mut optimistic_genesis = Vec::new();
+        if let Some(o) = &scenario.optimistic {
+            sl_config.optimistic = optimistic::OptimisticNet::sl_config(o, &ids);
+            sl_config
+                .genesis_balances
+                .extend(optimistic::OptimisticNet::genesis_balances(o).map_err(SimError::Core)?);
+        }
         let mut sl =
             SettlementLayer::new(sl_config, Box::new(ReExecution::new())).map_err(|e| core(&e))?;
         let mut relayer = Relayer::new(RelayerConfig::new(ids.clone()));
@@ -452,6 +494,9 @@ impl<'a> Sim<'a> {
             let (seq, genesis) = Sequencer::genesis(c, &alloc).map_err(|e| core(&e))?;
             if scenario.finality.is_some() {
                 genesis_states.push((genesis.block.header.clone(), seq.state().clone()));
+            }
+            if scenario.optimistic.as_ref().is_some_and(|o| o.covers(*id)) {
+                optimistic_genesis.push(seq.state().clone());
             }
             let key = operator_key(*id)?;
             let call = SlCall::RegisterChain(ChainGenesis {
@@ -488,6 +533,8 @@ impl<'a> Sim<'a> {
                     held: Vec::new(),
                     tamper_next: None,
                     equivocate_next: None,
+                    censor_until: 0,
+                    censored: Vec::new(),
                     stats: ChainReport::default(),
                 },
             );
@@ -504,6 +551,13 @@ impl<'a> Sim<'a> {
                 }
                 Some(f)
             }
+            None => None,
+        };
+        let optimistic_net = match &scenario.optimistic {
+            Some(spec) => Some(
+                optimistic::OptimisticNet::new(spec, &optimistic_genesis)
+                    .map_err(SimError::Core)?,
+            ),
             None => None,
         };
         // the council reads the SL in-process (it runs an SL node): one SL block is enough
@@ -558,6 +612,12 @@ impl<'a> Sim<'a> {
             tamper_block: false,
             heads_moved: true,
             relayer_sl_events: Vec::new(),
+            optimistic: optimistic_net,
+            depositor,
+            deposit_stats: crate::report::DepositReport::default(),
+            deposit_times: BTreeMap::new(),
+            deposit_inclusion: Vec::new(),
+            deposit_settlement: Vec::new(),
         };
         sim.invariants.sl_value = sim.sl.total_value();
         sim.schedule(0, Event::SlTick);
@@ -577,6 +637,10 @@ impl<'a> Sim<'a> {
         for i in 0..scenario.traffic.len() {
             let first = sim.interarrival(i);
             sim.schedule(first, Event::Traffic(i));
+        }
+        for (i, d) in scenario.deposits.iter().enumerate() {
+            let first = sim.exp_ms(d.rate_per_s);
+            sim.schedule(first, Event::Deposit(i));
         }
         for (i, f) in scenario.faults.iter().enumerate() {
             sim.schedule(f.at_ms(), Event::FaultStart(i));
@@ -615,6 +679,11 @@ impl<'a> Sim<'a> {
     /// Exponential inter-arrival time of traffic entry `i`, in ms (at least 1).
     fn interarrival(&mut self, i: usize) -> u64 {
         let rate = self.scenario.traffic.get(i).map_or(1.0, |t| t.rate_per_s);
+        self.exp_ms(rate)
+    }
+
+    /// An exponential inter-arrival time for `rate` per second, in ms (at least 1).
+    fn exp_ms(&mut self, rate: f64) -> u64 {
         let u: f64 = self.rng.gen();
         let ms = -(1.0 - u).ln() * 1000.0 / rate;
         (ms.ceil() as u64).max(1)
@@ -688,6 +757,7 @@ impl<'a> Sim<'a> {
             Event::FaultEnd(i) => self.fault(i, false),
             Event::Deliver(d) => self.deliver(*d),
             Event::PostconfirmTick => self.postconfirm_tick(),
+            Event::Deposit(i) => self.deposit_tick(i),
         }
     }
 
@@ -756,6 +826,18 @@ impl<'a> Sim<'a> {
             }
             (Fault::Replay { chain, .. }, true) => self.attack(*chain, Attack::Replay, i)?,
             (Fault::Forgery { chain, .. }, true) => self.attack(*chain, Attack::Forgery, i)?,
+            (Fault::CensorDeposits { chain, .. }, true) => {
+                if let Some(n) = self.chains.get_mut(chain) {
+                    n.censor_until = n.censor_until.max(end);
+                }
+            }
+            (Fault::CensorDeposits { chain, .. }, false) => {
+                if let Some(n) = self.chains.get_mut(chain) {
+                    for d in std::mem::take(&mut n.censored) {
+                        n.seq.handle(SequencerInput::Deposit(d));
+                    }
+                }
+            }
             (
                 Fault::WrongStateRoot { .. }
                 | Fault::Equivocation { .. }
@@ -1069,6 +1151,9 @@ impl<'a> Sim<'a> {
         if let Some(node) = self.chains.get_mut(&id) {
             node.stats.blocks += 1;
         }
+        if !block.deposits.is_empty() {
+            self.deposits_included(&block);
+        }
         if self.finality.is_some() {
             if self.tamper_block {
                 // the same tampering as the batch's (`tamper_state_root`): one invalid block
@@ -1124,6 +1209,19 @@ impl<'a> Sim<'a> {
                         leaf,
                     },
                 );
+                let early = self.messages.get(&mid).is_some_and(|t| {
+                    t.mode == Mode::Optimistic
+                        && !self.optimistic_final(mid.source_chain, t.source_block)
+                });
+                if early && self.invariants.pending.is_none() {
+                    self.invariants.pending = Some((
+                        "optimistic_before_final",
+                        format!(
+                            "message {mid} (optimistic mode) executed on chain {id} before its \
+                             source batch's end state was final"
+                        ),
+                    ));
+                }
                 if let Some(t) = self.messages.get_mut(&mid) {
                     t.executed_at.get_or_insert(ts);
                 }
@@ -1263,6 +1361,15 @@ impl<'a> Sim<'a> {
 
     fn sl_event(&mut self, e: &SlEvent) {
         self.finality_sl_event(e);
+        if let Err(detail) = self.optimistic_sl_event(e) {
+            let name = if detail.starts_with("wrong_root_final") {
+                "wrong_root_final"
+            } else {
+                "core_error"
+            };
+            self.invariants.pending.get_or_insert((name, detail));
+        }
+        self.deposit_sl_event(e);
         let now = self.now;
         for (id, op) in self.council_ops.iter_mut() {
             if concerns(*id, e) {
@@ -1539,6 +1646,14 @@ impl<'a> Sim<'a> {
             return Ok(());
         }
         node.view.observe(id, &e);
+        if let SlEvent::DepositQueued(d) = &e {
+            if self.now < node.censor_until {
+                node.censored.push(d.clone());
+            } else {
+                node.seq.handle(SequencerInput::Deposit(d.clone()));
+            }
+            return Ok(());
+        }
         if let SlEvent::BatchCommitted { chain, batch, .. } = &e {
             if *chain == id {
                 node.committed_seen.insert(*batch, self.now);
@@ -1883,6 +1998,16 @@ impl<'a> Sim<'a> {
             executions: self.executions.clone(),
             adversary: self.adversary_stats.clone(),
             finality: self.finality.as_ref().map(|f| f.report()),
+            optimistic: self
+                .optimistic
+                .as_ref()
+                .map(|o| o.report(self.sl.config().optimistic.chains.len())),
+            deposits: (!self.scenario.deposits.is_empty()).then(|| {
+                let mut d = self.deposit_stats.clone();
+                d.time_to_inclusion_ms = LatencyStats::of(&self.deposit_inclusion);
+                d.time_to_settlement_ms = LatencyStats::of(&self.deposit_settlement);
+                d
+            }),
             events_processed: self.events,
             virtual_duration_ms: self.now,
             wall_time_ms,
@@ -1896,6 +2021,7 @@ impl<'a> Sim<'a> {
 /// link latency does not make it send every call twice.
 fn operator_config(id: u64, scenario: &Scenario) -> OperatorConfig {
     let mut c = OperatorConfig::new(id);
+    c.settled_by_proposals = scenario.optimistic.as_ref().is_some_and(|o| o.covers(id));
     let round_trip = 2 * (scenario.link.latency_ms + scenario.link.jitter_ms);
     c.resend_after_blocks = 1 + round_trip.div_ceil(scenario.sl_block_time_ms.max(1));
     c

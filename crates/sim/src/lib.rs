@@ -25,12 +25,14 @@ mod swarm;
 pub use engine::{run, run_with_progress};
 pub use html::render_html;
 pub use report::{
-    BatchExecution, ChainReport, FaultRecord, FinalityReport, LatencyStats, ModeReport,
-    NetworkReport, RelayerReport, Report, SlashRecord, Violation,
+    BatchExecution, ChainReport, DepositReport, FaultRecord, FinalityReport, GameStat,
+    LatencyStats, ModeReport, NetworkReport, OptimisticReport, RelayerReport, Report, SlashRecord,
+    Violation,
 };
 pub use scenario::{
-    Aggregation, Behaviour, ByzantineSpec, ChainsSpec, Fault, FeedDelivery, FinalitySpec, LinkSpec,
-    Mode, RelayerSpec, Scenario, Traffic, MAX_CHAINS,
+    Aggregation, Behaviour, ByzantineSpec, ChainsSpec, DepositTraffic, Fault, FeedDelivery,
+    FinalitySpec, LinkSpec, Mode, OptimisticAdversary, OptimisticBehaviour, OptimisticSpec,
+    RelayerSpec, Scenario, Traffic, MAX_CHAINS,
 };
 pub use swarm::{swarm, swarm_variant, SwarmRun};
 

@@ -280,6 +280,85 @@ pub struct FinalityReport {
     pub slashes: Vec<SlashRecord>,
 }
 
+/// Optimistic settlement (seed 004): proposals, games, bonds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OptimisticReport {
+    /// Chains settled by proposals.
+    pub chains: usize,
+    /// Parts per split.
+    pub k: u64,
+    /// The challenge window.
+    pub challenge_window_ms: u64,
+    /// Each side's chess clock.
+    pub clock_ms: u64,
+    /// Agents: label → SL address.
+    pub agents: Vec<(String, String)>,
+    /// Proposals posted.
+    pub proposals: u64,
+    /// Proposals that became final.
+    pub proposals_final: u64,
+    /// Proposals defeated in a game.
+    pub proposals_defeated: u64,
+    /// Challenges opened.
+    pub challenges: u64,
+    /// Game moves accepted (splits and choices).
+    pub moves: u64,
+    /// Every finished game, in order.
+    pub games: Vec<GameStat>,
+    /// From a batch's commit to its end state being final on the SL.
+    pub time_to_final_ms: LatencyStats,
+    /// Bonds taken from losers (wei).
+    pub bonds_slashed_wei: String,
+    /// Of which paid to winners (wei).
+    pub bonds_paid_wei: String,
+    /// Of which burned (wei).
+    pub bonds_burned_wei: String,
+}
+
+/// One finished dispute game.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GameStat {
+    /// The chain.
+    pub chain: ChainId,
+    /// The batch.
+    pub batch: u64,
+    /// Steps of the batch's trace.
+    pub steps: u64,
+    /// Rounds played.
+    pub rounds: u32,
+    /// `ceil(log_k steps)`: the rounds a game played to the end needs.
+    pub rounds_needed: u32,
+    /// From the challenge to the end.
+    pub duration_ms: u64,
+    /// `proposer` or `challenger`.
+    pub winner: String,
+    /// The winner's agent label.
+    pub winner_agent: String,
+    /// The loser's agent label.
+    pub loser_agent: String,
+    /// `single_step` or `clock`.
+    pub decided_by: String,
+    /// Gas-like cost of the single step, if the verifier ruled.
+    pub step_gas: Option<u64>,
+    /// The loser's bond taken (wei).
+    pub slashed_wei: String,
+}
+
+/// SL deposits and their inclusion.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DepositReport {
+    /// Deposits queued on the SL.
+    pub queued: u64,
+    /// Deposits settled (applied by an executed batch of their chain).
+    pub settled: u64,
+    /// Batches that could not settle because they skipped an overdue deposit.
+    pub batches_failed_censorship: u64,
+    /// From queueing to the first block applying it (last inclusion, after reverts).
+    pub time_to_inclusion_ms: LatencyStats,
+    /// From queueing to settlement.
+    pub time_to_settlement_ms: LatencyStats,
+}
+
 /// One slash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlashRecord {
@@ -332,6 +411,12 @@ pub struct Report {
     /// Fast finality, when the scenario has validators.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finality: Option<FinalityReport>,
+    /// Optimistic settlement, when the scenario has `[optimistic]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimistic: Option<OptimisticReport>,
+    /// SL deposits, when the scenario has deposit traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposits: Option<DepositReport>,
     /// Events processed.
     pub events_processed: u64,
     /// Virtual time simulated (less than the scenario's if an invariant stopped the run).

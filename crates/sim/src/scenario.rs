@@ -66,6 +66,17 @@ pub struct Scenario {
     /// Absent: no validators (and no `qc` traffic).
     #[serde(default)]
     pub finality: Option<FinalitySpec>,
+    /// Optimistic settlement (seed 004): proposers, challengers, games and their adversaries.
+    /// Absent: every chain is proven (and no `optimistic` traffic).
+    #[serde(default)]
+    pub optimistic: Option<OptimisticSpec>,
+    /// SL deposits to chains (forced transactions their sequencers must include).
+    #[serde(default)]
+    pub deposits: Vec<DepositTraffic>,
+    /// The SL's `deposit_inclusion_window_ms`: a batch whose blocks reach this far past a
+    /// queued deposit without applying it cannot settle.
+    #[serde(default = "default_deposit_window_ms")]
+    pub deposit_inclusion_window_ms: u64,
     /// The file the scenario was read from (for the replay command), if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -165,6 +176,9 @@ pub enum Mode {
     Proof,
     /// Import the source's LocalRoot once validators certified the block (needs `[finality]`).
     Qc,
+    /// Import the source's ChainBatchRoot once an optimistic proposal for the batch is final
+    /// (needs `[optimistic]`).
+    Optimistic,
 }
 
 impl From<Mode> for ImportKind {
@@ -174,6 +188,7 @@ impl From<Mode> for ImportKind {
             Mode::Commit => ImportKind::Commit,
             Mode::Proof => ImportKind::Proof,
             Mode::Qc => ImportKind::Qc,
+            Mode::Optimistic => ImportKind::Optimistic,
         }
     }
 }
@@ -271,6 +286,95 @@ impl FinalitySpec {
             .find(|b| b.validator == i)
             .map(|b| b.behaviour)
     }
+}
+
+/// Optimistic settlement in a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimisticSpec {
+    /// Chains settled by proposals (default: all).
+    #[serde(default)]
+    pub chains: Option<Vec<ChainId>>,
+    /// A proposal is final this long after it was posted unless disputed.
+    #[serde(default = "default_challenge_window_ms")]
+    pub challenge_window_ms: u64,
+    /// Parts per split of the dispute game.
+    #[serde(default = "default_k")]
+    pub k: u64,
+    /// Each side's chess clock.
+    #[serde(default = "default_clock_ms")]
+    pub clock_ms: u64,
+    /// Honest proposers (each proposes every batch).
+    #[serde(default = "default_one")]
+    pub proposers: u32,
+    /// Honest challengers (each checks every proposal).
+    #[serde(default = "default_one")]
+    pub challengers: u32,
+    /// Adversarial agents.
+    #[serde(default)]
+    pub adversaries: Vec<OptimisticAdversary>,
+}
+
+fn default_challenge_window_ms() -> u64 {
+    10_000
+}
+fn default_k() -> u64 {
+    4
+}
+fn default_clock_ms() -> u64 {
+    4_000
+}
+fn default_one() -> u32 {
+    1
+}
+
+impl OptimisticSpec {
+    /// Whether `chain` settles optimistically.
+    pub fn covers(&self, chain: ChainId) -> bool {
+        self.chains.as_ref().is_none_or(|c| c.contains(&chain))
+    }
+}
+
+/// An adversarial optimistic agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct OptimisticAdversary {
+    /// What it does.
+    pub behaviour: OptimisticBehaviour,
+    /// It stops moving in its games (its clock runs out).
+    #[serde(default)]
+    pub stall: bool,
+}
+
+/// Adversarial optimistic behaviours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimisticBehaviour {
+    /// Proposes a wrong end state for every batch it can compute.
+    WrongRoot,
+    /// Challenges every proposal, right or wrong.
+    Griefing,
+}
+
+/// SL deposits to a chain: a Poisson stream from a funded SL account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepositTraffic {
+    /// The chain.
+    pub to: ChainId,
+    /// Mean deposits per second.
+    pub rate_per_s: f64,
+    /// Value of each, in wei.
+    #[serde(default = "default_deposit_wei")]
+    pub amount_wei: u64,
+}
+
+fn default_deposit_window_ms() -> u64 {
+    10_000
+}
+
+fn default_deposit_wei() -> u64 {
+    1_000_000_000
 }
 
 /// A stream of messages from one chain to another; arrivals are a Poisson process
@@ -380,6 +484,17 @@ pub enum Fault {
         /// The destination chain.
         chain: ChainId,
     },
+    /// The chain's sequencer leaves SL deposits out of its blocks for `duration_ms`. Past the
+    /// SL's inclusion window its batches cannot settle; the operator reverts them and the
+    /// re-sequenced blocks must carry the deposits.
+    CensorDeposits {
+        /// Start time.
+        at_ms: u64,
+        /// The chain.
+        chain: ChainId,
+        /// Length of the censorship.
+        duration_ms: u64,
+    },
 }
 
 impl Fault {
@@ -394,7 +509,8 @@ impl Fault {
             | Fault::WrongStateRoot { at_ms, .. }
             | Fault::Equivocation { at_ms, .. }
             | Fault::Replay { at_ms, .. }
-            | Fault::Forgery { at_ms, .. } => *at_ms,
+            | Fault::Forgery { at_ms, .. }
+            | Fault::CensorDeposits { at_ms, .. } => *at_ms,
         }
     }
 
@@ -405,7 +521,8 @@ impl Fault {
             | Fault::Partition { duration_ms, .. }
             | Fault::DropMessages { duration_ms, .. }
             | Fault::Crash { duration_ms, .. }
-            | Fault::RevertBatch { duration_ms, .. } => *duration_ms,
+            | Fault::RevertBatch { duration_ms, .. }
+            | Fault::CensorDeposits { duration_ms, .. } => *duration_ms,
             Fault::WrongStateRoot { .. }
             | Fault::Equivocation { .. }
             | Fault::Replay { .. }
@@ -436,6 +553,7 @@ impl Fault {
             Fault::Equivocation { .. } => "equivocation",
             Fault::Replay { .. } => "replay",
             Fault::Forgery { .. } => "forgery",
+            Fault::CensorDeposits { .. } => "censor_deposits",
         }
     }
 
@@ -449,7 +567,8 @@ impl Fault {
             | Fault::WrongStateRoot { chain, .. }
             | Fault::Equivocation { chain, .. }
             | Fault::Replay { chain, .. }
-            | Fault::Forgery { chain, .. } => Some(*chain),
+            | Fault::Forgery { chain, .. }
+            | Fault::CensorDeposits { chain, .. } => Some(*chain),
             Fault::DropMessages { .. } => None,
         }
     }
@@ -592,6 +711,41 @@ impl Scenario {
             return Err(SimError::Parse(format!(
                 "traffic[{index}] asks for qc mode but the scenario has no [finality] validators"
             )));
+        }
+        if let Some(o) = &self.optimistic {
+            zero("optimistic.challenge_window_ms", o.challenge_window_ms)?;
+            zero("optimistic.clock_ms", o.clock_ms)?;
+            if o.k < 2 {
+                return Err(SimError::Parse("optimistic.k must be at least 2".into()));
+            }
+            if o.proposers == 0 {
+                return Err(SimError::ZeroParameter("optimistic.proposers"));
+            }
+            for chain in o.chains.iter().flatten() {
+                if !seen.contains(chain) {
+                    return Err(SimError::UnknownChain {
+                        context: "optimistic.chains".into(),
+                        chain: *chain,
+                    });
+                }
+            }
+        } else if let Some(index) = self.traffic.iter().position(|t| t.mode == Mode::Optimistic) {
+            return Err(SimError::Parse(format!(
+                "traffic[{index}] asks for optimistic mode but the scenario has no [optimistic] table"
+            )));
+        }
+        for (index, d) in self.deposits.iter().enumerate() {
+            if !seen.contains(&d.to) {
+                return Err(SimError::UnknownChain {
+                    context: format!("deposits[{index}]"),
+                    chain: d.to,
+                });
+            }
+            if !(d.rate_per_s > 0.0 && d.rate_per_s.is_finite()) {
+                return Err(SimError::Parse(format!(
+                    "deposits[{index}].rate_per_s must be positive"
+                )));
+            }
         }
         for (index, f) in self.faults.iter().enumerate() {
             if f.duration_ms() == 0 && !f.instantaneous() {

@@ -5,7 +5,9 @@
 //! (the caller derives them as keccak hashes), values are 32-byte words or hashes. The value
 //! [`B256::ZERO`] means "absent": writing it deletes the key. [`SparseMerkleTree::prove`] yields an
 //! [`SmtProof`] for a single key that [`verify_proof`] (or a Solidity contract) checks against a
-//! root, both for inclusion (`key ↦ value`) and exclusion (`key` absent).
+//! root, both for inclusion (`key ↦ value`) and exclusion (`key` absent). A [`PartialSmt`] built
+//! from a root and a few proofs reads and writes exactly the proven keys and recomputes the root,
+//! without the rest of the tree (stateless verification of one step).
 //!
 //! We evaluated the `jmt` crate, but it is built around versioned storage with its own hasher and
 //! proof encoding. We need keccak hashing, proofs a Solidity contract can verify cheaply, and plain
@@ -78,6 +80,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+
+pub mod partial;
+pub use partial::{PartialSmt, PartialSmtError};
 
 use alloy_primitives::{keccak256, B256};
 use serde::{Deserialize, Serialize};
