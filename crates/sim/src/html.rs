@@ -60,10 +60,66 @@ svg{{background:#fcfcfc;border:1px solid #ddd}} text{{font-size:11px}}</style></
     if let Some(f) = &r.finality {
         h.push_str(&finality_table(f));
     }
+    if let Some(o) = &r.optimistic {
+        h.push_str(&optimistic_table(o));
+    }
     h.push_str(&cdf_svg(r));
     h.push_str(&timeline_svg(r));
     h.push_str("</body></html>\n");
     h
+}
+
+/// Optimistic settlement: proposals, games and bonds.
+fn optimistic_table(o: &crate::OptimisticReport) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<h2>Optimistic settlement</h2><p>{} chains, k = {}, window {} ms, clocks {} ms</p>\
+         <table id=\"optimistic\"><tr><th>proposals</th><th>final</th><th>defeated</th>\
+         <th>challenges</th><th>moves</th><th>final p50/p99 ms</th><th>bonds slashed (wei)</th>\
+         <th>burned (wei)</th></tr><tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+         <td>{}/{}</td><td>{}</td><td>{}</td></tr></table>",
+        o.chains,
+        o.k,
+        o.challenge_window_ms,
+        o.clock_ms,
+        o.proposals,
+        o.proposals_final,
+        o.proposals_defeated,
+        o.challenges,
+        o.moves,
+        o.time_to_final_ms.p50,
+        o.time_to_final_ms.p99,
+        esc(&o.bonds_slashed_wei),
+        esc(&o.bonds_burned_wei),
+    );
+    if !o.games.is_empty() {
+        s.push_str(
+            "<table id=\"games\"><tr><th>chain/batch</th><th>steps</th><th>rounds (bound)</th>\
+             <th>duration ms</th><th>winner</th><th>loser</th><th>decided by</th>\
+             <th>step gas</th></tr>",
+        );
+        for g in &o.games {
+            let _ = write!(
+                s,
+                "<tr><td>{}/{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td><td>{}</td></tr>",
+                g.chain,
+                g.batch,
+                g.steps,
+                g.rounds,
+                g.rounds_needed,
+                g.duration_ms,
+                esc(&g.winner_agent),
+                esc(&g.loser_agent),
+                esc(&g.decided_by),
+                g.step_gas
+                    .map_or_else(|| "-".to_string(), |x| x.to_string()),
+            );
+        }
+        s.push_str("</table>");
+    }
+    s
 }
 
 /// Fast finality: certified and final blocks, latencies, postconfirmations and slashes.

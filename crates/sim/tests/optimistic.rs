@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use braid_sim::{run, OptimisticReport, Report, Scenario};
+use braid_sim::{render_html, run, OptimisticReport, Report, Scenario};
 
 fn scenario(name: &str) -> Scenario {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -69,6 +69,9 @@ fn every_wrong_root_is_defeated_in_log_k_rounds_and_its_bond_slashed() {
     assert_eq!(o.proposals_defeated as usize, o.games.len());
     assert!(o.bonds_burned_wei != "0");
     assert!(r.mode("optimistic").executed > 0);
+    let html = render_html(&r);
+    assert!(html.contains("<h2>Optimistic settlement</h2>"));
+    assert_eq!(html.matches("single_step").count(), o.games.len());
 }
 
 #[test]
