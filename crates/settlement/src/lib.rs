@@ -1395,22 +1395,14 @@ impl SettlementLayer {
         Ok(())
     }
 
-    fn prove(
-        &mut self,
+    /// A committed batch that is not proven yet, with its chain (a function of the chain
+    /// table only, so the proof system stays borrowable).
+    fn unproven_batch(
+        chains: &BTreeMap<ChainId, ChainRecord>,
         chain_id: ChainId,
         batch: BatchNumber,
-        proof: &[u8],
-        by: Authority,
-        events: &mut Vec<SlEvent>,
-    ) -> Result<(), SettlementError> {
-        if self.config.optimistic.covers(chain_id) {
-            return Err(optimistic::err(
-                "proveBatch",
-                format!("chain {chain_id} settles by optimistic proposals, not proofs"),
-            ));
-        }
-        let chain = self
-            .chains
+    ) -> Result<(&ChainRecord, &BatchRecord), SettlementError> {
+        let chain = chains
             .get(&chain_id)
             .ok_or(SettlementError::UnknownChain(chain_id))?;
         let rec = chain
@@ -1427,6 +1419,24 @@ impl SettlementLayer {
                 reason: "already proven".into(),
             });
         }
+        Ok((chain, rec))
+    }
+
+    fn prove(
+        &mut self,
+        chain_id: ChainId,
+        batch: BatchNumber,
+        proof: &[u8],
+        by: Authority,
+        events: &mut Vec<SlEvent>,
+    ) -> Result<(), SettlementError> {
+        if self.config.optimistic.covers(chain_id) {
+            return Err(optimistic::err(
+                "proveBatch",
+                format!("chain {chain_id} settles by optimistic proposals, not proofs"),
+            ));
+        }
+        let (chain, rec) = Self::unproven_batch(&self.chains, chain_id, batch)?;
         if batch > 1 {
             let prev_proven = chain
                 .batches

@@ -428,24 +428,7 @@ impl SettlementLayer {
                 format!("chain {chain_id} is not settled optimistically"),
             ));
         }
-        let chain = self
-            .chains
-            .get(&chain_id)
-            .ok_or(SettlementError::UnknownChain(chain_id))?;
-        let rec = chain
-            .batches
-            .get(&batch)
-            .ok_or(SettlementError::UnknownBatch {
-                chain: chain_id,
-                batch,
-            })?;
-        if rec.status != BatchStatus::Committed {
-            return Err(SettlementError::WrongStatus {
-                chain: chain_id,
-                batch,
-                reason: "already settled".into(),
-            });
-        }
+        let (chain, rec) = Self::unproven_batch(&self.chains, chain_id, batch)?;
         let steps = braid_execution::batch_steps(&rec.blocks).len() as u64;
         if proposal.steps != steps {
             return Err(err(

@@ -5,27 +5,14 @@
 //! invalid block certified" and "no two QCs at one height").
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
 
 use braid_sim::{run, FinalityReport, Report, Scenario};
 
-fn scenario(name: &str) -> Scenario {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../scenarios")
-        .join(format!("{name}.toml"));
-    Scenario::load(path).unwrap()
-}
-
 fn run_clean(name: &str) -> (Scenario, Report, FinalityReport) {
-    let s = scenario(name);
-    let r = run(&s, s.seed).unwrap();
-    assert!(
-        r.invariant_violations.is_empty(),
-        "violations: {:#?}",
-        r.invariant_violations
-    );
-    let f = r.finality.clone().expect("a finality report");
-    (s, r, f)
+    let (s, r) = common::run_clean(name);
+    let section = r.finality.clone().expect("a finality report");
+    (s, r, section)
 }
 
 #[test]
@@ -100,7 +87,7 @@ fn leader_free_aggregation_finalizes_with_a_withholding_minority() {
 
 #[test]
 fn finality_runs_are_deterministic() {
-    let s = scenario("finality_byzantine_minority");
+    let s = common::scenario("finality_byzantine_minority");
     let a = run(&s, s.seed).unwrap();
     let b = run(&s, s.seed).unwrap();
     assert_eq!(a.final_state_hash, b.final_state_hash);

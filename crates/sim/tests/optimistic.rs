@@ -6,27 +6,14 @@
 //! final" and "no optimistic message executed before finality").
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
 
-use braid_sim::{render_html, run, OptimisticReport, Report, Scenario};
-
-fn scenario(name: &str) -> Scenario {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../scenarios")
-        .join(format!("{name}.toml"));
-    Scenario::load(path).unwrap()
-}
+use braid_sim::{render_html, OptimisticReport, Report, Scenario};
 
 fn run_clean(name: &str) -> (Scenario, Report, OptimisticReport) {
-    let s = scenario(name);
-    let r = run(&s, s.seed).unwrap();
-    assert!(
-        r.invariant_violations.is_empty(),
-        "violations: {:#?}",
-        r.invariant_violations
-    );
-    let o = r.optimistic.clone().expect("an optimistic report");
-    (s, r, o)
+    let (s, r) = common::run_clean(name);
+    let section = r.optimistic.clone().expect("a optimistic report");
+    (s, r, section)
 }
 
 #[test]
