@@ -100,21 +100,11 @@ pub enum WireEvent {
 impl WireEvent {
     /// The wire form of an event; `None` for transaction rejections.
     pub fn from_event(e: &SlEvent) -> Option<Self> {
+        // validator, optimistic-game and withdrawal events concern no role process yet
+        if !e.for_batch_roles() {
+            return None;
+        }
         Some(match e {
-            // validator and optimistic-game events concern no role process yet
-            SlEvent::TxRejected { .. }
-            | SlEvent::ValidatorJoined { .. }
-            | SlEvent::ValidatorExiting { .. }
-            | SlEvent::EpochStarted { .. }
-            | SlEvent::Postconfirmed { .. }
-            | SlEvent::Slashed { .. }
-            | SlEvent::ProposalPosted { .. }
-            | SlEvent::ChallengeOpened { .. }
-            | SlEvent::GameMoved { .. }
-            | SlEvent::GameResolved(_)
-            | SlEvent::ProposalDefeated { .. }
-            | SlEvent::ProposalFinalized { .. }
-            | SlEvent::Withdrawn { .. } => return None,
             SlEvent::ChainRegistered { chain } => Self::ChainRegistered { chain: *chain },
             SlEvent::DepositQueued(d) => Self::DepositQueued { deposit: d.clone() },
             SlEvent::BatchCommitted { chain, batch, by } => Self::BatchCommitted {
@@ -176,6 +166,7 @@ impl WireEvent {
                 message_root: *message_root,
                 message_root_size: *message_root_size,
             },
+            _ => return None,
         })
     }
 

@@ -549,6 +549,39 @@ pub enum SlEvent {
     },
 }
 
+impl SlEvent {
+    /// Whether the batch-settling roles (operators, relayers, chain nodes) need the event: chain
+    /// registration, deposits, the batch lifecycle, reverts and SL blocks. Rejections go to
+    /// their submitter; validator-set, optimistic-game and withdrawal events concern validators,
+    /// proposers and challengers only. Every new event is classified here, once.
+    pub fn for_batch_roles(&self) -> bool {
+        match self {
+            SlEvent::ChainRegistered { .. }
+            | SlEvent::DepositQueued(_)
+            | SlEvent::BatchCommitted { .. }
+            | SlEvent::BatchProven { .. }
+            | SlEvent::ExecutionRequested { .. }
+            | SlEvent::BatchExecuted { .. }
+            | SlEvent::BatchCheckFailed { .. }
+            | SlEvent::BatchesReverted { .. }
+            | SlEvent::SlBlock { .. } => true,
+            SlEvent::TxRejected { .. }
+            | SlEvent::ValidatorJoined { .. }
+            | SlEvent::ValidatorExiting { .. }
+            | SlEvent::EpochStarted { .. }
+            | SlEvent::Postconfirmed { .. }
+            | SlEvent::Slashed { .. }
+            | SlEvent::ProposalPosted { .. }
+            | SlEvent::ChallengeOpened { .. }
+            | SlEvent::GameMoved { .. }
+            | SlEvent::GameResolved(_)
+            | SlEvent::ProposalDefeated { .. }
+            | SlEvent::ProposalFinalized { .. }
+            | SlEvent::Withdrawn { .. } => false,
+        }
+    }
+}
+
 /// Status of a committed batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchStatus {

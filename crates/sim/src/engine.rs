@@ -270,24 +270,11 @@ impl SlView for SlMirror {
     }
 }
 
-/// Whether the relayer and operators are sent an SL event: rejections go to no one but the
-/// report, and the finality events only concern the finality network.
+/// Whether the relayer and operators are sent an SL event (`SlEvent::for_batch_roles`):
+/// rejections go to no one but the report, finality and optimistic-game events only concern
+/// their own roles.
 fn forwarded(e: &SlEvent) -> bool {
-    !matches!(
-        e,
-        SlEvent::TxRejected { .. }
-            | SlEvent::ValidatorJoined { .. }
-            | SlEvent::ValidatorExiting { .. }
-            | SlEvent::EpochStarted { .. }
-            | SlEvent::Postconfirmed { .. }
-            | SlEvent::Slashed { .. }
-            | SlEvent::ProposalPosted { .. }
-            | SlEvent::ChallengeOpened { .. }
-            | SlEvent::GameMoved { .. }
-            | SlEvent::GameResolved(_)
-            | SlEvent::ProposalDefeated { .. }
-            | SlEvent::ProposalFinalized { .. }
-    )
+    e.for_batch_roles()
 }
 
 /// Whether an operator needs an SL event: its own chain's, every revert (its imports may be
@@ -302,19 +289,8 @@ fn concerns(chain: ChainId, e: &SlEvent) -> bool {
         | SlEvent::BatchExecuted { chain: c, .. }
         | SlEvent::BatchCheckFailed { chain: c, .. } => *c == chain,
         SlEvent::DepositQueued(d) => d.chainId == chain,
-        SlEvent::TxRejected { .. }
-        | SlEvent::ValidatorJoined { .. }
-        | SlEvent::ValidatorExiting { .. }
-        | SlEvent::EpochStarted { .. }
-        | SlEvent::Postconfirmed { .. }
-        | SlEvent::Slashed { .. }
-        | SlEvent::ProposalPosted { .. }
-        | SlEvent::ChallengeOpened { .. }
-        | SlEvent::GameMoved { .. }
-        | SlEvent::GameResolved(_)
-        | SlEvent::ProposalDefeated { .. }
-        | SlEvent::ProposalFinalized { .. }
-        | SlEvent::Withdrawn { .. } => false,
+        // the rest is for no batch-settling role (`SlEvent::for_batch_roles`)
+        _ => false,
     }
 }
 
