@@ -2,8 +2,8 @@
 //! over Goldilocks (recursive backend, cheap in-circuit). Both give 32-byte hashes: a Poseidon
 //! digest (4 field elements) is stored as its 4 canonical elements, big-endian, 8 bytes each.
 
-use alloy_primitives::{keccak256, B256};
-use alloy_sol_types::{sol, SolValue};
+use alloy_primitives::B256;
+use braid_primitives::aggregation;
 use plonky2::field::goldilocks_field::GoldilocksField;
 use plonky2::field::types::{Field, Field64, PrimeField64};
 use plonky2::hash::hash_types::HashOut;
@@ -29,26 +29,10 @@ pub trait TreeHasher {
     ) -> Result<B256, AggregatorError>;
 }
 
-sol! {
-    /// A leaf of the aggregation tree: a chain's block hash at a checkpoint.
-    struct AggregatorLeaf {
-        uint32 chain;
-        bytes32 blockHash;
-    }
-    /// A node of the aggregation tree at a checkpoint: its children's hashes (`right` zero and
-    /// `hasRight` false for a one-child node) and its own hash at the previous checkpoint.
-    struct AggregatorNode {
-        uint8 level;
-        uint32 index;
-        bytes32 left;
-        bytes32 right;
-        bool hasRight;
-        bytes32 prev;
-    }
-}
-
 /// keccak256 hashes: leaf `keccak256(abi.encode(AggregatorLeaf))`, node
-/// `keccak256(abi.encode(AggregatorNode))` (64 and 192 bytes of preimage, so never equal).
+/// `keccak256(abi.encode(AggregatorNode))` (64 and 192 bytes of preimage, so never equal); the
+/// functions are `braid_primitives::aggregation`'s, which the chains use to check `aggregated`
+/// message proofs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KeccakHasher;
 
@@ -57,13 +41,7 @@ impl TreeHasher for KeccakHasher {
         Ok(())
     }
     fn leaf_hash(&self, chain: ChainIndex, block_hash: B256) -> B256 {
-        keccak256(
-            AggregatorLeaf {
-                chain,
-                blockHash: block_hash,
-            }
-            .abi_encode(),
-        )
+        aggregation::leaf_hash(chain, block_hash)
     }
     fn node_hash(
         &self,
@@ -72,16 +50,8 @@ impl TreeHasher for KeccakHasher {
         right: Option<B256>,
         prev: B256,
     ) -> Result<B256, AggregatorError> {
-        Ok(keccak256(
-            AggregatorNode {
-                level: node.level,
-                index: node.index,
-                left,
-                right: right.unwrap_or_default(),
-                hasRight: right.is_some(),
-                prev,
-            }
-            .abi_encode(),
+        Ok(aggregation::node_hash(
+            node.level, node.index, left, right, prev,
         ))
     }
 }

@@ -330,16 +330,11 @@ impl TreeShape {
     }
     /// Level of the root: `max(1, ceil(log2 chains))`.
     pub fn depth(&self) -> u8 {
-        // chains <= 2^16, so the result fits a u8
-        let bits = u32::BITS - self.chains.saturating_sub(1).leading_zeros();
-        bits.max(1) as u8
+        braid_primitives::aggregation::tree_depth(self.chains)
     }
     /// Nodes at `level` (`ceil(chains / 2^level)`, 0 above the root).
     pub fn nodes_at(&self, level: u8) -> u32 {
-        if level > self.depth() {
-            return 0;
-        }
-        self.chains.div_ceil(1u32 << level)
+        braid_primitives::aggregation::tree_nodes_at(self.chains, level)
     }
     /// The root.
     pub fn root(&self) -> NodeId {
@@ -351,12 +346,7 @@ impl TreeShape {
     }
     /// Whether node `node` (level >= 1) has a right child.
     pub fn has_right(&self, node: NodeId) -> bool {
-        node.level >= 1
-            && node
-                .index
-                .checked_mul(2)
-                .and_then(|i| i.checked_add(1))
-                .is_some_and(|r| r < self.nodes_at(node.level - 1))
+        braid_primitives::aggregation::tree_has_right(self.chains, node.level, node.index)
     }
     /// The ancestor of chain `chain`'s leaf at `level` (`1..=depth`).
     pub fn ancestor(&self, chain: ChainIndex, level: u8) -> Option<NodeId> {

@@ -32,6 +32,20 @@ pub enum ReexecProof {
 }
 
 impl ReexecProof {
+    /// The checkpoint statements under this proof, left to right.
+    pub fn leaves(&self) -> Vec<&LeafInput> {
+        match self {
+            ReexecProof::Leaf(leaf) => vec![leaf],
+            ReexecProof::Node { left, right, .. } => {
+                let mut out = left.leaves();
+                if let Some(r) = right {
+                    out.extend(r.leaves());
+                }
+                out
+            }
+        }
+    }
+
     /// The position this proof claims to prove.
     pub fn node(&self) -> NodeId {
         match self {

@@ -26,8 +26,9 @@ mod tx;
 
 pub use error::ExecutionError;
 pub use messenger::{
-    single_level_proof, two_level_proof, verify_message_proof, EXECUTE_GAS_PER_SIBLING,
-    EXECUTE_MESSAGE_GAS, MAX_PAYLOAD_BYTES, MAX_PROOF_SIBLINGS, SEND_MESSAGE_GAS,
+    aggregated_proof, single_level_proof, two_level_proof, verify_message_proof,
+    EXECUTE_GAS_PER_SIBLING, EXECUTE_MESSAGE_GAS, MAX_PAYLOAD_BYTES, MAX_PROOF_SIBLINGS,
+    SEND_MESSAGE_GAS,
 };
 pub use state::{
     Account, ChainState, ImportKey, StateChanges, StateKey, StateValue, ValueTotals, WitnessItem,
@@ -41,8 +42,8 @@ pub use tx::{RecoveredTx, TxSigner, MAX_TX_BYTES};
 
 use alloy_primitives::{Address, Log, B256, U256};
 use braid_primitives::{
-    deposits_hash, imports_hash, tx_root, Block, BlockHeader, ChainId, Deposit, ImportedRoot,
-    MessageId, MESSENGER_ADDRESS,
+    aggregation, deposits_hash, imports_hash, tx_root, Block, BlockHeader, ChainId, Deposit,
+    ImportKind, ImportedRoot, MessageId, MESSENGER_ADDRESS, SETTLEMENT_LAYER_CHAIN_ID,
 };
 use serde::{Deserialize, Serialize};
 
@@ -290,6 +291,20 @@ pub fn apply_import(state: &mut ChainState, import: &ImportedRoot) -> Result<(),
     if import.root == B256::ZERO {
         return Err(ExecutionError::InvalidImport {
             reason: "zero root".into(),
+        });
+    }
+    if key.kind == ImportKind::Aggregated
+        && (import.sourceChain != SETTLEMENT_LAYER_CHAIN_ID
+            || import.messageCount == 0
+            || import.messageCount
+                > u64::from(aggregation::tree_depth(aggregation::MAX_TREE_CHAINS)))
+    {
+        return Err(ExecutionError::InvalidImport {
+            reason: format!(
+                "an aggregated import is a tree node hash from chain 0 with a level in 1..=16, not \
+                 chain {} level {}",
+                import.sourceChain, import.messageCount
+            ),
         });
     }
     if let Some(existing) = state.imported(&key) {

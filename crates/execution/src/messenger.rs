@@ -7,6 +7,7 @@
 use alloy_primitives::{Address, Log, B256, U256};
 use alloy_sol_types::{SolCall, SolEvent};
 use braid_merkle::{verify_inclusion, InclusionProof};
+use braid_primitives::aggregation::AggregatedPath;
 use braid_primitives::{
     message_root_leaf, IMessenger, ImportKind, Message, MessageProof, MESSENGER_ADDRESS,
     SETTLEMENT_LAYER_CHAIN_ID,
@@ -243,7 +244,12 @@ pub fn verify_message_proof(
             proven: kind,
         });
     }
-    if proof.siblings.len() > MAX_PROOF_SIBLINGS || proof.outerSiblings.len() > MAX_PROOF_SIBLINGS {
+    let max_outer = match kind {
+        // the source block's header, then two words per tree level
+        ImportKind::Aggregated => braid_primitives::aggregation::HEADER_WORDS + 2 * 16,
+        _ => MAX_PROOF_SIBLINGS,
+    };
+    if proof.siblings.len() > MAX_PROOF_SIBLINGS || proof.outerSiblings.len() > max_outer {
         return Err(ExecutionError::ProofMismatch {
             reason: "too many proof hashes".into(),
         });
@@ -257,7 +263,7 @@ pub fn verify_message_proof(
         });
     }
     let import_source = match kind {
-        ImportKind::Proof => SETTLEMENT_LAYER_CHAIN_ID,
+        ImportKind::Proof | ImportKind::Aggregated => SETTLEMENT_LAYER_CHAIN_ID,
         _ => message.sourceChain,
     };
     let key = ImportKey {
@@ -317,6 +323,77 @@ pub fn verify_message_proof(
             verify_inclusion(proof.root, batch_leaf, &outer)?;
             Ok((leaf, (inner.siblings.len() + outer.siblings.len()) as u64))
         }
+        ImportKind::Aggregated => {
+            let mismatch = |reason: String| ExecutionError::ProofMismatch { reason };
+            if proof.batchNumber != 0 || proof.chainBatchRoot != B256::ZERO {
+                return Err(mismatch("aggregated proof carries batch fields".into()));
+            }
+            let chain = u32::try_from(proof.outerIndex)
+                .map_err(|_| mismatch("tree position out of range".into()))?;
+            let chains = u32::try_from(proof.outerSize)
+                .map_err(|_| mismatch("tree size out of range".into()))?;
+            let path = AggregatedPath::from_words(chain, chains, &proof.outerSiblings)
+                .map_err(|e| mismatch(e.to_string()))?;
+            if path.header.chainId != message.sourceChain {
+                return Err(mismatch(format!(
+                    "header of chain {} for a message from chain {}",
+                    path.header.chainId, message.sourceChain
+                )));
+            }
+            if path.header.messageCount != proof.treeSize {
+                return Err(mismatch(format!(
+                    "source block holds {} messages, proof claims {}",
+                    path.header.messageCount, proof.treeSize
+                )));
+            }
+            if u64::from(path.level()) != imported.messageCount
+                || proof.sourceHeight != imported.sourceHeight
+            {
+                return Err(mismatch(format!(
+                    "path to level {} at checkpoint {}, imported level {} at checkpoint {}",
+                    path.level(),
+                    proof.sourceHeight,
+                    imported.messageCount,
+                    imported.sourceHeight
+                )));
+            }
+            verify_inclusion(path.header.localRoot, leaf, &inner)?;
+            let node = path.node_hash().map_err(|e| mismatch(e.to_string()))?;
+            if node != proof.root {
+                return Err(mismatch(format!(
+                    "path climbs to {node}, not the imported node hash {}",
+                    proof.root
+                )));
+            }
+            Ok((
+                leaf,
+                (inner.siblings.len() + path.steps.len() * 2 + 1) as u64,
+            ))
+        }
+    }
+}
+
+/// An `aggregated` message proof: `inner` proves the message against the `localRoot` of
+/// `path.header` (the source's block at `checkpoint`), and `path` climbs from that block's leaf
+/// to the imported node hash `node_hash`.
+pub fn aggregated_proof(
+    node_hash: B256,
+    checkpoint: u64,
+    inner: InclusionProof,
+    path: &AggregatedPath,
+) -> MessageProof {
+    MessageProof {
+        kind: ImportKind::Aggregated as u8,
+        sourceHeight: checkpoint,
+        root: node_hash,
+        leafIndex: inner.index,
+        treeSize: inner.size,
+        siblings: inner.siblings,
+        batchNumber: 0,
+        chainBatchRoot: B256::ZERO,
+        outerIndex: u64::from(path.chain),
+        outerSize: u64::from(path.chains),
+        outerSiblings: path.to_words(),
     }
 }
 

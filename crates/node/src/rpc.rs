@@ -103,7 +103,7 @@ pub fn import_for(
     let record = devnet.relayer.message(&id)?;
     let (source, height, count) = match mode {
         ImportKind::Precommit => (id.source_chain, record.source_block, proof.treeSize),
-        ImportKind::Qc => return None,
+        ImportKind::Qc | ImportKind::Aggregated => return None,
         ImportKind::Commit | ImportKind::Optimistic => {
             let batch = devnet
                 .relayer
@@ -157,6 +157,11 @@ pub fn message_proof(
         }
         ImportKind::Optimistic => Err(
             "the devnet settles its chains with proofs, not optimistic proposals: use proof".into(),
+        ),
+        ImportKind::Aggregated => Err(
+            "the devnet runs no shared aggregator: aggregated mode is in the simulator (see \
+             docs/aggregator.md); use proof"
+                .into(),
         ),
         ImportKind::Precommit => {
             let p = outbox

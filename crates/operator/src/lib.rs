@@ -61,6 +61,10 @@ pub struct OperatorConfig {
     /// The chain settles optimistically (seed 004): its batches are proven by final proposals
     /// of any bonded proposer, so the operator does not send `proveBatch`.
     pub settled_by_proposals: bool,
+    /// The chain is under the shared aggregation tree (seed 001): its batches are proven by the
+    /// tree's roots, so the operator sends `proveBatch` only through the emergency exit
+    /// ([`SlView::aggregation_exit_open`]).
+    pub settled_by_tree: bool,
     /// SL blocks to wait before issuing a call again that has not shown its effect. 1 suits an
     /// operator that reads the SL right before each SL block (in-process); with network latency
     /// between them use more, or the call is sent twice (the SL refuses the copy).
@@ -75,6 +79,7 @@ impl OperatorConfig {
             chain_id,
             prove_and_execute: true,
             settled_by_proposals: false,
+            settled_by_tree: false,
             resend_after_blocks: 1,
         }
     }
@@ -98,6 +103,11 @@ pub trait SlView {
     fn last_committed(&self, chain: ChainId) -> Option<BatchNumber>;
     /// A committed batch's progress; `None` if not committed (or reverted).
     fn batch_progress(&self, chain: ChainId, batch: BatchNumber) -> Option<BatchProgress>;
+    /// Whether a chain settled by the aggregation tree may prove `batch` alone now (the
+    /// emergency exit is open: no tree root came for the aggregator timeout).
+    fn aggregation_exit_open(&self, _chain: ChainId, _batch: BatchNumber) -> bool {
+        false
+    }
 }
 
 impl SlView for SettlementLayer {
@@ -112,6 +122,9 @@ impl SlView for SettlementLayer {
             status: b.status.clone(),
             execute_requested: b.execute_request.is_some(),
         })
+    }
+    fn aggregation_exit_open(&self, chain: ChainId, batch: BatchNumber) -> bool {
+        SettlementLayer::aggregation_exit_open(self, chain, batch)
     }
 }
 
@@ -396,7 +409,10 @@ impl Operator {
                 }
                 Some(p) if self.config.prove_and_execute => match p.status {
                     BatchStatus::Committed
-                        if !self.config.settled_by_proposals && fresh(Stage::Prove) =>
+                        if !self.config.settled_by_proposals
+                            && (!self.config.settled_by_tree
+                                || sl.aggregation_exit_open(chain, *n))
+                            && fresh(Stage::Prove) =>
                     {
                         calls.push(SlCall::ProveBatch {
                             chain_id: chain,

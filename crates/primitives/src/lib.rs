@@ -12,6 +12,8 @@ use alloy_sol_types::{sol, SolValue};
 
 pub use alloy_primitives::{address, b256, keccak256, Address, Bytes, B256, U256};
 
+pub mod aggregation;
+
 /// Identifier of a rollup chain (an EIP-155 chain id).
 pub type ChainId = u64;
 /// Height of a block on one chain; the genesis block has height 0.
@@ -62,7 +64,10 @@ sol! {
     /// A root that a destination chain imported from a source chain, recorded in the block that
     /// imported it. `kind` is an [`ImportKind`] tag; `sourceHeight` is the source block (for
     /// `precommit`), the source batch (for `commit`), or the SL block (for `proof`) the root
-    /// belongs to; `messageCount` is the size of the source tree at that root.
+    /// belongs to; `messageCount` is the size of the source tree at that root. An `aggregated`
+    /// import is a node hash of the aggregation tree: `sourceChain` is 0 (the tree is the SL's),
+    /// `sourceHeight` the checkpoint and `messageCount` the node's level (its index is implied:
+    /// the importing chain's ancestor at that level).
     #[derive(Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
     struct ImportedRoot {
         uint8 kind;
@@ -109,7 +114,12 @@ sol! {
     /// `siblings`) an inclusion proof against it; the `batchNumber`/`chainBatchRoot`/`outer*`
     /// fields must be zero/empty. For `proof` imports `root` is an SL `MessageRoot`: the inner
     /// proof is against `chainBatchRoot`, and (`outerIndex`, `outerSize`, `outerSiblings`) prove
-    /// the batch leaf [`message_root_leaf`] against `root`.
+    /// the batch leaf [`message_root_leaf`] against `root`. For `aggregated` imports `root` is
+    /// an aggregation-tree node hash at checkpoint `sourceHeight`; the inner proof is against the
+    /// `localRoot` of the source's block at that checkpoint, and `outerSiblings` hold that
+    /// block's header (its 15 ABI words) followed by the path from the source's leaf up to the
+    /// node, two words per level (see [`aggregation::AggregatedPath`]); `outerIndex` is the
+    /// source's position in the tree and `outerSize` the number of chains in it.
     #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     struct MessageProof {
         uint8 kind;
@@ -220,30 +230,37 @@ pub enum ImportKind {
     /// A `ChainBatchRoot` of a batch whose end state is final on the settlement layer: an
     /// optimistic proposal for it outlived its challenge window (or a proof verified it).
     Optimistic = 4,
+    /// A node hash of the shared aggregation tree (seed 001) at a checkpoint: a validity-proven
+    /// hash over the block hashes of every chain below the node, settled inside the tree when
+    /// the node is recomputed at a later checkpoint and on the SL with the tree's root.
+    Aggregated = 5,
 }
 
 impl ImportKind {
     /// All kinds, in tag order.
-    pub const ALL: [ImportKind; 5] = [
+    pub const ALL: [ImportKind; 6] = [
         ImportKind::Precommit,
         ImportKind::Commit,
         ImportKind::Proof,
         ImportKind::Qc,
         ImportKind::Optimistic,
+        ImportKind::Aggregated,
     ];
 
     /// Strength: `precommit` (trusts the source sequencer) < `qc` (trusts more than 2/3 of the
     /// validators' stake, which re-executed the block) < `commit` (the batch is on the SL;
     /// trusts the source operator not to revert it) < `optimistic` (the batch's end state is
-    /// final: trusts one honest challenger during the window) < `proof` (the batch executed on
-    /// the SL: nothing more to trust).
+    /// final: trusts one honest challenger during the window) < `aggregated` (the source's
+    /// blocks are proven inside the aggregation tree; the SL settles them with the tree's next
+    /// roots) < `proof` (the batch executed on the SL: nothing more to trust).
     pub fn rank(self) -> u8 {
         match self {
             ImportKind::Precommit => 0,
             ImportKind::Qc => 1,
             ImportKind::Commit => 2,
             ImportKind::Optimistic => 3,
-            ImportKind::Proof => 4,
+            ImportKind::Aggregated => 4,
+            ImportKind::Proof => 5,
         }
     }
 
@@ -266,6 +283,7 @@ impl ImportKind {
             ImportKind::Proof => "proof",
             ImportKind::Qc => "qc",
             ImportKind::Optimistic => "optimistic",
+            ImportKind::Aggregated => "aggregated",
         }
     }
 }
@@ -279,6 +297,7 @@ impl TryFrom<u8> for ImportKind {
             2 => Ok(ImportKind::Proof),
             3 => Ok(ImportKind::Qc),
             4 => Ok(ImportKind::Optimistic),
+            5 => Ok(ImportKind::Aggregated),
             other => Err(PrimitivesError::UnknownImportKind(other)),
         }
     }
@@ -349,13 +368,14 @@ impl ImportedRoot {
     /// Whether this import became void when `source` reverted its batches from `from_batch` (its
     /// blocks from `first_block`): a block root (`precommit`, `qc`) of a void block or a `commit`
     /// root of a void batch. A `proof` root never does: MessageRoots only hold executed batches,
-    /// which are final.
+    /// which are final; nor does an `aggregated` root: the tree proved the blocks under it,
+    /// imports included, before anyone could import its hash.
     pub fn voided_by(&self, source: ChainId, from_batch: u64, first_block: BlockNumber) -> bool {
         self.sourceChain == source
             && match self.import_kind() {
                 Ok(ImportKind::Precommit | ImportKind::Qc) => self.sourceHeight >= first_block,
                 Ok(ImportKind::Commit | ImportKind::Optimistic) => self.sourceHeight >= from_batch,
-                Ok(ImportKind::Proof) | Err(_) => false,
+                Ok(ImportKind::Proof | ImportKind::Aggregated) | Err(_) => false,
             }
     }
 }

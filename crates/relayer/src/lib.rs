@@ -24,7 +24,12 @@
 //! - `optimistic`: imports the ChainBatchRoot of the message's batch once the batch's end state
 //!   is final on the SL (`BatchProven`: its optimistic proposal outlived the challenge window);
 //! - `proof`: imports the SL MessageRoot (of the SL block in which the batch executed, or any
-//!   already-imported later one) once the message's batch executed.
+//!   already-imported later one) once the message's batch executed;
+//! - `aggregated` (chains under the shared aggregation tree, [`AggregationView`]): imports the hash
+//!   of the lowest tree node above both the source and the destination, at the first checkpoint
+//!   at or after the message's block whose level the aggregator proved
+//!   ([`RelayerInput::TreeLevelProven`]); the proof climbs from the source's checkpoint block to
+//!   that node. The tree settles the import itself: no settlement-layer round trip.
 //!
 //! Each distinct root is imported into a destination at most once. The relayer emits
 //! [`RelayerAction::Execute`] together with the import (the destination applies a block's imports
@@ -42,12 +47,21 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use alloy_primitives::{Bytes, B256};
 use alloy_sol_types::{SolCall, SolEvent};
-use braid_execution::{single_level_proof, two_level_proof, ImportKey, TxReceipt};
+use std::sync::Arc;
+
+use braid_aggregator::{AggregatorState, KeccakHasher, TreeShape, TreeSnapshot};
+use braid_execution::{
+    aggregated_proof, single_level_proof, two_level_proof, ImportKey, TxReceipt,
+};
 use braid_merkle::{ExtensionProof, MerkleError, MessageTree};
+use braid_primitives::aggregation::{
+    common_ancestor_level, leaf_hash, node_hash, tree_depth, tree_has_right, tree_nodes_at,
+    AggregatedPath, PathStep,
+};
 use braid_primitives::{
-    message_root_leaf, BatchHeader, BatchNumber, Block, BlockHash, BlockNumber, ChainId,
-    IMessenger, ImportKind, ImportedRoot, Message, MessageId, MessageProof, MESSENGER_ADDRESS,
-    SETTLEMENT_LAYER_CHAIN_ID,
+    message_root_leaf, BatchHeader, BatchNumber, Block, BlockHash, BlockHeader, BlockNumber,
+    ChainId, IMessenger, ImportKind, ImportedRoot, Message, MessageId, MessageProof,
+    MESSENGER_ADDRESS, SETTLEMENT_LAYER_CHAIN_ID,
 };
 use braid_settlement::SlEvent;
 
@@ -155,6 +169,118 @@ impl From<MerkleError> for RelayerError {
     }
 }
 
+/// The shared aggregation tree, as the relayer needs it for `aggregated` messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregationView {
+    /// The chains under the tree, in tree order (a chain's index is its leaf position).
+    pub chains: Vec<ChainId>,
+    /// Blocks per checkpoint: checkpoint `i` ends at block `i * checkpoint_blocks`.
+    pub checkpoint_blocks: u64,
+}
+
+impl AggregationView {
+    /// The leaf position of `chain`, if it is under the tree.
+    pub fn position(&self, chain: ChainId) -> Option<u32> {
+        self.chains
+            .iter()
+            .position(|c| *c == chain)
+            .and_then(|p| u32::try_from(p).ok())
+    }
+
+    /// Whether `import`, an `aggregated` import by `importer`, is void once `source` reverted
+    /// its blocks from `first_block` on: the node is above `source` and covers a void block at
+    /// its checkpoint (or, through its previous hashes, at an earlier one).
+    pub fn import_voided_by(
+        &self,
+        importer: ChainId,
+        import: &ImportedRoot,
+        source: ChainId,
+        first_block: BlockNumber,
+    ) -> bool {
+        let (Some(pi), Some(ps)) = (self.position(importer), self.position(source)) else {
+            return false;
+        };
+        let level = import.messageCount;
+        import.kind == ImportKind::Aggregated as u8
+            && (1..32).contains(&level)
+            && (pi >> level) == (ps >> level)
+            && import
+                .sourceHeight
+                .checked_mul(self.checkpoint_blocks)
+                .is_none_or(|b| b >= first_block)
+    }
+
+    /// The checkpoint of `dest`'s next block.
+    fn dest_checkpoint(&self, dest: &ChainView) -> u64 {
+        let next = dest.blocks.last_key_value().map_or(0, |(n, _)| n + 1);
+        self.checkpoint_of(next)
+    }
+
+    /// The first checkpoint whose block is `block` or later (checkpoint 0 is genesis, so at
+    /// least 1).
+    pub fn checkpoint_of(&self, block: BlockNumber) -> u64 {
+        block.div_ceil(self.checkpoint_blocks.max(1)).max(1)
+    }
+}
+
+/// Most tree checkpoints whose snapshot the relayer keeps (the oldest are dropped; a message
+/// still waiting on one moves to a later checkpoint).
+const KEPT_TREE_CHECKPOINTS: usize = 128;
+/// Checkpoints below the last accepted root whose snapshot the relayer keeps (for executions
+/// retried against imports of them).
+const KEPT_BELOW_ACCEPTED: u64 = 8;
+
+fn tree_depth_of(agg: &AggregationView) -> u8 {
+    tree_depth(agg.chains.len() as u32)
+}
+
+/// Whether every node hash of `snapshot` follows from its children's hashes and its previous
+/// hash, and the snapshot has the tree's shape.
+fn snapshot_consistent(agg: &AggregationView, snapshot: &TreeSnapshot) -> bool {
+    let Ok(chains) = u32::try_from(agg.chains.len()) else {
+        return false;
+    };
+    if snapshot.block_hashes.len() != agg.chains.len()
+        || snapshot.nodes.len() != usize::from(tree_depth(chains))
+    {
+        return false;
+    }
+    for (row, level) in snapshot.nodes.iter().zip(1u8..) {
+        if row.len() != tree_nodes_at(chains, level) as usize {
+            return false;
+        }
+        let child = |i: u32| -> Option<B256> {
+            if level == 1 {
+                snapshot
+                    .block_hashes
+                    .get(i as usize)
+                    .map(|h| leaf_hash(i, *h))
+            } else {
+                snapshot.nodes[usize::from(level) - 2]
+                    .get(i as usize)
+                    .map(|n| n.hash)
+            }
+        };
+        for (n, index) in row.iter().zip(0u32..) {
+            let Some(left) = child(2 * index) else {
+                return false;
+            };
+            let right = if tree_has_right(chains, level, index) {
+                match child(2 * index + 1) {
+                    Some(r) => Some(r),
+                    None => return false,
+                }
+            } else {
+                None
+            };
+            if node_hash(level, index, left, right, n.prev) != n.hash {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 /// Relayer parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayerConfig {
@@ -165,6 +291,8 @@ pub struct RelayerConfig {
     /// Send a message's first execution together with the import it needs (both land in one
     /// destination block) instead of waiting to see the import landed.
     pub pipeline: bool,
+    /// The shared aggregation tree, if the chains use `aggregated` mode.
+    pub aggregation: Option<AggregationView>,
 }
 
 impl RelayerConfig {
@@ -174,7 +302,14 @@ impl RelayerConfig {
             chains,
             max_execute_attempts: 16,
             pipeline: true,
+            aggregation: None,
         }
+    }
+
+    /// The same, following the aggregation tree `view` for `aggregated` messages.
+    pub fn with_aggregation(mut self, view: AggregationView) -> Self {
+        self.aggregation = Some(view);
+        self
     }
 
     /// The same, executing only once the import is seen landed.
@@ -226,6 +361,13 @@ pub enum SlFact {
         /// First void block.
         first_block: BlockNumber,
     },
+    /// The SL accepted the aggregation tree's root at `checkpoint`.
+    RootAccepted {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// The root hash.
+        root: B256,
+    },
     /// An SL block was produced.
     SlBlock {
         /// SL height.
@@ -270,6 +412,12 @@ impl SlFact {
                 chain: *chain,
                 from: *from,
                 first_block: *first_block,
+            },
+            SlEvent::RootAccepted {
+                checkpoint, root, ..
+            } => SlFact::RootAccepted {
+                checkpoint: *checkpoint,
+                root: *root,
             },
             SlEvent::SlBlock {
                 height,
@@ -327,6 +475,17 @@ pub enum RelayerInput {
         /// Its hash: a certificate for a block the relayer does not follow (one a revert
         /// replaced, or one it has not seen) is ignored.
         block_hash: BlockHash,
+    },
+    /// The aggregator proved level `level` of the tree at `checkpoint` (every node up to that
+    /// level): node hashes of those levels may be imported. `snapshot` is the tree at the
+    /// checkpoint; only its levels up to `level` are used.
+    TreeLevelProven {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// The highest level proven.
+        level: u8,
+        /// The tree's block hashes and node hashes at the checkpoint.
+        snapshot: Arc<TreeSnapshot>,
     },
 }
 
@@ -413,6 +572,9 @@ struct BlockInfo {
     hash: BlockHash,
     local_root: B256,
     message_count: u64,
+    /// The full header, kept for checkpoint blocks of tree chains (an `aggregated` proof
+    /// carries it).
+    header: Option<BlockHeader>,
 }
 
 /// A watched chain, as source and as destination.
@@ -561,6 +723,11 @@ pub struct Relayer {
     global_ok: bool,
     /// The last SL block whose MessageRoot matched the mirror: (height, root, size).
     sl_block: Option<(u64, B256, u64)>,
+    /// Tree checkpoints seen proven ([`Relayer::tree_level_proven`]): the highest level proven
+    /// and the snapshot (checkpoint 0: the genesis tree).
+    tree: BTreeMap<u64, (u8, Arc<TreeSnapshot>)>,
+    /// The last root the settlement layer accepted: (checkpoint, root hash).
+    tree_accepted: Option<(u64, B256)>,
 }
 
 fn key_of(root: &ImportedRoot) -> Option<ImportKey> {
@@ -584,6 +751,8 @@ impl Relayer {
             global: MessageTree::new(),
             global_ok: true,
             sl_block: None,
+            tree: BTreeMap::new(),
+            tree_accepted: None,
         }
     }
 
@@ -653,6 +822,11 @@ impl Relayer {
                     c.certified.insert(height);
                 }
             }
+            RelayerInput::TreeLevelProven {
+                checkpoint,
+                level,
+                snapshot,
+            } => self.tree_level_proven(checkpoint, level, snapshot),
             RelayerInput::ImportDropped { dest, root } => {
                 // asked again on the next input (not now: the refusal may be immediate again)
                 if let (Some(c), Some(k)) = (self.chains.get_mut(&dest), key_of(&root)) {
@@ -744,12 +918,16 @@ impl Relayer {
             });
         }
         // accepted: record the block as source and as destination
+        let checkpoint_block = self.config.aggregation.as_ref().is_some_and(|a| {
+            a.position(chain_id).is_some() && h.number.is_multiple_of(a.checkpoint_blocks.max(1))
+        });
         chain.blocks.insert(
             h.number,
             BlockInfo {
                 hash: h.hash(),
                 local_root: h.localRoot,
                 message_count: h.messageCount,
+                header: checkpoint_block.then(|| h.clone()),
             },
         );
         for import in &block.imports {
@@ -795,6 +973,125 @@ impl Relayer {
             );
         }
         Ok(())
+    }
+
+    /// Keeps a proven tree level. Only a snapshot whose node hashes follow from its block hashes
+    /// and previous hashes is kept (the latest per checkpoint); whether a node in it may be
+    /// imported is decided per node when a message needs it ([`Relayer::tree_node_settleable`]).
+    fn tree_level_proven(&mut self, checkpoint: u64, level: u8, snapshot: Arc<TreeSnapshot>) {
+        let Some(agg) = self.config.aggregation.as_ref() else {
+            return;
+        };
+        if snapshot.checkpoint != checkpoint
+            || checkpoint == 0
+            || !snapshot_consistent(agg, &snapshot)
+        {
+            return;
+        }
+        if self.tree_accepted.is_none() {
+            // the genesis tree, from the chains' genesis blocks as mirrored
+            let genesis: Option<Vec<B256>> = agg
+                .chains
+                .iter()
+                .map(|c| self.chains.get(c)?.blocks.get(&0).map(|b| b.hash))
+                .collect();
+            let state = genesis.and_then(|g| {
+                let shape = TreeShape::new(u32::try_from(g.len()).ok()?).ok()?;
+                AggregatorState::genesis(&KeccakHasher, shape, &g).ok()
+            });
+            if let Some(state) = state {
+                let g = state.snapshot().clone();
+                let root = g.nodes.last().and_then(|r| r.first()).map(|n| n.hash);
+                self.tree_accepted = root.map(|r| (0, r));
+                self.tree.insert(0, (tree_depth_of(agg), Arc::new(g)));
+            }
+        }
+        match self.tree.get_mut(&checkpoint) {
+            Some(entry) if entry.1 == snapshot => entry.0 = entry.0.max(level),
+            // a different tree at this checkpoint (a successor's) replaces the one seen
+            Some(entry) => *entry = (level, snapshot),
+            None => {
+                self.tree.insert(checkpoint, (level, snapshot));
+            }
+        }
+        self.prune_tree();
+    }
+
+    /// Drops snapshots far below the last accepted root, and the oldest beyond the bound.
+    fn prune_tree(&mut self) {
+        let accepted = self.tree_accepted.map_or(0, |(c, _)| c);
+        let keep_from = accepted.saturating_sub(KEPT_BELOW_ACCEPTED);
+        self.tree = self.tree.split_off(&keep_from);
+        while self.tree.len() > KEPT_TREE_CHECKPOINTS {
+            self.tree.pop_first();
+        }
+    }
+
+    /// Whether node `(level, index)` of the kept snapshot at `checkpoint` is a hash the tree
+    /// will settle: the snapshots from the last accepted root to `checkpoint` link (each of the
+    /// subtree's nodes' previous hash is its hash one checkpoint before), the accepted one has
+    /// the accepted root hash, and above the accepted root every block under the node is the
+    /// block this relayer mirrors (not one a revert voided, not a stale one an aggregator kept
+    /// for a withheld chain).
+    fn tree_node_settleable(&self, level: u8, index: u32, checkpoint: u64) -> bool {
+        let (Some(agg), Some((accepted, accepted_root))) =
+            (self.config.aggregation.as_ref(), self.tree_accepted)
+        else {
+            return false;
+        };
+        let snap = |k: u64| self.tree.get(&k).map(|(_, s)| s.as_ref());
+        let root_ok = snap(accepted)
+            .and_then(|s| s.nodes.last()?.first())
+            .is_some_and(|n| n.hash == accepted_root);
+        if !root_ok {
+            return false;
+        }
+        let chains = agg.chains.len() as u32;
+        let (lo, hi) = (checkpoint.min(accepted), checkpoint.max(accepted));
+        for k in lo + 1..=hi {
+            let (Some(before), Some(at)) = (snap(k - 1), snap(k)) else {
+                return false;
+            };
+            // every node of the subtree links to its previous hash
+            for l in 1..=level {
+                let shift = level - l;
+                let first = index << shift;
+                let last = ((index + 1) << shift).min(tree_nodes_at(chains, l));
+                for i in first..last {
+                    let prev = at
+                        .nodes
+                        .get(usize::from(l) - 1)
+                        .and_then(|r| r.get(i as usize));
+                    let hash = before
+                        .nodes
+                        .get(usize::from(l) - 1)
+                        .and_then(|r| r.get(i as usize));
+                    match (prev, hash) {
+                        (Some(p), Some(h)) if p.prev == h.hash => {}
+                        _ => return false,
+                    }
+                }
+            }
+            if k <= accepted {
+                continue; // settled by the accepted root
+            }
+            let Some(height) = k.checked_mul(agg.checkpoint_blocks) else {
+                return false;
+            };
+            let first = index << level;
+            let last = ((index + 1) << level).min(chains);
+            for p in first..last {
+                let mirrored = agg
+                    .chains
+                    .get(p as usize)
+                    .and_then(|c| self.chains.get(c)?.blocks.get(&height))
+                    .map(|b| b.hash);
+                if mirrored.is_none() || at.block_hashes.get(p as usize).copied() != mirrored {
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     fn batch_sealed(&mut self, header: BatchHeader) -> Result<(), RelayerError> {
@@ -888,6 +1185,12 @@ impl Relayer {
                 from,
                 first_block,
             } => self.reverted(chain, from, first_block),
+            SlFact::RootAccepted { checkpoint, root } => {
+                if self.tree_accepted.is_none_or(|(c, _)| checkpoint > c) {
+                    self.tree_accepted = Some((checkpoint, root));
+                    self.prune_tree();
+                }
+            }
             SlFact::SlBlock {
                 height,
                 message_root,
@@ -912,14 +1215,20 @@ impl Relayer {
     }
 
     fn reverted(&mut self, chain_id: ChainId, from: BatchNumber, first_block: BlockNumber) {
-        // imports of void roots of this source are no longer wanted anywhere
-        let void = |i: &ImportedRoot| i.voided_by(chain_id, from, first_block);
-        for c in self.chains.values_mut() {
-            c.requested.retain(|_, i| !void(i));
+        // imports of void roots of this source are no longer wanted anywhere (tree node hashes
+        // over the source's void blocks included)
+        let agg = self.config.aggregation.as_ref();
+        let void = |importer: ChainId, i: &ImportedRoot| {
+            i.voided_by(chain_id, from, first_block)
+                || agg.is_some_and(|a| a.import_voided_by(importer, i, chain_id, first_block))
+        };
+        for (id, c) in self.chains.iter_mut() {
+            c.requested.retain(|_, i| !void(*id, i));
             c.reindex_proofs();
         }
         for e in self.messages.values_mut() {
-            if e.target.as_ref().is_some_and(void) {
+            let dest = e.record.message.destChain;
+            if e.target.as_ref().is_some_and(|t| void(dest, t)) {
                 e.target = None;
             }
         }
@@ -1053,7 +1362,108 @@ impl Relayer {
                     messageCount: size,
                 })
             }
+            ImportKind::Aggregated => {
+                let agg = self.config.aggregation.as_ref()?;
+                let (ps, pd) = (agg.position(m.sourceChain)?, agg.position(m.destChain)?);
+                let level = common_ancestor_level(ps, pd);
+                // the newest proven checkpoint that covers the message and that the tree can
+                // still settle in the destination's next blocks: an import of checkpoint `c` is
+                // settled by the tree at `c + 1` or `c + 2`, so a destination refuses it in
+                // blocks of later checkpoints
+                let first = agg
+                    .checkpoint_of(e.record.source_block)
+                    .max(agg.dest_checkpoint(dest).saturating_sub(2));
+                self.tree
+                    .range(first..)
+                    .rev()
+                    .filter(|(_, (proven, _))| *proven >= level)
+                    .find_map(|(c, (_, snapshot))| {
+                        let block = src.blocks.get(&c.checked_mul(agg.checkpoint_blocks)?)?;
+                        if snapshot.block_hashes.get(ps as usize) != Some(&block.hash) {
+                            return None;
+                        }
+                        let node = snapshot
+                            .nodes
+                            .get(usize::from(level) - 1)?
+                            .get((pd >> level) as usize)?;
+                        if !self.tree_node_settleable(level, pd >> level, *c) {
+                            return None;
+                        }
+                        Some(ImportedRoot {
+                            kind: ImportKind::Aggregated as u8,
+                            sourceChain: SETTLEMENT_LAYER_CHAIN_ID,
+                            sourceHeight: *c,
+                            root: node.hash,
+                            messageCount: u64::from(level),
+                        })
+                    })
+            }
         }
+    }
+
+    /// Whether `dest` applies `import` in its next block (it holds an `aggregated` import of
+    /// checkpoint `c` until its blocks are past checkpoint `c`): only then may an execution
+    /// ride in the same block.
+    fn import_applies_at_once(&self, dest: &ChainView, import: &ImportedRoot) -> bool {
+        import.kind != ImportKind::Aggregated as u8
+            || self
+                .config
+                .aggregation
+                .as_ref()
+                .is_some_and(|a| a.dest_checkpoint(dest) > import.sourceHeight)
+    }
+
+    /// Whether the relayer can still build the path of `message` to the node `target` imports.
+    fn aggregated_target_provable(&self, message: &Message, target: &ImportedRoot) -> bool {
+        u8::try_from(target.messageCount)
+            .ok()
+            .and_then(|level| self.aggregated_path(message.sourceChain, target.sourceHeight, level))
+            .and_then(|p| p.node_hash().ok())
+            == Some(target.root)
+    }
+
+    /// The path from `chain`'s leaf at `checkpoint` to its ancestor at `level`.
+    fn aggregated_path(
+        &self,
+        chain: ChainId,
+        checkpoint: u64,
+        level: u8,
+    ) -> Option<AggregatedPath> {
+        let agg = self.config.aggregation.as_ref()?;
+        let pos = agg.position(chain)?;
+        let chains = u32::try_from(agg.chains.len()).ok()?;
+        let (_, snapshot) = self.tree.get(&checkpoint)?;
+        let header = self
+            .chains
+            .get(&chain)?
+            .blocks
+            .get(&checkpoint.checked_mul(agg.checkpoint_blocks)?)?
+            .header
+            .clone()?;
+        let mut steps = Vec::with_capacity(usize::from(level));
+        for l in 1..=level {
+            let sibling = if l == 1 {
+                snapshot.block_hashes.get((pos ^ 1) as usize).copied()
+            } else {
+                snapshot
+                    .nodes
+                    .get(usize::from(l) - 2)?
+                    .get(((pos >> (l - 1)) ^ 1) as usize)
+                    .map(|n| n.hash)
+            };
+            let prev = snapshot
+                .nodes
+                .get(usize::from(l) - 1)?
+                .get((pos >> l) as usize)?
+                .prev;
+            steps.push(PathStep { sibling, prev });
+        }
+        Some(AggregatedPath {
+            chain: pos,
+            chains,
+            header,
+            steps,
+        })
     }
 
     fn build_proof(&self, id: &MessageId, target: &ImportedRoot) -> Option<MessageProof> {
@@ -1090,6 +1500,23 @@ impl Relayer {
                     outer,
                 ))
             }
+            ImportKind::Aggregated => {
+                let level = u8::try_from(target.messageCount).ok()?;
+                let path = self.aggregated_path(m.sourceChain, target.sourceHeight, level)?;
+                if path.node_hash().ok()? != target.root {
+                    return None;
+                }
+                let inner = src
+                    .tree
+                    .inclusion_proof(m.nonce, path.header.messageCount)
+                    .ok()?;
+                Some(aggregated_proof(
+                    target.root,
+                    target.sourceHeight,
+                    inner,
+                    &path,
+                ))
+            }
         }
     }
 
@@ -1121,9 +1548,18 @@ impl Relayer {
             ) {
                 continue;
             }
+            // an `aggregated` import the destination refused (too old a checkpoint), or whose
+            // tree the relayer no longer holds (dropped, or replaced by a successor's), is
+            // replaced by a newer one
+            let refused = e.target.as_ref().is_some_and(|t| {
+                t.kind == ImportKind::Aggregated as u8
+                    && (key_of(t).is_some_and(|k| {
+                        !dest.landed.contains_key(&k) && !dest.requested.contains_key(&k)
+                    }) || !self.aggregated_target_provable(&e.record.message, t))
+            });
             let target = match &e.target {
-                Some(t) => t.clone(),
-                None => match self.choose_target(&id) {
+                Some(t) if !refused => t.clone(),
+                _ => match self.choose_target(&id) {
                     Some(t) => t,
                     None => continue,
                 },
@@ -1154,7 +1590,10 @@ impl Relayer {
             // so the first execution attempt rides in the same block as the import it needs.
             // If the import does not make it, the shell reports the transaction dropped and the
             // next attempt waits until the import is seen landed.
-            let pipelined = self.config.pipeline && !landed && attempts == 0;
+            let pipelined = self.config.pipeline
+                && !landed
+                && attempts == 0
+                && self.import_applies_at_once(dest, &target);
             let proof = if (landed || pipelined) && attempts < self.config.max_execute_attempts {
                 self.build_proof(&id, &target)
             } else {

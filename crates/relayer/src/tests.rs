@@ -599,3 +599,124 @@ fn qc_mode_waits_for_a_certified_block_then_imports_its_local_root_and_asks_for_
         "{out:?}"
     );
 }
+
+mod aggregated {
+    //! `aggregated` mode: a real aggregator (re-execution backend) proves checkpoint 1 of a
+    //! tree over A and B; the relayer imports the node above both and executes against it.
+    use super::*;
+    use braid_aggregator::{AggregatorState, LeafInput, ReexecBackend, TreeShape};
+
+    const K: u64 = 2;
+
+    fn tree_chain(id: ChainId) -> (Chain, SealedBlock) {
+        let mut c = SequencerConfig::new(id);
+        c.batch_blocks = 2;
+        c.checkpoint_blocks = Some(K);
+        let (seq, genesis) = Sequencer::genesis(c, &alloc()).unwrap();
+        (Chain { seq, now: 0 }, genesis)
+    }
+
+    /// Checkpoint 1 of the tree: the chains' genesis hashes, then `at_1` (A's and B's block
+    /// hashes at block 2).
+    fn checkpoint_one(genesis: [B256; 2], at_1: [B256; 2]) -> Arc<TreeSnapshot> {
+        let shape = TreeShape::new(2).unwrap();
+        let mut state = AggregatorState::genesis(&KeccakHasher, shape, &genesis).unwrap();
+        let leaves: Vec<LeafInput> = (0..2)
+            .map(|i| LeafInput {
+                chain: i as u32,
+                checkpoint: 1,
+                prev_block_hash: genesis[i],
+                block_hash: at_1[i],
+                imports: vec![],
+            })
+            .collect();
+        state
+            .aggregate(&ReexecBackend::new(shape), &leaves)
+            .unwrap();
+        Arc::new(state.snapshot().clone())
+    }
+
+    #[test]
+    fn a_message_executes_against_the_tree_node_above_both_chains() {
+        let (mut a, ga) = tree_chain(A);
+        let (mut b, gb) = tree_chain(B);
+        let view = AggregationView {
+            chains: vec![A, B],
+            checkpoint_blocks: K,
+        };
+        let mut r = Relayer::new(
+            RelayerConfig::new(vec![A, B])
+                .with_aggregation(view)
+                .without_pipelining(),
+        );
+        feed_block(&mut r, &ga);
+        feed_block(&mut r, &gb);
+        a.send(B, ImportKind::Aggregated);
+        let mut last = [B256::ZERO; 2];
+        for _ in 0..2 {
+            let (blk, _) = a.tick();
+            last[0] = blk.hash;
+            assert!(imports(&feed_block(&mut r, &blk)).is_empty());
+            let (blk, _) = b.tick();
+            last[1] = blk.hash;
+            feed_block(&mut r, &blk);
+        }
+        let id = r.pending_messages().next().unwrap().message.id();
+        let genesis = [ga.hash, gb.hash];
+
+        // a snapshot whose node hash does not follow from its children is ignored
+        let honest = checkpoint_one(genesis, last);
+        let mut tampered = (*honest).clone();
+        tampered.nodes[0][0].hash = B256::repeat_byte(0x66);
+        let tree_level = |snapshot| RelayerInput::TreeLevelProven {
+            checkpoint: 1,
+            level: 1,
+            snapshot,
+        };
+        assert!(imports(&r.handle(tree_level(Arc::new(tampered)))).is_empty());
+        // so is a consistent one that kept A at its genesis block (its statement withheld)
+        let withheld = checkpoint_one(genesis, [ga.hash, last[1]]);
+        assert!(imports(&r.handle(tree_level(withheld))).is_empty());
+        assert_eq!(r.status(&id), Some(MessageStatus::Sent { at_block: 1 }));
+
+        // the honest tree: import node (1, 0) at checkpoint 1
+        let got = imports(&r.handle(tree_level(honest.clone())));
+        let node = honest.nodes[0][0].hash;
+        assert_eq!(
+            got,
+            vec![ImportedRoot {
+                kind: ImportKind::Aggregated as u8,
+                sourceChain: 0,
+                sourceHeight: 1,
+                root: node,
+                messageCount: 1,
+            }]
+        );
+        let out = b.seq.handle(SequencerInput::Import(got[0].clone()));
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, SequencerOutput::ImportRejected { .. })),
+            "{out:?}"
+        );
+        // B's block 3 (checkpoint 2) applies it; the relayer then executes with a path
+        let (blk, _) = b.tick();
+        assert_eq!(blk.block.imports, got);
+        let actions = feed_block(&mut r, &blk);
+        let ex = executes(&actions);
+        assert_eq!(ex.len(), 1, "{actions:?}");
+        let (message, proof) = &ex[0];
+        assert_eq!(proof.kind, ImportKind::Aggregated as u8);
+        verify_message_proof(b.seq.state(), message, proof).unwrap();
+        // a path to another node hash does not verify
+        let mut wrong = proof.clone();
+        wrong.root = B256::repeat_byte(0x77);
+        assert!(verify_message_proof(b.seq.state(), message, &wrong).is_err());
+        b.execute(message, proof);
+        let (blk, _) = b.tick();
+        feed_block(&mut r, &blk);
+        assert!(matches!(
+            r.status(&id),
+            Some(MessageStatus::Executed { dest_block: 4 })
+        ));
+    }
+}

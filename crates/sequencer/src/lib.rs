@@ -55,6 +55,12 @@ pub struct SequencerConfig {
     pub max_pending_imports: usize,
     /// Pool limits.
     pub mempool: MempoolConfig,
+    /// Blocks per aggregation checkpoint, if the chain is in the shared aggregation tree (seed
+    /// 001). A block in checkpoint `i` (blocks `(i-1)K+1..=iK`) may only import a tree hash of
+    /// checkpoint `i-1` or `i-2`: earlier imports are waited for, stale ones refused. Chains
+    /// outside the tree refuse `aggregated` imports.
+    #[serde(default)]
+    pub checkpoint_blocks: Option<u64>,
 }
 
 impl SequencerConfig {
@@ -69,6 +75,7 @@ impl SequencerConfig {
             fee_recipient: Address::ZERO,
             max_pending_imports: 1_024,
             mempool: MempoolConfig::default(),
+            checkpoint_blocks: None,
         }
     }
 
@@ -90,6 +97,11 @@ impl SequencerConfig {
         }
         if self.min_base_fee == 0 || self.min_base_fee > u64::MAX as u128 {
             return bad("min_base_fee must be in 1..=u64::MAX");
+        }
+        if let Some(k) = self.checkpoint_blocks {
+            if k == 0 || k % self.batch_blocks != 0 {
+                return bad("checkpoint_blocks must be a positive multiple of batch_blocks");
+            }
         }
         Ok(())
     }
@@ -115,6 +127,16 @@ pub enum SequencerError {
     InvalidConfig {
         /// What is wrong.
         reason: String,
+    },
+    /// An `aggregated` import outside the checkpoints a block may import from.
+    #[error("aggregated import of checkpoint {checkpoint} refused in block {block}: {reason}")]
+    AggregatedImportRefused {
+        /// The imported checkpoint.
+        checkpoint: u64,
+        /// The block being built.
+        block: BlockNumber,
+        /// Why.
+        reason: &'static str,
     },
     /// Restoring from storage found inconsistent data.
     #[error("cannot restore sequencer: {reason}")]
@@ -275,6 +297,8 @@ pub struct Sequencer {
     /// revert can include them again).
     pending_deposits: BTreeMap<u64, Deposit>,
     next_block_at_ms: u64,
+    /// Blocks still to re-produce back to back after a revert discarded them.
+    catch_up_blocks: u64,
     /// Blocks of the batch being built (after the last sealed batch).
     open_batch: Vec<Block>,
     last_batch: BatchNumber,
@@ -323,6 +347,7 @@ impl Sequencer {
         let seq = Self {
             mempool: Mempool::new(config.mempool),
             next_block_at_ms: config.block_time_ms,
+            catch_up_blocks: 0,
             config,
             state,
             head: header,
@@ -385,6 +410,7 @@ impl Sequencer {
         Ok(Self {
             mempool: Mempool::new(config.mempool),
             next_block_at_ms: head.timestampMs.saturating_add(config.block_time_ms),
+            catch_up_blocks: 0,
             config,
             state,
             head,
@@ -496,8 +522,10 @@ impl Sequencer {
     /// their user transactions go back to the pool in original block order (pool refusals are
     /// counted, not errors; transactions that no longer apply are dropped at block building),
     /// and their imports are queued again, in order and before the pending ones, except those
-    /// `is_invalid_import` rejects (also filtered from the pending queue). The block schedule
-    /// is unchanged.
+    /// `is_invalid_import` rejects (also filtered from the pending queue). The discarded blocks
+    /// are re-produced back to back (1 ms apart) from the next scheduled block on, so the chain's
+    /// height keeps pace with its block schedule as on rollups whose blocks fill fixed time
+    /// slots: chains under one aggregation tree stay within a checkpoint of one another.
     ///
     /// Errors, with nothing changed: [`SequencerError::RevertBeyondLastBatch`] if
     /// `last_valid_batch` is after the last sealed batch, [`SequencerError::RevertTooOld`] if
@@ -567,6 +595,9 @@ impl Sequencer {
             }
         }
         self.pending_imports = queue;
+        self.catch_up_blocks = self
+            .catch_up_blocks
+            .saturating_add(previous_head.saturating_sub(head.number));
         Ok(RevertOutcome {
             last_batch: last_valid_batch,
             reverted_batches,
@@ -728,6 +759,37 @@ impl Sequencer {
         SequencerOutput::ImportQueued(import)
     }
 
+    /// Whether block `number` may include `import` now (`Ok(false)`: not yet). Only
+    /// `aggregated` imports are constrained (see [`SequencerConfig::checkpoint_blocks`]).
+    fn aggregated_window(
+        &self,
+        import: &ImportedRoot,
+        number: BlockNumber,
+    ) -> Result<bool, SequencerError> {
+        if import.kind != braid_primitives::ImportKind::Aggregated as u8 {
+            return Ok(true);
+        }
+        let refuse = |reason| SequencerError::AggregatedImportRefused {
+            checkpoint: import.sourceHeight,
+            block: number,
+            reason,
+        };
+        let k = self
+            .config
+            .checkpoint_blocks
+            .ok_or_else(|| refuse("this chain is not in the aggregation tree"))?;
+        let checkpoint = number.div_ceil(k);
+        if checkpoint <= import.sourceHeight {
+            return Ok(false);
+        }
+        if checkpoint > import.sourceHeight.saturating_add(2) {
+            return Err(refuse(
+                "only the last two checkpoints' tree hashes settle in the tree",
+            ));
+        }
+        Ok(true)
+    }
+
     fn produce_block(&mut self, now_ms: u64) -> Vec<SequencerOutput> {
         let mut out = Vec::new();
         let env = BlockEnv {
@@ -739,7 +801,19 @@ impl Sequencer {
             gas_limit: self.config.block_gas_limit,
         };
         let mut imports = Vec::new();
+        let mut waiting = Vec::new();
         for import in std::mem::take(&mut self.pending_imports) {
+            match self.aggregated_window(&import, env.number) {
+                Ok(true) => {}
+                Ok(false) => {
+                    waiting.push(import);
+                    continue;
+                }
+                Err(error) => {
+                    out.push(SequencerOutput::ImportRejected { import, error });
+                    continue;
+                }
+            }
             match apply_import(&mut self.state, &import) {
                 Ok(()) => imports.push(import),
                 Err(e) => out.push(SequencerOutput::ImportRejected {
@@ -748,6 +822,7 @@ impl Sequencer {
                 }),
             }
         }
+        self.pending_imports = waiting;
         // forced deposits: every queued one, in index order, without gaps
         let mut deposits = Vec::new();
         let next = self.state.totals().deposit_count;
@@ -808,7 +883,12 @@ impl Sequencer {
             transactions: included.into_iter().map(|t| t.raw).collect(),
         };
         self.head = header.clone();
-        self.next_block_at_ms = env.timestamp_ms.saturating_add(self.config.block_time_ms);
+        self.next_block_at_ms = if self.catch_up_blocks > 0 {
+            self.catch_up_blocks -= 1;
+            env.timestamp_ms.saturating_add(1)
+        } else {
+            env.timestamp_ms.saturating_add(self.config.block_time_ms)
+        };
         self.open_batch.push(block.clone());
         out.push(SequencerOutput::BlockSealed(Box::new(SealedBlock {
             hash: header.hash(),

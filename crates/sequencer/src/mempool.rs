@@ -111,7 +111,9 @@ impl Mempool {
     }
 
     /// Adds `tx` (whose sender's account nonce is `account_nonce`, already checked to be
-    /// `<= tx.nonce()`). Returns the hash of a replaced transaction, if any.
+    /// `<= tx.nonce()`). Returns the hash of a transaction it displaced, if any: one with the
+    /// same nonce it replaced (price bump), or, when the sender's queue is full and `tx` fills
+    /// a gap below its pooled transactions, the sender's highest-nonce one.
     pub fn insert(
         &mut self,
         tx: RecoveredTx,
@@ -150,11 +152,26 @@ impl Mempool {
                 .insert(nonce, tx);
             return Ok(Some(old_hash));
         }
+        let mut evicted = None;
         if queue.map_or(0, |q| q.len()) >= self.config.max_per_sender {
-            return Err(MempoolError::SenderFull {
-                sender: tx.sender,
-                limit: self.config.max_per_sender,
-            });
+            // A transaction filling a gap below the sender's pooled ones evicts the highest:
+            // otherwise a sender whose transaction failed in a block would be stuck behind the
+            // gap with a full queue, unable to fill it.
+            let highest = queue
+                .and_then(|q| q.last_key_value())
+                .map(|(n, t)| (*n, t.hash));
+            match highest {
+                Some((top, hash)) if nonce < top => evicted = Some(hash),
+                _ => {
+                    return Err(MempoolError::SenderFull {
+                        sender: tx.sender,
+                        limit: self.config.max_per_sender,
+                    })
+                }
+            }
+        }
+        if let Some(hash) = evicted {
+            self.remove(&hash);
         }
         if self.by_hash.len() >= self.config.max_txs {
             return Err(MempoolError::PoolFull {
@@ -166,7 +183,7 @@ impl Mempool {
             .entry(tx.sender)
             .or_default()
             .insert(nonce, tx);
-        Ok(None)
+        Ok(evicted)
     }
 
     /// The next nonce `sender` should use: `account_nonce` plus its consecutive pooled
@@ -180,6 +197,15 @@ impl Mempool {
             next += 1;
         }
         next
+    }
+
+    /// Whether `sender` has a pooled transaction with a nonce above `nonce` (transactions
+    /// waiting behind a gap at `nonce`, when `nonce` is [`Mempool::pending_nonce`]).
+    pub fn has_nonce_above(&self, sender: &Address, nonce: u64) -> bool {
+        self.by_sender
+            .get(sender)
+            .and_then(|q| q.last_key_value())
+            .is_some_and(|(n, _)| *n > nonce)
     }
 
     /// Removes a transaction by hash.

@@ -164,6 +164,41 @@ fn replacement_needs_a_fee_bump() {
 }
 
 #[test]
+fn a_transaction_filling_a_gap_evicts_the_highest_from_a_full_queue() {
+    let mut c = config();
+    c.mempool = MempoolConfig {
+        max_txs: 10,
+        max_per_sender: 2,
+        max_nonce_gap: 4,
+        price_bump_percent: 10,
+    };
+    let (mut seq, _) = Sequencer::genesis(c, &alloc()).unwrap();
+    let fee = 10_000_000_000;
+    let submit = |seq: &mut Sequencer, raw| seq.handle(SequencerInput::SubmitTx { raw });
+    // nonces 1 and 2 wait behind the missing 0 (say it failed in a block); the queue is full
+    assert!(accepted(&submit(&mut seq, tx(0, 1, fee, 1))));
+    assert!(accepted(&submit(&mut seq, tx(0, 2, fee, 1))));
+    // nonce 3 does not fill the gap: refused
+    assert!(matches!(
+        &submit(&mut seq, tx(0, 3, fee, 1))[..],
+        [SequencerOutput::TxRejected {
+            error: SequencerError::Mempool(MempoolError::SenderFull { .. }),
+            ..
+        }]
+    ));
+    // nonce 0 fills it and displaces nonce 2
+    let filler = tx(0, 0, fee, 1);
+    let evicted = RecoveredTx::decode(&tx(0, 2, fee, 1)).unwrap().hash;
+    match &submit(&mut seq, filler)[..] {
+        [SequencerOutput::TxAccepted { replaced, .. }] => assert_eq!(*replaced, Some(evicted)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(seq.mempool().len(), 2);
+    let b = &blocks(&seq.handle(SequencerInput::Tick { now_ms: 1000 }))[0];
+    assert_eq!(b.block.transactions.len(), 2, "nonces 0 and 1 are included");
+}
+
+#[test]
 fn the_pool_is_bounded() {
     let mut c = config();
     c.mempool = MempoolConfig {

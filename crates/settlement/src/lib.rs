@@ -62,10 +62,12 @@
 //! in flight until the destination's batch executing the message settles it. A batch that would
 //! take a chain's escrow, or the in-flight pool, below zero cannot execute.
 
+mod aggregated;
 mod optimistic;
 mod staking;
 mod tx;
 
+pub use aggregated::{tree_import, Aggregation, AggregationConfig};
 pub use optimistic::{
     ClaimedOutputs, GameId, GameRecord, GameResult, Optimistic, OptimisticConfig, Proposal,
     ProposalId, ProposalRecord, ProposalStatus,
@@ -120,6 +122,9 @@ pub struct SlConfig {
     /// Optimistic settlement (seed 004): which chains settle by proposals, windows and bonds.
     #[serde(default)]
     pub optimistic: OptimisticConfig,
+    /// Aggregated settlement (seed 001): which chains settle with the aggregation tree's roots.
+    #[serde(default)]
+    pub aggregation: AggregationConfig,
 }
 
 fn default_epoch_ms() -> u64 {
@@ -149,6 +154,7 @@ impl SlConfig {
             min_stake: U256::ZERO,
             reporter_share_percent: default_reporter_share(),
             optimistic: OptimisticConfig::default(),
+            aggregation: AggregationConfig::default(),
         }
     }
 
@@ -178,6 +184,19 @@ impl SlConfig {
         self.optimistic
             .validate()
             .map_err(|reason| SettlementError::InvalidConfig { reason })?;
+        self.aggregation
+            .validate()
+            .map_err(|reason| SettlementError::InvalidConfig { reason })?;
+        if let Some(c) = self
+            .aggregation
+            .chains
+            .iter()
+            .find(|c| self.optimistic.covers(**c))
+        {
+            return Err(SettlementError::InvalidConfig {
+                reason: format!("chain {c} cannot settle both optimistically and aggregated"),
+            });
+        }
         if self.timeout_council_ms < self.timeout_operator_ms {
             return Err(SettlementError::InvalidConfig {
                 reason: "timeout_council_ms must be >= timeout_operator_ms".into(),
@@ -194,6 +213,14 @@ pub enum SettlementError {
     /// A withdrawal claim was refused.
     #[error("withdraw: {reason}")]
     WithdrawalRefused {
+        /// Why.
+        reason: String,
+    },
+    /// An aggregated-settlement call was refused.
+    #[error("{call}: {reason}")]
+    Aggregation {
+        /// The call.
+        call: &'static str,
         /// Why.
         reason: String,
     },
@@ -536,6 +563,27 @@ pub enum SlEvent {
         /// The amount.
         amount: U256,
     },
+    /// The aggregation tree's root proof of `checkpoint` verified: every tree chain is
+    /// settled up to the checkpoint.
+    RootAccepted {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// The root hash `B_i`.
+        root: B256,
+        /// Who submitted it.
+        by: Address,
+        /// Batches it proved.
+        batches_proven: u64,
+    },
+    /// A tree chain's batch was proven alone (emergency exit: the aggregator timed out).
+    AggregationExit {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// The last checkpoint with an accepted root.
+        last_root: u64,
+    },
     /// An SL block was produced.
     SlBlock {
         /// SL height.
@@ -564,7 +612,8 @@ impl SlEvent {
             | SlEvent::BatchExecuted { .. }
             | SlEvent::BatchCheckFailed { .. }
             | SlEvent::BatchesReverted { .. }
-            | SlEvent::SlBlock { .. } => true,
+            | SlEvent::SlBlock { .. }
+            | SlEvent::RootAccepted { .. } => true,
             SlEvent::TxRejected { .. }
             | SlEvent::ValidatorJoined { .. }
             | SlEvent::ValidatorExiting { .. }
@@ -577,7 +626,8 @@ impl SlEvent {
             | SlEvent::GameResolved(_)
             | SlEvent::ProposalDefeated { .. }
             | SlEvent::ProposalFinalized { .. }
-            | SlEvent::Withdrawn { .. } => false,
+            | SlEvent::Withdrawn { .. }
+            | SlEvent::AggregationExit { .. } => false,
         }
     }
 }
@@ -758,6 +808,7 @@ pub struct SettlementLayer {
     proofs: Box<dyn ProofSystem + Send>,
     staking: Staking,
     optimistic: Optimistic,
+    aggregation: Aggregation,
     /// Withdrawal messages already paid.
     withdrawn: BTreeSet<braid_primitives::MessageId>,
 }
@@ -816,6 +867,7 @@ impl SettlementLayer {
             proofs,
             staking: Staking::default(),
             optimistic: Optimistic::default(),
+            aggregation: Aggregation::default(),
             withdrawn: BTreeSet::new(),
         })
     }
@@ -1016,7 +1068,8 @@ impl SettlementLayer {
             | SlCall::Split { .. }
             | SlCall::Choose { .. }
             | SlCall::ProveStep { .. }
-            | SlCall::Withdraw { .. } => return,
+            | SlCall::Withdraw { .. }
+            | SlCall::SubmitRoot { .. } => return,
         };
         let now = self.now_ms;
         if let Some(c) = self.chains.get_mut(&chain) {
@@ -1080,6 +1133,7 @@ impl SettlementLayer {
                 self.prove_step(*game, pre, witness, events)
             }
             SlCall::Withdraw { message, proof } => self.withdraw(message, proof, events),
+            SlCall::SubmitRoot { proof } => self.submit_root(tx.from, proof, events),
             SlCall::RevertBatches { chain_id, from } => {
                 let chain = self
                     .chains
@@ -1315,6 +1369,7 @@ impl SettlementLayer {
             },
         );
         events.push(SlEvent::ChainRegistered { chain });
+        self.start_aggregation_if_ready();
         Ok(())
     }
 
@@ -1338,6 +1393,14 @@ impl SettlementLayer {
         };
         if header.number != chain.last_committed + 1 {
             return Err(bad(format!("next batch is {}", chain.last_committed + 1)));
+        }
+        let k = self.config.aggregation.checkpoint_blocks;
+        if self.config.aggregation.covers(chain_id)
+            && header.firstBlock.div_ceil(k) != header.lastBlock.div_ceil(k)
+        {
+            return Err(bad(format!(
+                "a tree chain's batch may not cross a checkpoint (every {k} blocks)"
+            )));
         }
         let prev = chain
             .tip_before(header.number)
@@ -1425,6 +1488,9 @@ impl SettlementLayer {
             batch: header.number,
             by,
         });
+        if self.config.aggregation.covers(chain_id) {
+            self.fail_forged_imports(events);
+        }
         Ok(())
     }
 
@@ -1467,6 +1533,17 @@ impl SettlementLayer {
             return Err(optimistic::err(
                 "proveBatch",
                 format!("chain {chain_id} settles by optimistic proposals, not proofs"),
+            ));
+        }
+        let exit = self.config.aggregation.covers(chain_id);
+        if exit && !self.aggregation_exit_open(chain_id, batch) {
+            return Err(aggregated::err(
+                "proveBatch",
+                format!(
+                    "chain {chain_id} settles with the aggregation tree's roots; it may settle \
+                     alone once no root came for {} ms",
+                    self.config.aggregation.aggregator_timeout_ms
+                ),
             ));
         }
         let (chain, rec) = Self::unproven_batch(&self.chains, chain_id, batch)?;
@@ -1519,6 +1596,14 @@ impl SettlementLayer {
             batch,
             by,
         });
+        if exit {
+            self.aggregation.note_exit();
+            events.push(SlEvent::AggregationExit {
+                chain: chain_id,
+                batch,
+                last_root: self.aggregation.roots().map_or(0, |r| r.checkpoint()),
+            });
+        }
         Ok(())
     }
 
@@ -1576,6 +1661,7 @@ impl SettlementLayer {
     /// Checks one import of a batch against executed batches and the candidate set.
     fn check_import(
         &self,
+        importer: (ChainId, BatchNumber),
         import: &ImportedRoot,
         extension: Option<&braid_merkle::ExtensionProof>,
         candidates: &BTreeMap<ChainId, Vec<BatchNumber>>,
@@ -1588,6 +1674,13 @@ impl SettlementLayer {
         };
         match import.import_kind() {
             Err(e) => ImportCheck::Fail(e.to_string()),
+            Ok(ImportKind::Aggregated) => {
+                match self.check_aggregated_import(importer.0, importer.1, import) {
+                    Ok(true) => ImportCheck::Ok,
+                    Ok(false) => ImportCheck::Wait,
+                    Err(reason) => ImportCheck::Fail(reason),
+                }
+            }
             Ok(ImportKind::Proof) => {
                 if self.historical_roots.contains(&import.root) {
                     ImportCheck::Ok
@@ -1720,7 +1813,12 @@ impl SettlementLayer {
             } else {
                 None
             };
-            match self.check_import(import, ext, candidates) {
+            match self.check_import(
+                (rec.header.chainId, rec.header.number),
+                import,
+                ext,
+                candidates,
+            ) {
                 ImportCheck::Ok => {}
                 ImportCheck::Wait => waiting = true,
                 fail @ ImportCheck::Fail(_) => return fail,
@@ -1973,14 +2071,16 @@ impl SettlementLayer {
                 if *other_id == id {
                     continue;
                 }
+                let tree = &self.config.aggregation;
+                let void = |i: &ImportedRoot| {
+                    i.voided_by(id, from, first_block)
+                        || tree.import_voided_by(*other_id, i, id, first_block)
+                };
                 let hit = other
                     .batches
                     .range(other.last_executed + 1..)
                     .map(|(_, b)| b)
-                    .find(|b| {
-                        b.status != BatchStatus::Executed
-                            && b.imports.iter().any(|i| i.voided_by(id, from, first_block))
-                    });
+                    .find(|b| b.status != BatchStatus::Executed && b.imports.iter().any(void));
                 if let Some(b) = hit {
                     work.push((
                         *other_id,

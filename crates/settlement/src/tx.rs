@@ -131,6 +131,13 @@ pub enum SlCall {
         /// The first batch to revert.
         from: BatchNumber,
     },
+    /// Submits the aggregation tree's root proof of the next checkpoint (anyone: the
+    /// aggregator, or a successor that took over the tree); it settles every tree chain up to
+    /// the checkpoint (see the settlement crate's `aggregated` module).
+    SubmitRoot {
+        /// The root proof (re-execution backend).
+        proof: std::sync::Arc<braid_aggregator::ReexecProof>,
+    },
 }
 
 impl SlCall {
@@ -155,6 +162,7 @@ impl SlCall {
             SlCall::Choose { .. } => "choose",
             SlCall::ProveStep { .. } => "proveStep",
             SlCall::Withdraw { .. } => "withdraw",
+            SlCall::SubmitRoot { .. } => "submitRoot",
         }
     }
 }

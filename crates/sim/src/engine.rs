@@ -25,6 +25,7 @@ use braid_settlement::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod aggregated;
 mod deposits;
 mod finality;
 mod optimistic;
@@ -152,6 +153,26 @@ enum Event {
     PostconfirmTick,
     /// Deposit stream `i` queues its next SL deposit.
     Deposit(usize),
+    /// The aggregator looks for checkpoints to prove.
+    AggregatorTick,
+    /// An aggregator finished proving `level` of `checkpoint`.
+    AggregatorLevel {
+        generation: u32,
+        checkpoint: u64,
+        level: u8,
+        snapshot: std::sync::Arc<braid_aggregator::TreeSnapshot>,
+    },
+    /// An aggregator finished a root proof.
+    AggregatorRoot {
+        generation: u32,
+        epoch: u32,
+        checkpoint: u64,
+        proof: std::sync::Arc<braid_aggregator::ReexecProof>,
+    },
+    /// The successor aggregator takes over.
+    AggregatorTakeover,
+    /// Forged tree import `i` reaches its sequencer.
+    ForgeImport(usize),
 }
 
 /// A message arriving at a role.
@@ -202,6 +223,14 @@ enum Delivery {
     DaAttested {
         attestation: braid_finality::DaAttestation,
     },
+    /// Aggregator → relayer (feed): a tree level is proven.
+    TreeLevel {
+        checkpoint: u64,
+        level: u8,
+        snapshot: std::sync::Arc<braid_aggregator::TreeSnapshot>,
+    },
+    /// Aggregator → SL: a call (signed on arrival with that aggregator's key).
+    AggregatorCall { generation: u32, call: SlCall },
     /// Collector → relayer (feed): a block is L2-final.
     Certified {
         chain: ChainId,
@@ -217,6 +246,9 @@ struct SlMirror {
     registered: bool,
     last_committed: BatchNumber,
     batches: BTreeMap<BatchNumber, BatchProgress>,
+    /// Batches the SL would let the chain prove alone (aggregation emergency exit), as last
+    /// queried.
+    exit_open: BTreeSet<BatchNumber>,
 }
 
 impl SlMirror {
@@ -267,6 +299,9 @@ impl SlView for SlMirror {
     }
     fn batch_progress(&self, _chain: ChainId, batch: BatchNumber) -> Option<BatchProgress> {
         self.batches.get(&batch).cloned()
+    }
+    fn aggregation_exit_open(&self, _chain: ChainId, batch: BatchNumber) -> bool {
+        self.exit_open.contains(&batch)
     }
 }
 
@@ -407,6 +442,8 @@ struct Sim<'a> {
     relayer_sl_events: Vec<SlEvent>,
     /// Proposers, challengers and their adversaries, when the scenario has `[optimistic]`.
     optimistic: Option<optimistic::OptimisticNet>,
+    /// The aggregator role, when the scenario has `[aggregation]`.
+    aggregation: Option<aggregated::AggregatorNet>,
     /// The SL account deposits are paid from.
     depositor: TxSigner,
     deposit_stats: crate::report::DepositReport,
@@ -457,9 +494,25 @@ impl<'a> Sim<'a> {
                 .genesis_balances
                 .extend(optimistic::OptimisticNet::genesis_balances(o).map_err(SimError::Core)?);
         }
+        let aggregation_net = match &scenario.aggregation {
+            Some(spec) => Some(
+                aggregated::AggregatorNet::new(
+                    spec,
+                    spec.tree_chains(&ids),
+                    scenario.block_time_ms,
+                )
+                .map_err(SimError::Core)?,
+            ),
+            None => None,
+        };
+        let mut relayer_config = RelayerConfig::new(ids.clone());
+        if let Some(a) = &aggregation_net {
+            sl_config.aggregation = a.sl_config();
+            relayer_config = relayer_config.with_aggregation(a.relayer_view());
+        }
         let mut sl =
             SettlementLayer::new(sl_config, Box::new(ReExecution::new())).map_err(|e| core(&e))?;
-        let mut relayer = Relayer::new(RelayerConfig::new(ids.clone()));
+        let mut relayer = Relayer::new(relayer_config);
         let mut chains = BTreeMap::new();
         let mut genesis_states = Vec::new();
         for (i, id) in ids.iter().enumerate() {
@@ -467,6 +520,9 @@ impl<'a> Sim<'a> {
             c.block_time_ms = scenario.block_time_ms;
             c.batch_blocks = scenario.batch_blocks;
             c.fee_recipient = Address::repeat_byte(0xfe);
+            if aggregation_net.as_ref().is_some_and(|a| a.covers(*id)) {
+                c.checkpoint_blocks = scenario.aggregation.as_ref().map(|a| a.checkpoint_blocks);
+            }
             let (seq, genesis) = Sequencer::genesis(c, &alloc).map_err(|e| core(&e))?;
             if scenario.finality.is_some() {
                 genesis_states.push((genesis.block.header.clone(), seq.state().clone()));
@@ -539,7 +595,11 @@ impl<'a> Sim<'a> {
         // the council reads the SL in-process (it runs an SL node): one SL block is enough
         let council_ops = ids
             .iter()
-            .map(|id| (*id, Operator::new(OperatorConfig::new(*id))))
+            .map(|id| {
+                let mut c = OperatorConfig::new(*id);
+                c.settled_by_tree = aggregation_net.as_ref().is_some_and(|a| a.covers(*id));
+                (*id, Operator::new(c))
+            })
             .collect();
         let mut sim = Self {
             scenario,
@@ -589,6 +649,7 @@ impl<'a> Sim<'a> {
             heads_moved: true,
             relayer_sl_events: Vec::new(),
             optimistic: optimistic_net,
+            aggregation: aggregation_net,
             depositor,
             deposit_stats: crate::report::DepositReport::default(),
             deposit_times: BTreeMap::new(),
@@ -618,6 +679,7 @@ impl<'a> Sim<'a> {
             let first = sim.exp_ms(d.rate_per_s);
             sim.schedule(first, Event::Deposit(i));
         }
+        sim.aggregation_schedule();
         for (i, f) in scenario.faults.iter().enumerate() {
             sim.schedule(f.at_ms(), Event::FaultStart(i));
             if !f.instantaneous() {
@@ -734,6 +796,30 @@ impl<'a> Sim<'a> {
             Event::Deliver(d) => self.deliver(*d),
             Event::PostconfirmTick => self.postconfirm_tick(),
             Event::Deposit(i) => self.deposit_tick(i),
+            Event::AggregatorTick => self.aggregator_tick(),
+            Event::AggregatorLevel {
+                generation,
+                checkpoint,
+                level,
+                snapshot,
+            } => {
+                self.aggregator_level(generation, checkpoint, level, snapshot);
+                Ok(())
+            }
+            Event::AggregatorRoot {
+                generation,
+                epoch,
+                checkpoint,
+                proof,
+            } => {
+                self.aggregator_root(generation, epoch, checkpoint, proof);
+                Ok(())
+            }
+            Event::AggregatorTakeover => self.aggregator_takeover(),
+            Event::ForgeImport(i) => {
+                self.forge_import(i);
+                Ok(())
+            }
         }
     }
 
@@ -1097,6 +1183,7 @@ impl<'a> Sim<'a> {
                     self.relayer_stats.executions_dropped += 1;
                     let d = Delivery::ExecuteDropped { id: mid };
                     self.send(seq_role, relayer, Class::Datagram, d);
+                    self.fill_relayer_nonce_gap(id);
                 }
             }
             SequencerOutput::ImportRejected { import, error } => {
@@ -1219,6 +1306,30 @@ impl<'a> Sim<'a> {
         let node = self.chains.get(&chain)?;
         let account = node.seq.state().account(from).nonce;
         Some(node.seq.mempool().pending_nonce(from, account))
+    }
+
+    /// A relayer transaction failed in a block (and was not included): its later ones wait
+    /// behind the nonce gap. Like a real relayer, fill the gap with a no-op self-transfer so
+    /// they can go in.
+    fn fill_relayer_nonce_gap(&mut self, chain: ChainId) {
+        let from = self.relayer_key.address();
+        let Some(node) = self.chains.get(&chain) else {
+            return;
+        };
+        let account = node.seq.state().account(&from).nonce;
+        let pool = node.seq.mempool();
+        let gap = pool.pending_nonce(&from, account);
+        if !pool.has_nonce_above(&from, gap) {
+            return;
+        }
+        let filler = self
+            .relayer_key
+            .call(chain, gap, from, U256::ZERO, Bytes::new(), 21_000);
+        if let Ok(raw) = filler {
+            if self.submit_tx(chain, raw).is_ok() {
+                self.relayer_stats.nonce_gaps_filled += 1;
+            }
+        }
     }
 
     fn submit_tx(&mut self, chain: ChainId, raw: Bytes) -> Result<(B256, Option<B256>), String> {
@@ -1346,6 +1457,13 @@ impl<'a> Sim<'a> {
             self.invariants.pending.get_or_insert((name, detail));
         }
         self.deposit_sl_event(e);
+        self.aggregation_sl_event(e);
+        if let SlEvent::BatchesReverted {
+            chain, first_block, ..
+        } = e
+        {
+            self.tree_revert_check(*chain, *first_block);
+        }
         let now = self.now;
         for (id, op) in self.council_ops.iter_mut() {
             if concerns(*id, e) {
@@ -1588,6 +1706,18 @@ impl<'a> Sim<'a> {
         if now < node.stalled_until || node.down(now) {
             return Ok(());
         }
+        if node.operator.config().settled_by_tree {
+            // the operator asks its SL node whether the emergency exit is open
+            let sl = &self.sl;
+            node.view.exit_open = node
+                .view
+                .batches
+                .iter()
+                .filter(|(_, p)| p.status == BatchStatus::Committed)
+                .map(|(n, _)| *n)
+                .filter(|n| sl.aggregation_exit_open(id, *n))
+                .collect();
+        }
         let proof_time = self.scenario.proof_time_ms;
         let committed_seen = &node.committed_seen;
         let calls: Vec<SlCall> = node
@@ -1643,9 +1773,12 @@ impl<'a> Sim<'a> {
                     invalid_imports,
                     ..
                 } => {
+                    let sl = &self.sl;
                     let outcome = node
                         .seq
-                        .revert_to(last_valid_batch, |i| invalid_imports.contains(i))
+                        .revert_to(last_valid_batch, |i| {
+                            invalid_imports.contains(i) || sl.aggregated_import_unsettleable(id, i)
+                        })
                         .map_err(|e| format!("chain {id}: revert_to({last_valid_batch}): {e}"))?;
                     self.heads_moved = true;
                     let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);
@@ -1674,7 +1807,6 @@ impl<'a> Sim<'a> {
         from: BatchNumber,
         first_block: BlockNumber,
     ) -> Result<(), String> {
-        let void = |i: &ImportedRoot| i.voided_by(source, from, first_block);
         let ids: Vec<ChainId> = self
             .chains
             .keys()
@@ -1685,6 +1817,11 @@ impl<'a> Sim<'a> {
             let executed = self.sl.chain(id).map_or(0, |c| c.last_executed);
             let Some(node) = self.chains.get_mut(&id) else {
                 continue;
+            };
+            let tree = &self.sl.config().aggregation;
+            let void = |i: &ImportedRoot| {
+                i.voided_by(source, from, first_block)
+                    || tree.import_voided_by(id, i, source, first_block)
             };
             let seq = &node.seq;
             let sealed = (executed + 1..=seq.last_batch())
@@ -1892,6 +2029,14 @@ impl<'a> Sim<'a> {
                 block_hash,
             } => self.relayer_certified(chain, height, block_hash),
             Delivery::ImportRejected { dest, root } => self.relayer_import_dropped(dest, root),
+            Delivery::TreeLevel {
+                checkpoint,
+                level,
+                snapshot,
+            } => self.relayer_tree_level(checkpoint, level, snapshot),
+            Delivery::AggregatorCall { generation, call } => {
+                self.aggregator_call_arrived(generation, call)?
+            }
         }
         Ok(())
     }
@@ -1978,6 +2123,7 @@ impl<'a> Sim<'a> {
                 .optimistic
                 .as_ref()
                 .map(|o| o.report(self.sl.config().optimistic.chains.len())),
+            aggregation: self.aggregation.as_ref().map(|a| a.report(&self.sl)),
             deposits: (!self.scenario.deposits.is_empty()).then(|| {
                 let mut d = self.deposit_stats.clone();
                 d.time_to_inclusion_ms = LatencyStats::of(&self.deposit_inclusion);
@@ -1998,6 +2144,10 @@ impl<'a> Sim<'a> {
 fn operator_config(id: u64, scenario: &Scenario) -> OperatorConfig {
     let mut c = OperatorConfig::new(id);
     c.settled_by_proposals = scenario.optimistic.as_ref().is_some_and(|o| o.covers(id));
+    c.settled_by_tree = scenario
+        .aggregation
+        .as_ref()
+        .is_some_and(|a| a.tree_chains(&scenario.chain_ids()).contains(&id));
     let round_trip = 2 * (scenario.link.latency_ms + scenario.link.jitter_ms);
     c.resend_after_blocks = 1 + round_trip.div_ceil(scenario.sl_block_time_ms.max(1));
     c

@@ -63,10 +63,60 @@ svg{{background:#fcfcfc;border:1px solid #ddd}} text{{font-size:11px}}</style></
     if let Some(o) = &r.optimistic {
         h.push_str(&optimistic_table(o));
     }
+    if let Some(a) = &r.aggregation {
+        h.push_str(&aggregation_table(a));
+    }
     h.push_str(&cdf_svg(r));
     h.push_str(&timeline_svg(r));
     h.push_str("</body></html>\n");
     h
+}
+
+/// Aggregated settlement: roots, verifications, exits, exports per level.
+fn aggregation_table(a: &crate::AggregationReport) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<h2>Aggregated settlement</h2><p>{} chains, depth {}, checkpoint every {} blocks ({} ms); \
+         modelled proving: leaf {} ms, node {} ms, root after {} ms</p>\
+         <table id=\"aggregation\"><tr><th>roots accepted</th><th>SL verifications / checkpoint</th>\
+         <th>batches proven by roots</th><th>roots refused</th><th>emergency exits</th>\
+         <th>forged imports rejected by the tree</th><th>checkpoint→root p50/p99 ms</th>\
+         <th>root proof bytes (re-execution / plonky2)</th><th>takeover</th></tr>\
+         <tr><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td>\
+         <td>{} / {}</td><td>{}</td></tr></table>",
+        a.chains,
+        a.depth,
+        a.checkpoint_blocks,
+        a.checkpoint_interval_ms,
+        a.leaf_prove_ms,
+        a.node_prove_ms,
+        a.root_prove_ms,
+        a.roots_accepted,
+        a.sl_verifications_per_checkpoint,
+        a.batches_proven_by_roots,
+        a.roots_refused.values().sum::<u64>(),
+        a.emergency_exits,
+        a.forged_imports_rejected_by_tree,
+        a.checkpoint_to_root_ms.p50,
+        a.checkpoint_to_root_ms.p99,
+        a.root_proof_bytes_reexec,
+        a.root_proof_bytes_plonky2_model,
+        a.takeover.as_ref().map_or_else(
+            || "-".to_string(),
+            |t| format!("at {} ms from checkpoint {}", t.at_ms, t.resumed_from_checkpoint)
+        ),
+    );
+    s.push_str("<table id=\"exports\"><tr><th>level</th><th>proofs</th><th>max exports</th><th>mean</th></tr>");
+    for l in &a.exports_per_level {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
+            l.level, l.proofs, l.max, l.mean
+        );
+    }
+    s.push_str("</table>");
+    s
 }
 
 /// Optimistic settlement: proposals, games and bonds.

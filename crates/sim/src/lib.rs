@@ -25,14 +25,15 @@ mod swarm;
 pub use engine::{run, run_with_progress};
 pub use html::render_html;
 pub use report::{
-    BatchExecution, ChainReport, DepositReport, FaultRecord, FinalityReport, GameStat,
-    LatencyStats, ModeReport, NetworkReport, OptimisticReport, RelayerReport, Report, SlashRecord,
-    Violation,
+    AggregationReport, BatchExecution, ChainReport, DepositReport, FaultRecord, FinalityReport,
+    GameStat, LatencyStats, LevelExports, ModeReport, NetworkReport, OptimisticReport,
+    RelayerReport, Report, SlashRecord, Takeover, Violation,
 };
 pub use scenario::{
-    Aggregation, Behaviour, ByzantineSpec, ChainsSpec, DepositTraffic, Fault, FeedDelivery,
-    FinalitySpec, LinkSpec, Mode, OptimisticAdversary, OptimisticBehaviour, OptimisticSpec,
-    RelayerSpec, Scenario, Traffic, MAX_CHAINS,
+    Aggregation, AggregationSpec, AggregatorAdversary, AggregatorBehaviour, Behaviour,
+    ByzantineSpec, ChainsSpec, DepositTraffic, Fault, FeedDelivery, FinalitySpec, ForgedImport,
+    LinkSpec, Mode, OptimisticAdversary, OptimisticBehaviour, OptimisticSpec, RelayerSpec,
+    Scenario, Traffic, MAX_CHAINS,
 };
 pub use swarm::{swarm, swarm_variant, SwarmRun};
 

@@ -26,6 +26,8 @@ pub(crate) enum Role {
     Validator(u32),
     /// A DA node.
     Da(u32),
+    /// The shared proof aggregator (seed 001).
+    Aggregator,
 }
 
 impl Role {

@@ -137,6 +137,10 @@ pub struct RelayerReport {
     pub execute_retries: u64,
     /// Imports re-requested after a rejection or a timeout.
     pub import_retries: u64,
+    /// No-op transactions sent to fill a nonce gap a failed execution left (its later
+    /// transactions waited behind it).
+    #[serde(default)]
+    pub nonce_gaps_filled: u64,
     /// Execution transactions the destination dropped or refused.
     pub executions_dropped: u64,
     /// Error actions of the relayer core by `RelayerError` variant (`ParentMismatch`,
@@ -280,6 +284,86 @@ pub struct FinalityReport {
     pub slashes: Vec<SlashRecord>,
 }
 
+/// Aggregated settlement (seed 001): the shared proof aggregator's tree and its roots on the SL.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AggregationReport {
+    /// Chains under the tree.
+    pub chains: usize,
+    /// Depth of the tree (level of the root).
+    pub depth: u8,
+    /// Blocks per checkpoint.
+    pub checkpoint_blocks: u64,
+    /// Virtual time between checkpoints (`checkpoint_blocks` × block time).
+    pub checkpoint_interval_ms: u64,
+    /// Modelled time of a leaf proof.
+    pub leaf_prove_ms: u64,
+    /// Modelled time of a node proof (a level's nodes in parallel).
+    pub node_prove_ms: u64,
+    /// Modelled time from a checkpoint's statements to its root proof.
+    pub root_prove_ms: u64,
+    /// Checkpoints the aggregators proved (including roots the SL then refused).
+    pub checkpoints_proven: u64,
+    /// Root proofs the SL accepted.
+    pub roots_accepted: u64,
+    /// Root proofs the SL verified and accepted, per accepted checkpoint, for all chains
+    /// together (1.0: one verification per checkpoint).
+    pub sl_verifications_per_checkpoint: f64,
+    /// Batches proven by accepted roots.
+    pub batches_proven_by_roots: u64,
+    /// Root proofs the SL refused, by reason.
+    pub roots_refused: BTreeMap<String, u64>,
+    /// Batches proven alone through the emergency exit.
+    pub emergency_exits: u64,
+    /// Chains that used the emergency exit.
+    pub chains_exited: Vec<ChainId>,
+    /// Statements the tree could not aggregate because of a forged import (each distinct
+    /// statement once).
+    pub forged_imports_rejected_by_tree: u64,
+    /// Batches the SL failed for a forged or unsettleable tree import.
+    pub batches_failed_on_imports: u64,
+    /// Forged imports injected into sequencers.
+    pub forged_imports_injected: u64,
+    /// Largest and mean number of exported hashes of one proof, per level (0 = leaves).
+    pub exports_per_level: Vec<LevelExports>,
+    /// Size of the last accepted root proof (re-execution backend, the one the SL verified).
+    pub root_proof_bytes_reexec: u64,
+    /// Size of a plonky2 root proof for the same tree (`docs/benchmarks.md`: constant).
+    pub root_proof_bytes_plonky2_model: u64,
+    /// From the last block of a checkpoint to its root's acceptance on the SL.
+    pub checkpoint_to_root_ms: LatencyStats,
+    /// When the successor took over, and from which accepted checkpoint it resumed.
+    pub takeover: Option<Takeover>,
+    /// Times the working aggregator went back to the last accepted root after the SL refused
+    /// one of its roots.
+    pub resyncs: u64,
+    /// The last checkpoint accepted on the SL.
+    pub last_accepted_checkpoint: u64,
+}
+
+/// Exported hashes per proof at one level.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LevelExports {
+    /// Level (0 = leaves).
+    pub level: u8,
+    /// Proofs counted.
+    pub proofs: u64,
+    /// Largest number of exports of one proof.
+    pub max: u64,
+    /// Mean number of exports per proof.
+    pub mean: f64,
+}
+
+/// A successor aggregator taking over the tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Takeover {
+    /// When.
+    pub at_ms: u64,
+    /// The last accepted checkpoint it resumed from.
+    pub resumed_from_checkpoint: u64,
+    /// Roots it got accepted.
+    pub roots_accepted: u64,
+}
+
 /// Optimistic settlement (seed 004): proposals, games, bonds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OptimisticReport {
@@ -414,6 +498,9 @@ pub struct Report {
     /// Optimistic settlement, when the scenario has `[optimistic]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimistic: Option<OptimisticReport>,
+    /// Aggregated settlement, when the scenario has `[aggregation]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregation: Option<AggregationReport>,
     /// SL deposits, when the scenario has deposit traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deposits: Option<DepositReport>,

@@ -70,6 +70,10 @@ pub struct Scenario {
     /// Absent: every chain is proven (and no `optimistic` traffic).
     #[serde(default)]
     pub optimistic: Option<OptimisticSpec>,
+    /// Aggregated settlement (seed 001): the shared proof aggregator, its tree over the chains,
+    /// its adversaries and a successor. Absent: no tree (and no `aggregated` traffic).
+    #[serde(default)]
+    pub aggregation: Option<AggregationSpec>,
     /// SL deposits to chains (forced transactions their sequencers must include).
     #[serde(default)]
     pub deposits: Vec<DepositTraffic>,
@@ -179,6 +183,9 @@ pub enum Mode {
     /// Import the source's ChainBatchRoot once an optimistic proposal for the batch is final
     /// (needs `[optimistic]`).
     Optimistic,
+    /// Import the aggregation tree's node hash above both chains once the aggregator proved it
+    /// (needs `[aggregation]`).
+    Aggregated,
 }
 
 impl From<Mode> for ImportKind {
@@ -189,6 +196,7 @@ impl From<Mode> for ImportKind {
             Mode::Proof => ImportKind::Proof,
             Mode::Qc => ImportKind::Qc,
             Mode::Optimistic => ImportKind::Optimistic,
+            Mode::Aggregated => ImportKind::Aggregated,
         }
     }
 }
@@ -286,6 +294,96 @@ impl FinalitySpec {
             .find(|b| b.validator == i)
             .map(|b| b.behaviour)
     }
+}
+
+/// The shared proof aggregator in a run (seed 001).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregationSpec {
+    /// Chains under the tree, in tree order (default: all, in scenario order).
+    #[serde(default)]
+    pub chains: Option<Vec<ChainId>>,
+    /// Blocks per checkpoint (a multiple of `batch_blocks`).
+    #[serde(default = "default_checkpoint_blocks")]
+    pub checkpoint_blocks: u64,
+    /// The SL's emergency-exit timeout.
+    #[serde(default = "default_aggregator_timeout_ms")]
+    pub aggregator_timeout_ms: u64,
+    /// Modelled time to prove one leaf (a chain's checkpoint statement). Default: the plonky2
+    /// leaf proof of `docs/benchmarks.md` (51-111 ms measured, contended).
+    #[serde(default = "default_leaf_prove_ms")]
+    pub leaf_prove_ms: u64,
+    /// Modelled time to prove one tree node (two recursive verifications). Default: the
+    /// plonky2 node proof, uncontended estimate of `docs/benchmarks.md` (1.4-1.6 s; 2-3 s
+    /// measured while contended). A level's nodes are proven in parallel.
+    #[serde(default = "default_node_prove_ms")]
+    pub node_prove_ms: u64,
+    /// Adversarial behaviour of the first aggregator from a time on.
+    #[serde(default)]
+    pub adversary: Option<AggregatorAdversary>,
+    /// A second, honest aggregator takes the tree over from the SL's last accepted root at
+    /// this time (the first one stops).
+    #[serde(default)]
+    pub takeover_at_ms: Option<u64>,
+    /// Chains whose sequencer imports a forged tree hash (an ancestor's hash at the last
+    /// accepted checkpoint, altered) at a time.
+    #[serde(default)]
+    pub forged_imports: Vec<ForgedImport>,
+}
+
+fn default_checkpoint_blocks() -> u64 {
+    4
+}
+fn default_aggregator_timeout_ms() -> u64 {
+    20_000
+}
+fn default_leaf_prove_ms() -> u64 {
+    100
+}
+fn default_node_prove_ms() -> u64 {
+    1_500
+}
+
+impl AggregationSpec {
+    /// The tree's chains in order, given the scenario's chains.
+    pub fn tree_chains(&self, all: &[ChainId]) -> Vec<ChainId> {
+        self.chains.clone().unwrap_or_else(|| all.to_vec())
+    }
+}
+
+/// What the misbehaving aggregator does, from `from_ms` on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregatorAdversary {
+    /// The behaviour.
+    pub behaviour: AggregatorBehaviour,
+    /// From when.
+    pub from_ms: u64,
+    /// For `withhold`: the chain whose statements it leaves out.
+    #[serde(default)]
+    pub chain: Option<ChainId>,
+}
+
+/// Adversarial aggregator behaviours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggregatorBehaviour {
+    /// Stops proving and submitting.
+    Stall,
+    /// Leaves one chain's statement `A_i` out: it keeps the chain's old block hash in the tree.
+    Withhold,
+    /// Feeds the root node a wrong hash two checkpoints back (the extra input).
+    WrongPrevHash,
+}
+
+/// A forged tree-hash import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgedImport {
+    /// The importing chain.
+    pub chain: ChainId,
+    /// When its sequencer receives the import.
+    pub at_ms: u64,
 }
 
 /// Optimistic settlement in a run.
@@ -732,6 +830,59 @@ impl Scenario {
         } else if let Some(index) = self.traffic.iter().position(|t| t.mode == Mode::Optimistic) {
             return Err(SimError::Parse(format!(
                 "traffic[{index}] asks for optimistic mode but the scenario has no [optimistic] table"
+            )));
+        }
+        if let Some(a) = &self.aggregation {
+            zero("aggregation.checkpoint_blocks", a.checkpoint_blocks)?;
+            zero("aggregation.aggregator_timeout_ms", a.aggregator_timeout_ms)?;
+            if a.checkpoint_blocks % self.batch_blocks != 0 {
+                return Err(SimError::Parse(
+                    "aggregation.checkpoint_blocks must be a multiple of batch_blocks".into(),
+                ));
+            }
+            let tree = a.tree_chains(&self.chain_ids());
+            let named = tree
+                .iter()
+                .map(|c| ("aggregation.chains".to_string(), *c))
+                .chain(
+                    a.adversary
+                        .and_then(|x| x.chain)
+                        .map(|c| ("aggregation.adversary.chain".into(), c)),
+                )
+                .chain(
+                    a.forged_imports
+                        .iter()
+                        .map(|f| ("aggregation.forged_imports".into(), f.chain)),
+                );
+            for (context, chain) in named {
+                if !tree.contains(&chain) || !seen.contains(&chain) {
+                    return Err(SimError::UnknownChain { context, chain });
+                }
+            }
+            if let Some(o) = &self.optimistic {
+                if let Some(c) = tree.iter().find(|c| o.covers(**c)) {
+                    return Err(SimError::Parse(format!(
+                        "chain {c} cannot settle both optimistically and with the aggregation tree"
+                    )));
+                }
+            }
+            if a.adversary
+                .is_some_and(|x| x.behaviour == AggregatorBehaviour::Withhold && x.chain.is_none())
+            {
+                return Err(SimError::Parse(
+                    "aggregation.adversary: withhold needs a chain".into(),
+                ));
+            }
+            for (index, t) in self.traffic.iter().enumerate() {
+                if t.mode == Mode::Aggregated && !(tree.contains(&t.from) && tree.contains(&t.to)) {
+                    return Err(SimError::Parse(format!(
+                        "traffic[{index}] asks for aggregated mode between chains not both in the tree"
+                    )));
+                }
+            }
+        } else if let Some(index) = self.traffic.iter().position(|t| t.mode == Mode::Aggregated) {
+            return Err(SimError::Parse(format!(
+                "traffic[{index}] asks for aggregated mode but the scenario has no [aggregation] table"
             )));
         }
         for (index, d) in self.deposits.iter().enumerate() {

@@ -47,7 +47,11 @@ impl Sim<'_> {
                 if censored {
                     self.deposit_stats.batches_failed_censorship += 1;
                 }
-                if censored || reason.starts_with("final optimistic proposal") {
+                if censored
+                    || reason.starts_with("final optimistic proposal")
+                    || reason.starts_with("forged aggregated import")
+                    || reason.starts_with("aggregated import of checkpoint")
+                {
                     self.council_reverts.insert((*chain, *batch));
                 }
             }

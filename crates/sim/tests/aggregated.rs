@@ -1,0 +1,137 @@
+//! Aggregated settlement (seed 001) under the simulator: aggregated messages execute within
+//! about one checkpoint, one SL verification per checkpoint settles every chain, a forged tree
+//! import is rejected by the tree and reverted, and when the aggregator stalls, withholds a
+//! chain or feeds a wrong previous hash, every chain settles through the emergency exit until a
+//! successor resumes the tree from the last accepted root. Each test runs its scenario in
+//! `scenarios/` with zero invariant violations (which include "no block under an accepted root
+//! is reverted").
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use braid_sim::{render_html, AggregationReport, Report, Scenario};
+
+fn run_clean(name: &str) -> (Scenario, Report, AggregationReport) {
+    let (s, r) = common::run_clean(name);
+    let section = r.aggregation.clone().expect("an aggregation report");
+    (s, r, section)
+}
+
+#[test]
+fn aggregated_messages_execute_within_about_a_checkpoint_and_one_verification_settles_all() {
+    let (_, r, a) = run_clean("aggregated_honest");
+    assert_eq!(a.chains, 4);
+    assert_eq!(a.depth, 2);
+    assert!(a.roots_accepted >= 10, "{a:#?}");
+    assert_eq!(
+        a.sl_verifications_per_checkpoint, 1.0,
+        "one root verification per checkpoint for all chains: {a:#?}"
+    );
+    assert_eq!(a.emergency_exits, 0);
+    assert!(a.roots_refused.is_empty(), "{a:#?}");
+    // every tree chain's batches are proven by roots only
+    assert!(a.batches_proven_by_roots >= 4 * a.roots_accepted, "{a:#?}");
+    for c in r.chains.values() {
+        assert!(c.batches_executed > 5, "{c:?}");
+    }
+    let m = r.mode("aggregated");
+    assert!(m.sent > 50, "{m:?}");
+    assert_eq!(
+        m.executed, m.sent,
+        "every aggregated message executed: {m:?}"
+    );
+    // about one checkpoint (4 s) plus the proving of the levels up to the common ancestor
+    // (at most 3.1 s) and the relayer's trip: far below settlement through the SL
+    let budget = a.checkpoint_interval_ms + a.root_prove_ms + 2_000;
+    assert!(m.latency_ms.p50 <= budget, "{:?} vs {budget}", m.latency_ms);
+    let proof = r.mode("proof");
+    assert!(proof.executed > 0);
+    assert!(
+        m.latency_ms.p50 < proof.latency_ms.p50,
+        "aggregated {:?} vs proof {:?}",
+        m.latency_ms,
+        proof.latency_ms
+    );
+    // exports: a proof at level l exports at most depth - l hashes of one age
+    for l in &a.exports_per_level {
+        assert!(l.max <= 2 * u64::from(a.depth - l.level), "{l:?}");
+    }
+    assert!(a.exports_per_level.iter().any(|l| l.max > 0), "{a:#?}");
+    let html = render_html(&r);
+    assert!(html.contains("<h2>Aggregated settlement</h2>"));
+}
+
+#[test]
+fn a_forged_import_is_rejected_by_the_tree_and_reverted() {
+    let (_, r, a) = run_clean("aggregated_forged_import");
+    assert_eq!(a.forged_imports_injected, 1, "{a:#?}");
+    assert!(a.forged_imports_rejected_by_tree >= 1, "{a:#?}");
+    assert!(a.batches_failed_on_imports >= 1, "{a:#?}");
+    assert!(r.council.reverts >= 1, "{:?}", r.council);
+    // the tree went on after the revert
+    assert!(a.last_accepted_checkpoint >= 12, "{a:#?}");
+    assert_eq!(a.emergency_exits, 0);
+    let m = r.mode("aggregated");
+    assert_eq!(
+        m.executed, m.sent,
+        "every message executed after the revert: {m:?}"
+    );
+}
+
+fn assert_exit_and_takeover(a: &AggregationReport, chains: usize) {
+    assert!(a.emergency_exits > 0, "{a:#?}");
+    assert_eq!(a.chains_exited.len(), chains, "every chain exits: {a:#?}");
+    let t = a.takeover.as_ref().expect("a takeover");
+    assert!(t.resumed_from_checkpoint > 0, "{t:?}");
+    assert!(
+        t.roots_accepted > 0,
+        "the successor's roots are accepted: {t:?}"
+    );
+    assert!(
+        a.last_accepted_checkpoint > t.resumed_from_checkpoint + 3,
+        "{a:#?}"
+    );
+}
+
+#[test]
+fn a_stalled_aggregator_leads_to_emergency_exits_then_a_successor_resumes_the_tree() {
+    let (_, r, a) = run_clean("aggregated_stall_takeover");
+    assert_exit_and_takeover(&a, 4);
+    assert!(a.roots_refused.is_empty(), "{a:#?}");
+    let m = r.mode("aggregated");
+    assert_eq!(
+        m.executed, m.sent,
+        "messages sent during the stall execute under the successor: {m:?}"
+    );
+    for c in r.chains.values() {
+        assert!(c.batches_executed > 10, "every chain kept settling: {c:?}");
+    }
+}
+
+#[test]
+fn a_withheld_statement_makes_roots_refused_and_chains_exit() {
+    let (_, r, a) = run_clean("aggregated_withhold");
+    let m = r.mode("aggregated");
+    assert_eq!(m.executed, m.sent, "{m:?}");
+    assert!(
+        a.roots_refused
+            .keys()
+            .any(|k| k.contains("leaf's block hash")),
+        "{a:#?}"
+    );
+    assert_exit_and_takeover(&a, 4);
+}
+
+#[test]
+fn a_wrong_previous_hash_makes_roots_refused_and_chains_exit() {
+    let (_, r, a) = run_clean("aggregated_wrong_prev");
+    let m = r.mode("aggregated");
+    assert_eq!(m.executed, m.sent, "{m:?}");
+    assert!(
+        a.roots_refused
+            .keys()
+            .any(|k| k.contains("wrong previous hash")),
+        "{a:#?}"
+    );
+    assert_exit_and_takeover(&a, 3);
+}
