@@ -12,7 +12,9 @@
 use alloy_primitives::{keccak256, B256};
 use alloy_sol_types::{sol, SolValue};
 
-use crate::{decode_canonical, BlockHeader, PrimitivesError};
+use crate::{
+    decode_canonical, BlockHeader, BlockNumber, ChainId, ImportKind, ImportedRoot, PrimitivesError,
+};
 
 sol! {
     /// A leaf of the aggregation tree: a chain's block hash at a checkpoint.
@@ -92,6 +94,39 @@ pub fn tree_has_right(chains: u32, level: u8, index: u32) -> bool {
 pub fn common_ancestor_level(a: u32, b: u32) -> u8 {
     let differing = u32::BITS - (a ^ b).leading_zeros();
     differing.max(1) as u8
+}
+
+/// The leaf position of `chain` in a tree over `chains` (in tree order).
+pub fn tree_position(chains: &[ChainId], chain: ChainId) -> Option<u32> {
+    chains
+        .iter()
+        .position(|c| *c == chain)
+        .and_then(|p| u32::try_from(p).ok())
+}
+
+/// Whether `import`, an `aggregated` import by the chain at tree position `importer`, is void
+/// once the chain at position `source` reverted its blocks from `first_block` on: the imported
+/// node is above `source` and its checkpoint (or an earlier one, which the node's hash chains
+/// through `prev`) covers a void block, so no tree will ever settle it.
+pub fn import_voided_by(
+    importer: u32,
+    import: &ImportedRoot,
+    source: u32,
+    checkpoint_blocks: u64,
+    first_block: BlockNumber,
+) -> bool {
+    if import.kind != ImportKind::Aggregated as u8 || import.sourceChain != 0 {
+        return false;
+    }
+    let Ok(level) = u32::try_from(import.messageCount) else {
+        return false;
+    };
+    (1..u32::BITS).contains(&level)
+        && (importer >> level) == (source >> level)
+        && import
+            .sourceHeight
+            .checked_mul(checkpoint_blocks)
+            .is_none_or(|b| b >= first_block)
 }
 
 /// One level of an [`AggregatedPath`], from the leaf upwards.

@@ -55,7 +55,7 @@ use braid_execution::{
 };
 use braid_merkle::{ExtensionProof, MerkleError, MessageTree};
 use braid_primitives::aggregation::{
-    common_ancestor_level, leaf_hash, node_hash, tree_depth, tree_has_right, tree_nodes_at,
+    self, common_ancestor_level, leaf_hash, node_hash, tree_depth, tree_has_right, tree_nodes_at,
     AggregatedPath, PathStep,
 };
 use braid_primitives::{
@@ -181,15 +181,11 @@ pub struct AggregationView {
 impl AggregationView {
     /// The leaf position of `chain`, if it is under the tree.
     pub fn position(&self, chain: ChainId) -> Option<u32> {
-        self.chains
-            .iter()
-            .position(|c| *c == chain)
-            .and_then(|p| u32::try_from(p).ok())
+        aggregation::tree_position(&self.chains, chain)
     }
 
     /// Whether `import`, an `aggregated` import by `importer`, is void once `source` reverted
-    /// its blocks from `first_block` on: the node is above `source` and covers a void block at
-    /// its checkpoint (or, through its previous hashes, at an earlier one).
+    /// its blocks from `first_block` on ([`aggregation::import_voided_by`]).
     pub fn import_voided_by(
         &self,
         importer: ChainId,
@@ -197,17 +193,12 @@ impl AggregationView {
         source: ChainId,
         first_block: BlockNumber,
     ) -> bool {
-        let (Some(pi), Some(ps)) = (self.position(importer), self.position(source)) else {
-            return false;
-        };
-        let level = import.messageCount;
-        import.kind == ImportKind::Aggregated as u8
-            && (1..32).contains(&level)
-            && (pi >> level) == (ps >> level)
-            && import
-                .sourceHeight
-                .checked_mul(self.checkpoint_blocks)
-                .is_none_or(|b| b >= first_block)
+        match (self.position(importer), self.position(source)) {
+            (Some(i), Some(s)) => {
+                aggregation::import_voided_by(i, import, s, self.checkpoint_blocks, first_block)
+            }
+            _ => false,
+        }
     }
 
     /// The checkpoint of `dest`'s next block.

@@ -87,15 +87,11 @@ impl AggregationConfig {
     }
     /// The tree position of `chain`.
     pub fn position(&self, chain: ChainId) -> Option<u32> {
-        self.chains
-            .iter()
-            .position(|c| *c == chain)
-            .and_then(|p| u32::try_from(p).ok())
+        braid_primitives::aggregation::tree_position(&self.chains, chain)
     }
     /// Whether `import`, an `aggregated` import by `importer`, is void once `source` reverted
-    /// its blocks from `first_block` on: the imported node is above `source` and its checkpoint
-    /// (or an earlier one, which the node's hash chains through `prev`) covers a void block, so
-    /// no tree will ever settle it.
+    /// its blocks from `first_block` on
+    /// ([`import_voided_by`](braid_primitives::aggregation::import_voided_by)).
     pub fn import_voided_by(
         &self,
         importer: ChainId,
@@ -103,23 +99,16 @@ impl AggregationConfig {
         source: ChainId,
         first_block: BlockNumber,
     ) -> bool {
-        if import.kind != ImportKind::Aggregated as u8 || import.sourceChain != 0 {
-            return false;
+        match (self.position(importer), self.position(source)) {
+            (Some(i), Some(s)) => braid_primitives::aggregation::import_voided_by(
+                i,
+                import,
+                s,
+                self.checkpoint_blocks,
+                first_block,
+            ),
+            _ => false,
         }
-        let (Some(pi), Some(ps)) = (self.position(importer), self.position(source)) else {
-            return false;
-        };
-        let Ok(level) = u32::try_from(import.messageCount) else {
-            return false;
-        };
-        if level == 0 || level >= u32::BITS {
-            return false;
-        }
-        (pi >> level) == (ps >> level)
-            && import
-                .sourceHeight
-                .checked_mul(self.checkpoint_blocks)
-                .is_none_or(|b| b >= first_block)
     }
     /// The tree's shape (`None` without chains).
     pub fn shape(&self) -> Option<TreeShape> {

@@ -873,10 +873,32 @@ impl Scenario {
                     "aggregation.adversary: withhold needs a chain".into(),
                 ));
             }
+            let position = |c: ChainId| tree.iter().position(|x| *x == c).map(|p| p as u32);
+            // an import of checkpoint c settles in the tree only from the destination's blocks of
+            // checkpoints c+1 and c+2: the level must be proven (after the statements are
+            // committed, about a block and an SL block later) before that window closes
+            let window_ms = 2 * a.checkpoint_blocks * self.block_time_ms;
             for (index, t) in self.traffic.iter().enumerate() {
-                if t.mode == Mode::Aggregated && !(tree.contains(&t.from) && tree.contains(&t.to)) {
+                if t.mode != Mode::Aggregated {
+                    continue;
+                }
+                let (Some(from), Some(to)) = (position(t.from), position(t.to)) else {
                     return Err(SimError::Parse(format!(
                         "traffic[{index}] asks for aggregated mode between chains not both in the tree"
+                    )));
+                };
+                let level = braid_primitives::aggregation::common_ancestor_level(from, to);
+                let ready_ms = a.leaf_prove_ms
+                    + u64::from(level) * a.node_prove_ms
+                    + self.block_time_ms
+                    + self.sl_block_time_ms;
+                if ready_ms > window_ms {
+                    return Err(SimError::Parse(format!(
+                        "traffic[{index}]: chains {} and {} meet at tree level {level}, proven about \
+                         {ready_ms} ms after their checkpoint, but a tree import settles only \
+                         within two checkpoints ({window_ms} ms): raise \
+                         aggregation.checkpoint_blocks",
+                        t.from, t.to
                     )));
                 }
             }

@@ -135,3 +135,40 @@ fn a_wrong_previous_hash_makes_roots_refused_and_chains_exit() {
     );
     assert_exit_and_takeover(&a, 3);
 }
+
+#[test]
+fn sixteen_chains_settle_with_one_verification_and_root_level_messages_execute() {
+    let (_, r, a) = run_clean("aggregated_16_chains");
+    assert_eq!((a.chains, a.depth), (16, 4));
+    assert_eq!(a.sl_verifications_per_checkpoint, 1.0, "{a:#?}");
+    assert!(a.roots_accepted >= 5, "{a:#?}");
+    assert_eq!(
+        a.batches_proven_by_roots,
+        16 * 4 * a.roots_accepted,
+        "{a:#?}"
+    );
+    let m = r.mode("aggregated");
+    assert!(m.sent > 50, "{m:?}");
+    assert_eq!(
+        m.executed, m.sent,
+        "including 902 → 915, which meet at the root: {m:?}"
+    );
+    // the seed's bound: at most depth - l exports of one age per proof at level l
+    for l in &a.exports_per_level {
+        assert!(l.max <= u64::from(a.depth - l.level), "{l:?}");
+    }
+}
+
+#[test]
+fn a_tree_too_slow_for_the_import_window_is_refused_at_load() {
+    let mut s = common::scenario("aggregated_16_chains");
+    s.aggregation.as_mut().unwrap().checkpoint_blocks = 4;
+    let e = s.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("level 4") && e.contains("raise aggregation.checkpoint_blocks"),
+        "{e}"
+    );
+    // neighbours alone (level 1) fit in the same window
+    s.traffic.retain(|t| t.to != 915);
+    s.validate().unwrap();
+}
