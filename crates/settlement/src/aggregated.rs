@@ -514,12 +514,16 @@ impl SettlementLayer {
                     .saturating_add(self.config.aggregation.aggregator_timeout_ms)
     }
 
-    /// Checks one `aggregated` import of a batch of `importer` at execution time.
+    /// Checks one `aggregated` import of a batch of `importer` at execution time: `Ok(true)`
+    /// once the accepted tree holds the imported hash and every chain under the node executed
+    /// its batches through the checkpoint (or is about to, among `candidates`), `Ok(false)` to
+    /// wait, `Err` if it can never settle.
     pub(crate) fn check_aggregated_import(
         &self,
         importer: ChainId,
         batch: BatchNumber,
         import: &ImportedRoot,
+        candidates: &BTreeMap<ChainId, Vec<BatchNumber>>,
     ) -> Result<bool, String> {
         let position = self
             .config
@@ -531,11 +535,34 @@ impl SettlementLayer {
         match self.aggregation.snapshots.get(&import.sourceHeight) {
             Some(snapshot) => {
                 let actual = node_hash(snapshot, tree.node);
-                if actual == Some(import.root) {
-                    Ok(true)
-                } else {
-                    Err(forged(importer, &tree))
+                if actual != Some(import.root) {
+                    return Err(forged(importer, &tree));
                 }
+                // as with every import, the sources settle first: each chain under the node has
+                // executed its batches through the checkpoint's block
+                let config = &self.config.aggregation;
+                let level = u32::from(tree.node.level);
+                let first = tree.node.index << level;
+                let last = (tree.node.index + 1) << level;
+                let through = import.sourceHeight.saturating_mul(config.checkpoint_blocks);
+                let settled = config
+                    .chains
+                    .iter()
+                    .skip(first as usize)
+                    .take((last - first) as usize)
+                    .all(|c| {
+                        self.chains.get(c).is_some_and(|r| {
+                            let reaches = |b: &BatchNumber| {
+                                r.batches
+                                    .get(b)
+                                    .is_some_and(|b| b.header.lastBlock >= through)
+                            };
+                            through == 0
+                                || reaches(&r.last_executed)
+                                || candidates.get(c).is_some_and(|l| l.iter().any(reaches))
+                        })
+                    });
+                Ok(settled)
             }
             None if self.aggregation_exit_open(importer, batch) => Err(format!(
                 "aggregated import of checkpoint {}, which no root settled before the \

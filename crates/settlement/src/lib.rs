@@ -1675,7 +1675,7 @@ impl SettlementLayer {
         match import.import_kind() {
             Err(e) => ImportCheck::Fail(e.to_string()),
             Ok(ImportKind::Aggregated) => {
-                match self.check_aggregated_import(importer.0, importer.1, import) {
+                match self.check_aggregated_import(importer.0, importer.1, import, candidates) {
                     Ok(true) => ImportCheck::Ok,
                     Ok(false) => ImportCheck::Wait,
                     Err(reason) => ImportCheck::Fail(reason),

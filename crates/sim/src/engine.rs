@@ -1134,7 +1134,14 @@ impl<'a> Sim<'a> {
             SequencerOutput::BlockSealed(b) => self.block_sealed(id, *b),
             SequencerOutput::BatchSealed(batch) => {
                 let header = batch.header.clone();
-                if let Some(op) = self.council_ops.get_mut(&id) {
+                // a batch sealed on blocks the SL already voided (the sequencer has not rolled
+                // back yet) is void: its re-sealed successor comes after the roll-back
+                let void = self
+                    .invariants
+                    .voided
+                    .get(&id)
+                    .is_some_and(|first| header.lastBlock >= *first);
+                if let Some(op) = self.council_ops.get_mut(&id).filter(|_| !void) {
                     // the council holds the DA data of every sealed batch
                     op.batch_sealed((*batch).clone())
                         .map_err(|e| format!("council's operator of {id}: {e}"))?;
