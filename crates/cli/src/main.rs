@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod generate;
 mod relay;
 
 use braid_node::{DevnetConfig, Ports};
@@ -39,8 +40,9 @@ enum Command {
 
 #[derive(clap::Args)]
 struct SimArgs {
-    /// The scenario file (TOML; see docs/simulator.md and scenarios/).
-    scenario: PathBuf,
+    /// The scenario file (TOML; see docs/simulator.md and scenarios/). Not with --generate.
+    #[arg(required_unless_present = "generate")]
+    scenario: Option<PathBuf>,
     /// Seed (default: the scenario's).
     #[arg(long)]
     seed: Option<u64>,
@@ -51,6 +53,29 @@ struct SimArgs {
     /// fault settings; stops at the first invariant violation and prints its replay command.
     #[arg(long)]
     swarm: Option<u64>,
+    /// Generate this many adversarial scenarios (seeds from --seed, default 1: random chains,
+    /// modes, traffic and overlapping faults of every kind) and run each, checking safety and
+    /// liveness; failing seeds are listed with their replay command (and written to --out).
+    #[arg(long, conflicts_with_all = ["scenario", "swarm"])]
+    generate: Option<u64>,
+    /// With --generate: parallel runs (default: the machine's cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// With --generate: only these disturbances (comma-separated; `none` for none). Default:
+    /// all of operator_stall, partition, drop_messages, crash, revert_batch,
+    /// wrong_state_root, equivocation, replay_forgery, censor_deposits, byzantine_validators,
+    /// aggregator_adversary, optimistic_adversary.
+    #[arg(long, value_delimiter = ',')]
+    faults: Option<Vec<String>>,
+    /// With --generate: only these modes (comma-separated). Default: all six.
+    #[arg(long, value_delimiter = ',')]
+    modes: Option<Vec<String>>,
+    /// With --generate: at most this many chains (2-8, default 8).
+    #[arg(long)]
+    max_chains: Option<u64>,
+    /// With --generate: run every seed even after one failed.
+    #[arg(long)]
+    keep_going: bool,
 }
 
 #[derive(Subcommand)]
@@ -368,7 +393,12 @@ async fn relayer(args: RelayerArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn swarm(args: &SimArgs, scenario: &braid_sim::Scenario, count: u64) -> Result<(), String> {
+fn swarm(
+    args: &SimArgs,
+    path: &std::path::Path,
+    scenario: &braid_sim::Scenario,
+    count: u64,
+) -> Result<(), String> {
     let first = args.seed.unwrap_or(1);
     let bar = indicatif::ProgressBar::new(count);
     bar.set_style(
@@ -405,7 +435,7 @@ fn swarm(args: &SimArgs, scenario: &braid_sim::Scenario, count: u64) -> Result<(
         }
         eprintln!(
             "replay: braid sim {} --swarm 1 --seed {}",
-            args.scenario.display(),
+            path.display(),
             r.seed
         );
     }
@@ -413,13 +443,31 @@ fn swarm(args: &SimArgs, scenario: &braid_sim::Scenario, count: u64) -> Result<(
 }
 
 fn sim(args: SimArgs) -> Result<(), String> {
-    let scenario = braid_sim::Scenario::load(&args.scenario).map_err(|e| e.to_string())?;
+    if let Some(count) = args.generate {
+        let jobs = args.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        return generate::run(generate::GenerateArgs {
+            count,
+            first_seed: args.seed.unwrap_or(1),
+            jobs,
+            faults: args.faults.as_deref(),
+            modes: args.modes.as_deref(),
+            max_chains: args.max_chains,
+            keep_going: args.keep_going,
+            out: args.out.as_deref(),
+        });
+    }
+    let Some(path) = args.scenario.clone() else {
+        return Err("a scenario file is needed (or --generate N)".into());
+    };
+    let scenario = braid_sim::Scenario::load(&path).map_err(|e| e.to_string())?;
     if let Some(count) = args.swarm {
-        return swarm(&args, &scenario, count);
+        return swarm(&args, &path, &scenario, count);
     }
     let seed = args.seed.unwrap_or(scenario.seed);
-    println!("running {} (seed {seed}) …", args.scenario.display());
-    let bar = indicatif::ProgressBar::new(scenario.duration_ms / 1000);
+    println!("running {} (seed {seed}) …", path.display());
+    let bar = indicatif::ProgressBar::new(scenario.run_end_ms() / 1000);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{bar:40} {pos}/{len} s virtual  {elapsed_precise}",

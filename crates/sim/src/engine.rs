@@ -28,6 +28,7 @@ use rand_chacha::ChaCha8Rng;
 mod aggregated;
 mod deposits;
 mod finality;
+mod liveness;
 mod optimistic;
 
 use crate::invariants::{Execution, Invariants};
@@ -135,7 +136,8 @@ pub fn run_with_progress(
     let wall = Instant::now();
     let mut sim = Sim::new(scenario, seed)?;
     sim.run_loop(progress);
-    progress(scenario.duration_ms, scenario.duration_ms);
+    let end = scenario.run_end_ms();
+    progress(end, end);
     Ok(sim.report(wall.elapsed().as_millis() as u64))
 }
 
@@ -365,6 +367,7 @@ impl ChainNode {
 #[derive(Debug, Clone)]
 struct Track {
     mode: Mode,
+    dest: ChainId,
     sent_at: u64,
     source_block: BlockNumber,
     executed_at: Option<u64>,
@@ -398,12 +401,15 @@ struct Sim<'a> {
     /// When the relayer shell gives up waiting for an import.
     import_deadline: BTreeMap<(ChainId, ImportKey), (ImportedRoot, u64)>,
     relayer_stats: RelayerReport,
-    /// Users' transactions, by hash: the mode their message asked for.
-    user_txs: BTreeMap<B256, Mode>,
+    /// Users' transactions, by hash: the mode their message asked for and its destination.
+    user_txs: BTreeMap<B256, (Mode, ChainId)>,
     messages: BTreeMap<MessageId, Track>,
     invariants: Invariants,
     faults: Vec<FaultRecord>,
     violation: Option<Violation>,
+    /// What the liveness check found at the end of the run (`engine/liveness.rs`).
+    liveness: crate::report::LivenessReport,
+    liveness_violations: Vec<Violation>,
     events: u64,
     /// The security council: its key and, per chain, an operator core of its own fed with the
     /// chain's sealed batches (it holds the DA data) for forced settlement.
@@ -626,6 +632,8 @@ impl<'a> Sim<'a> {
             invariants: Invariants::default(),
             faults: Vec::new(),
             violation: None,
+            liveness: Default::default(),
+            liveness_violations: Vec::new(),
             events: 0,
             council_key: council,
             council_ops,
@@ -728,7 +736,7 @@ impl<'a> Sim<'a> {
     }
 
     fn run_loop(&mut self, progress: &mut dyn FnMut(u64, u64)) {
-        let end = self.scenario.duration_ms;
+        let end = self.scenario.run_end_ms();
         while let Some(((at, _), ev)) = self.queue.pop_first() {
             if at > end {
                 break;
@@ -755,6 +763,7 @@ impl<'a> Sim<'a> {
             }
         }
         self.now = end;
+        self.check_liveness();
     }
 
     fn violate(&mut self, invariant: &str, detail: String) {
@@ -1243,11 +1252,12 @@ impl<'a> Sim<'a> {
                     // re-sent after a revert of the source: same id, new block
                     Some(t) => t.source_block = number,
                     None => {
-                        if let Some(mode) = self.user_txs.get(&r.tx_hash) {
+                        if let Some((mode, dest)) = self.user_txs.get(&r.tx_hash) {
                             self.messages.insert(
                                 mid,
                                 Track {
                                     mode: *mode,
+                                    dest: *dest,
                                     sent_at: ts,
                                     source_block: number,
                                     executed_at: None,
@@ -1388,7 +1398,7 @@ impl<'a> Sim<'a> {
             }
         }
         if let Some((hash, _)) = accepted {
-            self.user_txs.insert(hash, mode);
+            self.user_txs.insert(hash, (mode, to));
         }
     }
 
@@ -2140,7 +2150,13 @@ impl<'a> Sim<'a> {
             events_processed: self.events,
             virtual_duration_ms: self.now,
             wall_time_ms,
-            invariant_violations: self.violation.iter().cloned().collect(),
+            invariant_violations: self
+                .violation
+                .iter()
+                .chain(&self.liveness_violations)
+                .cloned()
+                .collect(),
+            liveness: self.liveness.clone(),
             final_state_hash: self.final_state_hash(),
         }
     }

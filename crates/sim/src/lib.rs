@@ -15,6 +15,7 @@
 //! `docs/simulator.md` for the scenario format, what is modelled and the report schema.
 
 mod engine;
+mod generate;
 mod html;
 mod invariants;
 mod net;
@@ -23,11 +24,13 @@ mod scenario;
 mod swarm;
 
 pub use engine::{run, run_with_progress};
+pub use generate::{generate, generated, Disturbance, GenerateOptions};
 pub use html::render_html;
 pub use report::{
     AggregationReport, BatchExecution, ChainReport, DepositReport, FaultRecord, FinalityReport,
-    GameStat, LatencyStats, LevelExports, ModeReport, NetworkReport, OptimisticReport,
-    RelayerReport, Report, SlashRecord, Takeover, Violation,
+    GameStat, LatencyStats, LevelExports, LivenessReport, ModeReport, NetworkReport,
+    OptimisticReport, RelayerReport, Report, SlashRecord, StalledChain, StuckMessage, Takeover,
+    Violation,
 };
 pub use scenario::{
     Aggregation, AggregationSpec, AggregatorAdversary, AggregatorBehaviour, Behaviour,

@@ -510,11 +510,62 @@ pub struct Report {
     pub virtual_duration_ms: u64,
     /// Wall-clock time of the run (the only field that differs between identical runs).
     pub wall_time_ms: u64,
-    /// Invariant violations (empty, or the one that stopped the run).
+    /// Invariant violations: the safety violation that stopped the run, or the liveness ones
+    /// found at its end (`message_delivered`, `chain_settles`); empty when all held.
     pub invariant_violations: Vec<Violation>,
+    /// The liveness check at the end of the run: stuck messages and stalled chains.
+    #[serde(default)]
+    pub liveness: LivenessReport,
     /// keccak256 over every chain's (id, state root, head hash), then the SL's MessageRoot and
     /// height.
     pub final_state_hash: B256,
+}
+
+/// The liveness check at the end of a run (see `docs/simulator.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LivenessReport {
+    /// The quiet point: the last fault's end or the end of traffic, whichever is later.
+    pub quiet_at_ms: u64,
+    /// The drain window after it.
+    pub drain_ms: u64,
+    /// When the check ran (the end of the run).
+    pub checked_at_ms: u64,
+    /// Messages whose source batch settled on the SL but which were never executed.
+    pub stuck_count: u64,
+    /// The first of them.
+    pub stuck_messages: Vec<StuckMessage>,
+    /// Chains that executed no batch on the SL in the last half of the drain window.
+    pub stalled_chains: Vec<StalledChain>,
+}
+
+/// A message whose source settled but which never executed on its destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StuckMessage {
+    /// `source:nonce`.
+    pub id: String,
+    /// The mode it asked for.
+    pub mode: String,
+    /// The destination chain.
+    pub dest: ChainId,
+    /// When it was sent (source block time).
+    pub sent_at_ms: u64,
+    /// When its source batch executed on the SL.
+    pub settled_at_ms: u64,
+    /// What it waits for, as the relayer sees it.
+    pub waiting: String,
+}
+
+/// A chain that stopped executing batches on the SL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StalledChain {
+    /// The chain.
+    pub chain: ChainId,
+    /// Its last batch execution on the SL, if any.
+    pub last_batch_executed_at_ms: Option<u64>,
+    /// Batches executed in the run.
+    pub batches_executed: u64,
+    /// Its head block at the end.
+    pub head: u64,
 }
 
 impl Report {

@@ -81,6 +81,12 @@ pub struct Scenario {
     /// queued deposit without applying it cannot settle.
     #[serde(default = "default_deposit_window_ms")]
     pub deposit_inclusion_window_ms: u64,
+    /// Liveness drain window: the run lasts at least this long after the last fault ends and
+    /// traffic stops ([`Scenario::quiet_at_ms`]); by its end every message whose source batch
+    /// the SL executed must be executed on its destination, and every chain must still be
+    /// executing batches. Default: [`Scenario::drain_ms`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_ms: Option<u64>,
     /// The file the scenario was read from (for the replay command), if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -710,6 +716,54 @@ impl Scenario {
             .min(self.duration_ms)
     }
 
+    /// When the last fault, adversary switch or traffic ends: from here on nothing disturbs the
+    /// network but the persistent adversaries (Byzantine validators, optimistic agents), which
+    /// the protocol must outlive.
+    pub fn quiet_at_ms(&self) -> u64 {
+        let faults = self
+            .faults
+            .iter()
+            .map(|f| f.at_ms().saturating_add(f.duration_ms()));
+        let aggregation = self.aggregation.iter().flat_map(|a| {
+            a.adversary
+                .map(|x| x.from_ms)
+                .into_iter()
+                .chain(a.takeover_at_ms)
+                .chain(a.forged_imports.iter().map(|f| f.at_ms))
+        });
+        faults
+            .chain(aggregation)
+            .fold(self.traffic_stop_ms(), u64::max)
+    }
+
+    /// The liveness drain window: `drain_ms`, or by default the council's takeover delay
+    /// (`timeout_operator_ms`) plus 30 s, plus the challenge window and the aggregator's
+    /// emergency-exit timeout where those apply — long enough for a chain stuck at the quiet
+    /// point to be settled by the council and its messages delivered.
+    pub fn drain_ms(&self) -> u64 {
+        self.drain_ms.unwrap_or_else(|| {
+            self.timeout_operator_ms
+                .saturating_add(30_000)
+                .saturating_add(
+                    self.optimistic
+                        .as_ref()
+                        .map_or(0, |o| o.challenge_window_ms),
+                )
+                .saturating_add(
+                    self.aggregation
+                        .as_ref()
+                        .map_or(0, |a| a.aggregator_timeout_ms),
+                )
+        })
+    }
+
+    /// When the run ends: `duration_ms`, extended to the end of the drain window after the
+    /// quiet point when that is later.
+    pub fn run_end_ms(&self) -> u64 {
+        self.duration_ms
+            .max(self.quiet_at_ms().saturating_add(self.drain_ms()))
+    }
+
     /// The command that replays this scenario with `seed`.
     pub fn replay_command(&self, seed: u64) -> String {
         let path = self.source.as_ref().map_or_else(
@@ -742,6 +796,9 @@ impl Scenario {
         }
         zero("relayer.retry_ms", self.relayer.retry_ms)?;
         zero("link.retransmit_ms", self.link.retransmit_ms)?;
+        if self.drain_ms == Some(0) {
+            return Err(SimError::ZeroParameter("drain_ms"));
+        }
         let ids = self.chain_ids();
         if ids.is_empty() || ids.len() > MAX_CHAINS {
             return Err(SimError::ChainCount(ids.len()));
