@@ -135,9 +135,22 @@ pub fn run_with_progress(
     scenario.validate()?;
     let wall = Instant::now();
     let mut sim = Sim::new(scenario, seed)?;
-    sim.run_loop(progress);
     let end = scenario.run_end_ms();
+    sim.run_loop(end, progress);
+    sim.check_liveness();
     progress(end, end);
+    Ok(sim.report(wall.elapsed().as_millis() as u64))
+}
+
+/// A snapshot in the middle of a run: runs `scenario` with `seed` up to virtual time
+/// `until_ms` and reports the state there. Safety invariants are checked after every event as
+/// in [`run`]; liveness is not judged (the drain window has not passed), so the report's
+/// `liveness` section is empty. For tests and studies of what a fault does while it lasts.
+pub fn run_until(scenario: &Scenario, seed: u64, until_ms: u64) -> Result<Report, SimError> {
+    scenario.validate()?;
+    let wall = Instant::now();
+    let mut sim = Sim::new(scenario, seed)?;
+    sim.run_loop(until_ms, &mut |_, _| {});
     Ok(sim.report(wall.elapsed().as_millis() as u64))
 }
 
@@ -735,8 +748,7 @@ impl<'a> Sim<'a> {
         (ms.ceil() as u64).max(1)
     }
 
-    fn run_loop(&mut self, progress: &mut dyn FnMut(u64, u64)) {
-        let end = self.scenario.run_end_ms();
+    fn run_loop(&mut self, end: u64, progress: &mut dyn FnMut(u64, u64)) {
         while let Some(((at, _), ev)) = self.queue.pop_first() {
             if at > end {
                 break;
@@ -763,7 +775,6 @@ impl<'a> Sim<'a> {
             }
         }
         self.now = end;
-        self.check_liveness();
     }
 
     fn violate(&mut self, invariant: &str, detail: String) {

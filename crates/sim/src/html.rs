@@ -52,11 +52,13 @@ svg{{background:#fcfcfc;border:1px solid #ddd}} text{{font-size:11px}}</style></
     for (mode, m) in &r.modes {
         let _ = write!(
             h,
-            "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr{}><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if r.liveness.stuck_messages.iter().any(|x| x.mode == *mode) { " class=\"bad\"" } else { "" },
             esc(mode), m.sent, m.executed, m.latency_ms.p50, m.latency_ms.p90, m.latency_ms.p99, m.latency_ms.max, m.settled, m.settle_latency_ms.p50
         );
     }
     h.push_str("</table>");
+    h.push_str(&liveness_section(r));
     if let Some(f) = &r.finality {
         h.push_str(&finality_table(f));
     }
@@ -69,6 +71,46 @@ svg{{background:#fcfcfc;border:1px solid #ddd}} text{{font-size:11px}}</style></
     h.push_str(&cdf_svg(r));
     h.push_str(&timeline_svg(r));
     h.push_str("</body></html>\n");
+    h
+}
+
+/// The liveness check: stuck messages and stalled chains, in red.
+fn liveness_section(r: &Report) -> String {
+    let l = &r.liveness;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<h2>Liveness</h2><p id=\"liveness\" class=\"{}\">checked at {} ms, after the quiet point at {} ms and a drain window of {} ms: \
+         {} stuck message(s), {} stalled chain(s)</p>",
+        if l.stuck_count == 0 && l.stalled_chains.is_empty() { "ok" } else { "bad" },
+        l.checked_at_ms, l.quiet_at_ms, l.drain_ms, l.stuck_count, l.stalled_chains.len()
+    );
+    if !l.stalled_chains.is_empty() {
+        h.push_str("<table id=\"stalled\" class=\"bad\"><tr><th>stalled chain</th><th>last batch executed at ms</th><th>batches executed</th><th>head</th></tr>");
+        for c in &l.stalled_chains {
+            let _ = write!(
+                h,
+                "<tr class=\"bad\"><th>{}</th><td>{}</td><td>{}</td><td>{}</td></tr>",
+                c.chain,
+                c.last_batch_executed_at_ms
+                    .map_or("never".to_string(), |t| t.to_string()),
+                c.batches_executed,
+                c.head
+            );
+        }
+        h.push_str("</table>");
+    }
+    if !l.stuck_messages.is_empty() {
+        h.push_str("<table id=\"stuck\" class=\"bad\"><tr><th>stuck message</th><th>mode</th><th>to</th><th>sent ms</th><th>settled ms</th><th>waiting for</th></tr>");
+        for m in &l.stuck_messages {
+            let _ = write!(
+                h,
+                "<tr class=\"bad\"><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+                esc(&m.id), esc(&m.mode), m.dest, m.sent_at_ms, m.settled_at_ms, esc(&m.waiting)
+            );
+        }
+        h.push_str("</table>");
+    }
     h
 }
 

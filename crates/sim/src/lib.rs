@@ -23,7 +23,7 @@ mod report;
 mod scenario;
 mod swarm;
 
-pub use engine::{run, run_with_progress};
+pub use engine::{run, run_until, run_with_progress};
 pub use generate::{generate, generated, Disturbance, GenerateOptions};
 pub use html::render_html;
 pub use report::{
