@@ -377,7 +377,11 @@ fn a_fixed_clock_is_outgrown_by_the_step_count_and_a_sized_one_is_not() {
             step: 100
         }
     );
-    assert_eq!(game_clock_ms(u64::MAX, 2, u64::MAX, 1), u64::MAX, "saturates");
+    assert_eq!(
+        game_clock_ms(u64::MAX, 2, u64::MAX, 1),
+        u64::MAX,
+        "saturates"
+    );
 }
 
 proptest! {
