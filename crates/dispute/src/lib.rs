@@ -30,6 +30,15 @@
 //! its own clock. In the single-step phase the challenger is the side to move: it claims the
 //! step is wrong, so it must bring the step's witness to the verifier before its clock runs out
 //! (the proposer may bring it too, to end the game early).
+//!
+//! # Sizing the clocks
+//! The number of moves grows with the trace: the challenger makes one choice per round and brings
+//! the witness ([`moves_needed`] = `ceil(log_k n) + 1`), the proposer one split per round. A move
+//! lands at the earliest one block of the chain the game runs on after the turn passed, so a
+//! fixed clock is outgrown by a long enough trace and the honest side would lose on time. The
+//! clock of a game is therefore sized from its trace ([`game_clock_ms`]): a reserve plus a
+//! per-move allowance for every move a side may have to make. A side whose every move lands
+//! within the allowance ends the game with at least its reserve left, whatever `n` and `k`.
 
 use alloy_primitives::{keccak256, B256};
 use alloy_sol_types::SolValue;
@@ -207,12 +216,28 @@ pub fn rounds_needed(steps: u64, k: u64) -> u32 {
     rounds
 }
 
+/// Most moves one side makes in a game on a trace of `steps` steps: the challenger chooses once
+/// per round and then brings the single step's witness, `ceil(log_k steps) + 1`
+/// ([`rounds_needed`] follows the longest parts, so no sequence of choices plays more rounds);
+/// the proposer splits once per round, one move fewer.
+pub fn moves_needed(steps: u64, k: u64) -> u32 {
+    rounds_needed(steps, k).saturating_add(1)
+}
+
+/// Each side's clock for a game on a trace of `steps` steps with `k` parts per split:
+/// `reserve_ms + moves_needed(steps, k) * move_ms` (saturating). A side that makes each of its
+/// moves within `move_ms` of the turn passing to it never has less than `reserve_ms` left, so
+/// with a positive reserve it cannot lose on time, however long the trace.
+pub fn game_clock_ms(steps: u64, k: u64, reserve_ms: u64, move_ms: u64) -> u64 {
+    reserve_ms.saturating_add(u64::from(moves_needed(steps, k)).saturating_mul(move_ms))
+}
+
 /// Game parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GameConfig {
     /// Parts per split (at least 2).
     pub k: u64,
-    /// Each side's total thinking time.
+    /// Each side's total thinking time (size it with [`game_clock_ms`]).
     pub clock_ms: u64,
 }
 

@@ -259,3 +259,165 @@ fn rounds_table() {
         }
     }
 }
+
+/// Who lies in a timed game.
+#[derive(Debug, Clone, Copy)]
+enum Liar {
+    /// The proposer claims a wrong root from `from` on; the challenger is honest.
+    Proposer { from: u64 },
+    /// The proposer is right; the challenger disputes it anyway, choosing `choices`.
+    Challenger,
+}
+
+/// Plays a game in time on a chain with `block_ms` blocks: every move lands on a block, the
+/// clocks are checked at every block in between (as the SL does after a block's moves). The
+/// honest side moves `honest[i]` blocks after the turn passed to it; the liar `liar[i]` blocks
+/// (possibly longer than its clock). Returns the outcome.
+#[allow(clippy::too_many_arguments)]
+fn play_timed(
+    n: u64,
+    k: u64,
+    clock_ms: u64,
+    block_ms: u64,
+    who: Liar,
+    honest: &[u64],
+    liar: &[u64],
+    choices: &[prop::sample::Index],
+) -> Outcome {
+    let truth = honest_trace(n);
+    let (proposer, honest_side) = match who {
+        Liar::Proposer { from } => (wrong_trace(n, from), Side::Challenger),
+        Liar::Challenger => (honest_trace(n), Side::Proposer),
+    };
+    let (pre, pre_proof) = proposer.prove(0).unwrap();
+    let (end, end_proof) = proposer.prove(n).unwrap();
+    let mut g = DisputeGame::open(
+        GameConfig { k, clock_ms },
+        proposer.commitment(),
+        n,
+        (pre, &pre_proof),
+        (end, &end_proof),
+        0,
+    )
+    .unwrap();
+    let (mut now, mut moves) = (0u64, 0usize);
+    loop {
+        // at the single step the honest side brings the witness (either side may)
+        let side = match g.phase() {
+            Phase::SingleStep { .. } => honest_side,
+            _ => g.to_move().unwrap(),
+        };
+        let delays = if side == honest_side { honest } else { liar };
+        let wait = delays[moves % delays.len()];
+        moves += 1;
+        // the blocks before the move: the clock of the side to move runs
+        for _ in 1..wait {
+            now += block_ms;
+            if let Some(o) = g.tick(now) {
+                return o;
+            }
+        }
+        now += block_ms;
+        match g.phase().clone() {
+            Phase::Split => {
+                let (lo, hi) = g.range();
+                let roots: Vec<_> = boundaries(lo, hi, k)
+                    .iter()
+                    .map(|p| proposer.prove(*p).unwrap())
+                    .collect();
+                if g.split(now, &roots).is_err() {
+                    return g.tick(now).unwrap();
+                }
+            }
+            Phase::Choose(points) => {
+                let (_, hi) = g.range();
+                let part = match who {
+                    Liar::Proposer { .. } => honest_choice(&points, hi, &truth).unwrap(),
+                    Liar::Challenger => choices[moves % choices.len()].index(points.len() + 1),
+                };
+                if g.choose(now, part).is_err() {
+                    return g.tick(now).unwrap();
+                }
+            }
+            Phase::SingleStep { step: s, pre, .. } => {
+                // the SL refuses the witness once the clock of the side to move ran out
+                if let Some(o) = g.tick(now) {
+                    return o;
+                }
+                return g.resolve_step(step(pre, s)).unwrap();
+            }
+            Phase::Over(o) => return o,
+        }
+    }
+}
+
+#[test]
+fn a_fixed_clock_is_outgrown_by_the_step_count_and_a_sized_one_is_not() {
+    // the reproduction opt_clock_steps: k = 4, 1 s blocks, 4.5 s clocks, a 174-step batch needs
+    // 4 rounds; the honest challenger makes 4 choices and brings the witness, one block each
+    let (n, k, block) = (174, 4, 1_000);
+    assert_eq!(rounds_needed(n, k), 4);
+    assert_eq!(moves_needed(n, k), 5);
+    let liar = Liar::Proposer { from: 100 };
+    let fixed = play_timed(n, k, 4_500, block, liar, &[1], &[1], &[]);
+    assert_eq!(
+        fixed,
+        Outcome::ClockExpired {
+            winner: Side::Proposer
+        },
+        "5 moves of 1 s do not fit in 4.5 s"
+    );
+    let sized = game_clock_ms(n, k, 4_500, block);
+    assert_eq!(sized, 9_500);
+    let o = play_timed(n, k, sized, block, liar, &[1], &[1], &[]);
+    assert_eq!(
+        o,
+        Outcome::StepVerified {
+            winner: Side::Challenger,
+            step: 100
+        }
+    );
+    assert_eq!(
+        game_clock_ms(u64::MAX, 2, u64::MAX, 1),
+        u64::MAX,
+        "saturates"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// With clocks sized by `game_clock_ms`, the honest side wins every game — against a liar
+    /// or a griefer, whatever the step count, k, block time and per-move allowance — as long as
+    /// each of its moves lands within the allowance; the dishonest side's timing (up to running
+    /// out of time) does not matter.
+    #[test]
+    fn with_sized_clocks_the_honest_side_wins_whatever_the_step_count(
+        n in 1u64..3_000,
+        k in 2u64..17,
+        block_ms in 1u64..5_000,
+        blocks_per_move in 1u64..4,
+        reserve_ms in 1u64..10_000,
+        wrong_from in any::<prop::sample::Index>(),
+        honest in prop::collection::vec(any::<prop::sample::Index>(), 1..16),
+        liar in prop::collection::vec(1u64..40, 1..16),
+        choices in prop::collection::vec(any::<prop::sample::Index>(), 1..16),
+        liar_proposes in any::<bool>(),
+    ) {
+        let move_ms = block_ms * blocks_per_move;
+        let clock = game_clock_ms(n, k, reserve_ms, move_ms);
+        // the honest side answers within the allowance: 1..=blocks_per_move blocks
+        let honest: Vec<u64> = honest
+            .iter()
+            .map(|i| 1 + i.index(blocks_per_move as usize) as u64)
+            .collect();
+        let who = if liar_proposes {
+            Liar::Proposer { from: 1 + wrong_from.index(n as usize) as u64 }
+        } else {
+            Liar::Challenger
+        };
+        let o = play_timed(n, k, clock, block_ms, who, &honest, &liar, &choices);
+        let honest_side = if liar_proposes { Side::Challenger } else { Side::Proposer };
+        prop_assert_eq!(o.winner(), honest_side, "{:?} n={} k={} clock={}", o, n, k, clock);
+    }
+}

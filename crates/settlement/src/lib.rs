@@ -69,8 +69,8 @@ mod tx;
 
 pub use aggregated::{tree_import, Aggregation, AggregationConfig};
 pub use optimistic::{
-    ClaimedOutputs, GameId, GameRecord, GameResult, Optimistic, OptimisticConfig, Proposal,
-    ProposalId, ProposalRecord, ProposalStatus,
+    ClaimedOutputs, ClockRuleError, GameId, GameRecord, GameResult, Optimistic, OptimisticConfig,
+    Proposal, ProposalId, ProposalRecord, ProposalStatus,
 };
 use staking::err as staking_error;
 pub use staking::{
@@ -184,6 +184,9 @@ impl SlConfig {
         self.optimistic
             .validate()
             .map_err(|reason| SettlementError::InvalidConfig { reason })?;
+        if !self.optimistic.chains.is_empty() {
+            self.optimistic.check_clock(self.sl_block_time_ms)?;
+        }
         self.aggregation
             .validate()
             .map_err(|reason| SettlementError::InvalidConfig { reason })?;
@@ -238,6 +241,10 @@ pub enum SettlementError {
         /// What is wrong.
         reason: String,
     },
+    /// Dispute-game clocks an honest party could lose on (the clock rule of optimistic
+    /// settlement).
+    #[error("invalid SL configuration: {0}")]
+    DisputeClock(#[from] ClockRuleError),
     /// The signature does not recover to the sender.
     #[error("bad SL transaction signature: {reason}")]
     BadSignature {

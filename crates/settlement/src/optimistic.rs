@@ -11,18 +11,42 @@
 //!   the SL takes the batch's outputs. Several proposals for one batch may compete.
 //! - **Challenges.** Within `challenge_window_ms` anyone bonded (`challenge_bond`) may challenge a
 //!   proposal: a [`DisputeGame`] on its trace starts. The proposer splits, the challenger
-//!   chooses, each under a chess clock of `clock_ms`; when one step is left, anyone may bring
-//!   the pre-state and a [`StepWitness`]: the SL re-executes the step ([`verify_step`]) and the
-//!   game ends. A side whose clock runs out loses.
+//!   chooses, each under a chess clock sized for the game (see *Clock rule* below); when one
+//!   step is left, anyone may bring the pre-state and a [`StepWitness`]: the SL re-executes the
+//!   step ([`verify_step`]) and the game ends. A side whose clock runs out loses.
 //! - **Bonds.** The loser's bond is taken: `winner_share_percent` goes to the winner, the rest is
 //!   burned. A proposer that loses is defeated: its proposal is removed and its other games end
-//!   with the challengers' bonds returned. The batch can be proposed again.
+//!   with the challengers' bonds returned. The batch can be proposed again. A proposal's bond is
+//!   only ever returned once it can no longer lose a game (see *Finality*): settling its batch
+//!   with another proposal does not end its games.
 //! - **Finality.** A proposal unchallenged (or with every challenge won) `challenge_window_ms`
 //!   after it was posted is final: its bond is returned and the first final proposal settles the
 //!   batch, in batch order: if its end state matches the batch record, the batch is proven with
 //!   the proposal's outputs; if it does not (or the batch's execution fails), the batch fails its
-//!   checks and must be reverted. Other proposals of a settled batch are closed, bonds returned.
+//!   checks and must be reverted. The other proposals of a settled batch stay open to challenges
+//!   until their own window ends and their games are played out: a lying one still loses its
+//!   bond to the game; one that survives its window and games is closed (not final — its batch
+//!   is settled already) with its bond returned.
 //! - **Reverts** close every proposal and game of the reverted batches, bonds returned.
+//!
+//! # Clock rule
+//! The number of moves of a game grows with the batch's step count `n`: `ceil(log_k n)` rounds
+//! (a split and a choice each), then the challenger brings the single step's witness, and every
+//! move lands one SL block after the turn passed at the earliest. A fixed clock is therefore
+//! outgrown by a large enough batch — and the batch size is up to the sequencer — after which an
+//! honest challenger loses on time and a wrong root becomes final. So the SL sizes each game's
+//! clocks when the challenge opens, from the proposal's (checked) step count
+//! ([`OptimisticConfig::game_clock_ms`], [`braid_dispute::game_clock_ms`]):
+//!
+//! `clock(n) = clock_ms + (ceil(log_k n) + 1) × move_ms`
+//!
+//! where `clock_ms` is a reserve and `move_ms` the allowance per move (default and minimum: one
+//! SL block). A side whose every move lands within `move_ms` of its turn keeps at least the
+//! reserve and cannot lose on time, for any `n`, `k` and SL block time; an operator whose
+//! parties need longer per move (network latency, signing, several blocks to get included)
+//! raises `move_ms`. A configuration with `move_ms` below the SL block time is refused
+//! ([`ClockRuleError`]): no move can land that fast. The price is liveness, not safety: a
+//! stalling side can hold a game open for at most its own `clock(n)`, which grows with `log n`.
 
 use std::collections::BTreeMap;
 
@@ -57,9 +81,14 @@ pub struct OptimisticConfig {
     /// Parts per split of the k-section game.
     #[serde(default = "default_k")]
     pub k: u64,
-    /// Each side's chess clock.
+    /// Each side's reserve on its chess clock: a game on `n` steps gives each side
+    /// `clock_ms + moves_needed(n, k) × move_ms` ([`OptimisticConfig::game_clock_ms`]).
     #[serde(default = "default_clock")]
     pub clock_ms: u64,
+    /// Time allowed per move on top of the reserve; `None`: one SL block (the least a move
+    /// takes). Must not be below the SL block time.
+    #[serde(default)]
+    pub move_ms: Option<u64>,
     /// Share of the loser's bond paid to the winner (percent); the rest is burned.
     #[serde(default = "default_share")]
     pub winner_share_percent: u8,
@@ -90,6 +119,7 @@ impl Default for OptimisticConfig {
             challenge_bond: default_bond(),
             k: default_k(),
             clock_ms: default_clock(),
+            move_ms: None,
             winner_share_percent: default_share(),
         }
     }
@@ -116,6 +146,47 @@ impl OptimisticConfig {
     pub fn covers(&self, chain: ChainId) -> bool {
         self.chains.contains(&chain)
     }
+
+    /// The allowance per move with SL blocks of `sl_block_time_ms`.
+    pub fn move_ms(&self, sl_block_time_ms: u64) -> u64 {
+        self.move_ms.unwrap_or(sl_block_time_ms)
+    }
+
+    /// The clock rule: refuses an allowance per move below one SL block (the honest side of a
+    /// long enough game would lose on time).
+    pub fn check_clock(&self, sl_block_time_ms: u64) -> Result<(), ClockRuleError> {
+        let move_ms = self.move_ms(sl_block_time_ms);
+        if move_ms < sl_block_time_ms {
+            return Err(ClockRuleError::MoveShorterThanBlock {
+                move_ms,
+                sl_block_time_ms,
+            });
+        }
+        Ok(())
+    }
+
+    /// Each side's clock in a game on a proposal of `steps` steps, with SL blocks of
+    /// `sl_block_time_ms`: `clock_ms + (ceil(log_k steps) + 1) × move_ms` (saturating).
+    pub fn game_clock_ms(&self, steps: u64, sl_block_time_ms: u64) -> u64 {
+        braid_dispute::game_clock_ms(steps, self.k, self.clock_ms, self.move_ms(sl_block_time_ms))
+    }
+}
+
+/// A configuration under which an honest party could lose a dispute game on time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClockRuleError {
+    /// The allowance per move is shorter than an SL block.
+    #[error(
+        "optimistic.move_ms ({move_ms} ms) is shorter than an SL block ({sl_block_time_ms} ms): \
+         a move lands one SL block after its turn at the earliest, so an honest party would \
+         run out of time in a game with enough steps"
+    )]
+    MoveShorterThanBlock {
+        /// The allowance per move.
+        move_ms: u64,
+        /// The SL block time.
+        sl_block_time_ms: u64,
+    },
 }
 
 /// Id of a proposal.
@@ -284,10 +355,15 @@ impl Optimistic {
         self.games.get(&id)
     }
 
-    pub(crate) fn game_config(config: &OptimisticConfig) -> GameConfig {
+    /// The parameters of a game on a proposal of `steps` steps: clocks sized by the clock rule.
+    pub(crate) fn game_config(
+        config: &OptimisticConfig,
+        steps: u64,
+        sl_block_time_ms: u64,
+    ) -> GameConfig {
         GameConfig {
             k: config.k,
-            clock_ms: config.clock_ms,
+            clock_ms: config.game_clock_ms(steps, sl_block_time_ms),
         }
     }
 
@@ -543,7 +619,11 @@ impl SettlementLayer {
             return Err(err(CALL, "the sender already disputes this proposal"));
         }
         let game = DisputeGame::open(
-            Optimistic::game_config(&self.config.optimistic),
+            Optimistic::game_config(
+                &self.config.optimistic,
+                p.proposal.steps,
+                self.config.sl_block_time_ms,
+            ),
             p.proposal.trace_root,
             p.proposal.steps,
             (p.start, &p.proposal.start_proof),
@@ -818,6 +898,18 @@ impl SettlementLayer {
             .map(|p| p.id)
             .collect();
         for id in ripe {
+            let Some(p) = self.optimistic.proposals.get(&id) else {
+                continue;
+            };
+            // a batch already settled by another final proposal: this one survived its window
+            // and games, but has nothing left to settle
+            let settled = self
+                .batch(p.proposal.chain_id, p.proposal.batch)
+                .is_some_and(|b| b.status != BatchStatus::Committed);
+            if settled {
+                self.close_proposal(id);
+                continue;
+            }
             let Some(p) = self.optimistic.proposals.get_mut(&id) else {
                 continue;
             };
@@ -866,15 +958,10 @@ impl SettlementLayer {
                     break;
                 };
                 let verdict = self.optimistic_outputs(chain_id, n, &p);
-                // the batch is settled: its other proposals close
-                let others: Vec<ProposalId> = self
-                    .optimistic
-                    .proposals_for(chain_id, n)
-                    .map(|o| o.id)
-                    .collect();
-                for o in others {
-                    self.close_proposal(o);
-                }
+                // the batch's other pending proposals are not closed here: a lying one may be
+                // under a game (or about to be challenged) and must still lose its bond; each
+                // closes with its bond returned once its window is over and its games are won
+                // (`tick_optimistic`), or is defeated by a game
                 // mark the final proposal used, so it never applies again
                 if let Some(rec) = self.optimistic.proposals.get_mut(&p.id) {
                     rec.status = ProposalStatus::Closed;

@@ -717,3 +717,310 @@ mod finality {
         assert_eq!(s.sl.staking().staked, U256::from(201));
     }
 }
+
+// ----- optimistic settlement: bonds of competing proposals, the clock rule -----
+
+mod optimistic_bonds {
+    use super::*;
+    use braid_dispute::{rounds_needed, Outcome, Side, Trace};
+    use braid_execution::{batch_steps, trace_batch, MachineState, StateKey, StateValue};
+
+    const BOND: u128 = 1_000_000_000_000_000_000;
+
+    struct Game {
+        sl: SettlementLayer,
+        now: u64,
+        events: Vec<SlEvent>,
+        batch: SealedBatch,
+        genesis_state: braid_execution::ChainState,
+    }
+
+    fn agents() -> [B256; 5] {
+        [
+            key("honest"),
+            key("liar"),
+            key("challenger"),
+            key("honest-2"),
+            key("operator"),
+        ]
+    }
+
+    /// A chain with one committed batch of transfers, settled optimistically with a 3 s window,
+    /// k = 2, a 4 s clock reserve and 1 s SL blocks.
+    fn game_setup() -> Game {
+        let council = key("council");
+        let mut cfg = SequencerConfig::new(CHAIN);
+        cfg.batch_blocks = 2;
+        let (mut seq, g) = Sequencer::genesis(cfg, &alloc()).unwrap();
+        let genesis_state = seq.state().clone();
+        let alice = TxSigner::dev(0);
+        for nonce in 0..6 {
+            let raw = alice
+                .call(
+                    CHAIN,
+                    nonce,
+                    Address::repeat_byte(0xb0),
+                    U256::from(1_000u64),
+                    Bytes::new(),
+                    21_000,
+                )
+                .unwrap();
+            seq.handle(SequencerInput::SubmitTx { raw });
+        }
+        let mut batch = None;
+        let mut t = 0;
+        while batch.is_none() {
+            t += 1;
+            for o in seq.handle(SequencerInput::Tick { now_ms: t * 1000 }) {
+                if let SequencerOutput::BatchSealed(b) = o {
+                    batch = Some(*b);
+                }
+            }
+        }
+        let batch = batch.unwrap();
+        let mut config = SlConfig::new(addr(&council));
+        config.sl_block_time_ms = 1000;
+        config.optimistic = OptimisticConfig {
+            chains: vec![CHAIN],
+            challenge_window_ms: 3_000,
+            k: 2,
+            clock_ms: 4_000,
+            ..OptimisticConfig::default()
+        };
+        config.genesis_balances = agents()
+            .iter()
+            .map(|k| (addr(k), U256::from(100 * BOND)))
+            .collect();
+        let sl = SettlementLayer::new(config, Box::new(ReExecution::new())).unwrap();
+        let mut s = Game {
+            sl,
+            now: 0,
+            events: vec![],
+            batch,
+            genesis_state,
+        };
+        let genesis = ChainGenesis {
+            chain_id: CHAIN,
+            operator: addr(&key("operator")),
+            alloc: alloc(),
+            genesis_header: g.block.header,
+        };
+        s.call(&council, SlCall::RegisterChain(genesis));
+        s.block();
+        let commit = SlCall::CommitBatch {
+            header: s.batch.header.clone(),
+            imports: vec![],
+            blocks: s.batch.blocks.clone(),
+        };
+        s.call(&key("operator"), commit);
+        s.block();
+        assert!(s
+            .events
+            .iter()
+            .any(|e| matches!(e, SlEvent::BatchCommitted { batch: 1, .. })));
+        s
+    }
+
+    impl Game {
+        /// Pools a call (nonces count the sender's calls already pooled).
+        fn call(&mut self, k: &B256, call: SlCall) {
+            let from = addr(k);
+            let nonce = self.sl.nonce(&from)
+                + self.sl.pending.iter().filter(|t| t.from == from).count() as u64;
+            let tx = SlTx::sign(k, nonce, call).unwrap();
+            assert!(self.sl.handle(SlInput::Submit(Box::new(tx))).is_empty());
+        }
+        /// One SL block; its events.
+        fn block(&mut self) -> Vec<SlEvent> {
+            self.now += 1000;
+            let events = self.sl.handle(SlInput::Tick { now_ms: self.now });
+            assert!(rejected(&events).is_none(), "{events:#?}");
+            self.events.extend(events.iter().cloned());
+            events
+        }
+        /// The batch's proposal: honest, or lying (an invalid end state after the last step).
+        fn proposal(&self, lie: bool) -> Proposal {
+            let steps = batch_steps(&self.batch.blocks);
+            let (mut machines, end_state) = trace_batch(&self.genesis_state, &steps);
+            if lie {
+                *machines.last_mut().unwrap() = MachineState::Invalid;
+            }
+            let trace =
+                Trace::new(machines.iter().map(MachineState::commitment).collect()).unwrap();
+            let n = steps.len() as u64;
+            let outputs = (!lie).then(|| {
+                let mut s = end_state.clone();
+                let (_, outbox, outbox_proof) = s.prove(&StateKey::Outbox);
+                let (_, totals, totals_proof) = s.prove(&StateKey::Totals);
+                let (Some(StateValue::Outbox { root, count }), Some(StateValue::Totals(totals))) =
+                    (outbox, totals)
+                else {
+                    panic!("outputs of the end state")
+                };
+                ClaimedOutputs {
+                    outbox_root: root,
+                    message_count: count,
+                    outbox_proof,
+                    totals,
+                    totals_proof,
+                }
+            });
+            Proposal {
+                chain_id: CHAIN,
+                batch: 1,
+                trace_root: trace.commitment(),
+                steps: n,
+                start_proof: trace.prove(0).unwrap().1,
+                end_state: *machines.last().unwrap(),
+                end_proof: trace.prove(n).unwrap().1,
+                outputs,
+            }
+        }
+        fn id_of(&self, proposer: &B256) -> ProposalId {
+            self.sl
+                .optimistic()
+                .proposals
+                .values()
+                .find(|p| p.proposer == addr(proposer))
+                .unwrap()
+                .id
+        }
+    }
+
+    /// Issue 15, item 2: the honest proposal becomes final (and settles the batch) while the
+    /// liar's game is still open — the liar stalls within its clock. The game goes on and the
+    /// liar loses its bond; a second honest proposal, posted later, closes at its window's end
+    /// with its bond back and is never final. (Before the fix, settling the batch closed the
+    /// liar's proposal and game and returned both bonds.)
+    #[test]
+    fn a_lying_proposer_loses_its_bond_even_when_an_honest_proposal_finalizes_first() {
+        let mut s = game_setup();
+        let [honest, liar, challenger, honest_2, _] = agents();
+        let value = s.sl.total_value();
+        let start = U256::from(100 * BOND);
+        let (h, l) = (s.proposal(false), s.proposal(true));
+        let n = h.steps;
+        assert!(n >= 4, "{n} steps");
+        s.call(&honest, SlCall::Propose(Box::new(h.clone())));
+        s.call(&liar, SlCall::Propose(Box::new(l)));
+        s.block();
+        let (hid, lid) = (s.id_of(&honest), s.id_of(&liar));
+        s.call(&challenger, SlCall::Challenge { proposal: lid });
+        s.call(&honest_2, SlCall::Propose(Box::new(h)));
+        s.block();
+        let h2id = s.id_of(&honest_2);
+        let game = *s.sl.optimistic().games.keys().next().unwrap();
+        // the game's clocks are sized for the batch: reserve + (rounds + 1) one-block moves
+        let clock = 4_000 + (u64::from(rounds_needed(n, 2)) + 1) * 1_000;
+        let g = &s.sl.optimistic().game(game).unwrap().game;
+        assert_eq!(g.clock(Side::Proposer, s.now), clock);
+        assert_eq!(g.clock(Side::Challenger, s.now), clock);
+        let opened = s.now;
+        // the honest proposal is final after its 3 s window and proves the batch
+        while !s
+            .events
+            .iter()
+            .any(|e| matches!(e, SlEvent::BatchProven { batch: 1, .. }))
+        {
+            s.block();
+            assert!(
+                s.now < opened + clock,
+                "the batch settles before the liar's clock runs out"
+            );
+        }
+        assert_eq!(
+            s.sl.optimistic().proposal(hid).unwrap().status,
+            ProposalStatus::Closed
+        );
+        assert_eq!(s.sl.balance(&addr(&honest)), start, "bond back");
+        assert_eq!(
+            s.sl.optimistic().proposal(lid).unwrap().status,
+            ProposalStatus::Pending,
+            "the liar's game is not over"
+        );
+        assert!(s.sl.optimistic().game(game).is_some());
+        // the liar never splits: its clock runs out
+        while s.sl.optimistic().game(game).is_some() {
+            s.block();
+            assert!(s.now <= opened + clock + 1_000);
+        }
+        let result = s
+            .events
+            .iter()
+            .find_map(|e| match e {
+                SlEvent::GameResolved(r) if r.game == game => Some(*r),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            result.outcome,
+            Outcome::ClockExpired {
+                winner: Side::Challenger
+            }
+        );
+        assert_eq!(result.slashed, U256::from(BOND));
+        assert_eq!(
+            s.sl.optimistic().proposal(lid).unwrap().status,
+            ProposalStatus::Defeated
+        );
+        assert_eq!(s.sl.balance(&addr(&liar)), start - U256::from(BOND));
+        assert_eq!(
+            s.sl.balance(&addr(&challenger)),
+            start + U256::from(BOND / 2)
+        );
+        // the second honest proposal outlived its window: closed, bond back, never final
+        for _ in 0..4 {
+            s.block();
+        }
+        assert_eq!(
+            s.sl.optimistic().proposal(h2id).unwrap().status,
+            ProposalStatus::Closed
+        );
+        assert_eq!(s.sl.balance(&addr(&honest_2)), start);
+        let finalized: Vec<_> = s
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                SlEvent::ProposalFinalized { proposal, .. } => Some(*proposal),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(finalized, vec![hid]);
+        assert_eq!(s.sl.optimistic().bonded, U256::ZERO);
+        assert_eq!(
+            s.sl.total_value(),
+            value,
+            "the burned half is counted as burned"
+        );
+    }
+
+    #[test]
+    fn a_move_allowance_below_one_sl_block_is_refused_with_a_typed_error() {
+        let mut c = SlConfig::new(Address::ZERO);
+        c.sl_block_time_ms = 1_000;
+        c.optimistic.chains = vec![CHAIN];
+        c.optimistic.move_ms = Some(999);
+        assert_eq!(
+            SettlementLayer::new(c.clone(), Box::new(ReExecution::new())).err(),
+            Some(SettlementError::DisputeClock(
+                ClockRuleError::MoveShorterThanBlock {
+                    move_ms: 999,
+                    sl_block_time_ms: 1_000
+                }
+            ))
+        );
+        // one SL block (the default) or more is fine; the clock grows with log_k of the steps
+        c.optimistic.move_ms = None;
+        assert!(SettlementLayer::new(c.clone(), Box::new(ReExecution::new())).is_ok());
+        c.optimistic.k = 4;
+        c.optimistic.clock_ms = 4_500;
+        assert_eq!(c.optimistic.game_clock_ms(174, 1_000), 9_500);
+        assert_eq!(
+            c.optimistic.game_clock_ms(1_000_000, 1_000),
+            4_500 + 11 * 1_000
+        );
+        c.optimistic.move_ms = Some(2_500);
+        assert!(SettlementLayer::new(c.clone(), Box::new(ReExecution::new())).is_ok());
+        assert_eq!(c.optimistic.game_clock_ms(174, 1_000), 4_500 + 5 * 2_500);
+    }
+}

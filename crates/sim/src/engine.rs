@@ -17,7 +17,10 @@ use braid_proof::ReExecution;
 use braid_relayer::{
     execute_message_calldata, MessageStatus, Relayer, RelayerAction, RelayerConfig, RelayerInput,
 };
-use braid_sequencer::{SealedBlock, Sequencer, SequencerConfig, SequencerInput, SequencerOutput};
+use braid_sequencer::{
+    MempoolError, SealedBlock, Sequencer, SequencerConfig, SequencerError, SequencerInput,
+    SequencerOutput,
+};
 use braid_settlement::{
     Authority, BatchStatus, ChainGenesis, RevertCause, SettlementError, SettlementLayer, SlCall,
     SlConfig, SlEvent, SlInput, SlTx,
@@ -67,6 +70,24 @@ fn adversary_key() -> TxSigner {
 }
 
 /// The variant name of an error's `Debug` form (`AlreadyExecuted { .. }` → `AlreadyExecuted`).
+/// Why a chain's sequencer did not take a transaction.
+#[derive(Debug)]
+enum TxRefused {
+    /// The pool is full, for the sender or overall: back-pressure, the same transaction may be
+    /// taken later.
+    PoolFull(String),
+    /// Any other refusal.
+    Other(String),
+}
+
+impl std::fmt::Display for TxRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TxRefused::PoolFull(e) | TxRefused::Other(e) => f.write_str(e),
+        }
+    }
+}
+
 fn kind_of(error: &impl std::fmt::Debug) -> String {
     let debug = format!("{error:?}");
     debug
@@ -606,8 +627,12 @@ impl<'a> Sim<'a> {
         };
         let optimistic_net = match &scenario.optimistic {
             Some(spec) => Some(
-                optimistic::OptimisticNet::new(spec, &optimistic_genesis)
-                    .map_err(SimError::Core)?,
+                optimistic::OptimisticNet::new(
+                    spec,
+                    &optimistic_genesis,
+                    scenario.sl_block_time_ms,
+                )
+                .map_err(SimError::Core)?,
             ),
             None => None,
         };
@@ -1361,14 +1386,35 @@ impl<'a> Sim<'a> {
     }
 
     fn submit_tx(&mut self, chain: ChainId, raw: Bytes) -> Result<(B256, Option<B256>), String> {
+        self.submit_tx_typed(chain, raw).map_err(|e| e.to_string())
+    }
+
+    /// As `submit_tx`, telling a full pool (back-pressure: the same transaction may be taken
+    /// once blocks drained the pool) from other refusals.
+    fn submit_tx_typed(
+        &mut self,
+        chain: ChainId,
+        raw: Bytes,
+    ) -> Result<(B256, Option<B256>), TxRefused> {
         let node = self
             .chains
             .get_mut(&chain)
-            .ok_or_else(|| format!("unknown chain {chain}"))?;
+            .ok_or_else(|| TxRefused::Other(format!("unknown chain {chain}")))?;
         match node.seq.handle(SequencerInput::SubmitTx { raw }).pop() {
             Some(SequencerOutput::TxAccepted { hash, replaced }) => Ok((hash, replaced)),
-            Some(SequencerOutput::TxRejected { error, .. }) => Err(error.to_string()),
-            other => Err(format!("unexpected sequencer answer {other:?}")),
+            Some(SequencerOutput::TxRejected {
+                error:
+                    error @ SequencerError::Mempool(
+                        MempoolError::SenderFull { .. } | MempoolError::PoolFull { .. },
+                    ),
+                ..
+            }) => Err(TxRefused::PoolFull(error.to_string())),
+            Some(SequencerOutput::TxRejected { error, .. }) => {
+                Err(TxRefused::Other(error.to_string()))
+            }
+            other => Err(TxRefused::Other(format!(
+                "unexpected sequencer answer {other:?}"
+            ))),
         }
     }
 
@@ -1422,13 +1468,13 @@ impl<'a> Sim<'a> {
         samples.push_back((message.clone(), proof.clone()));
         let from = self.relayer_key.address();
         let result = match self.pending_nonce(dest, &from) {
-            None => Err(format!("unknown chain {dest}")),
+            None => Err(TxRefused::Other(format!("unknown chain {dest}"))),
             Some(nonce) => {
                 let input = execute_message_calldata(&message, &proof);
                 self.relayer_key
                     .call(dest, nonce, MESSENGER_ADDRESS, U256::ZERO, input, 1_000_000)
-                    .map_err(|e| e.to_string())
-                    .and_then(|raw| self.submit_tx(dest, raw))
+                    .map_err(|e| TxRefused::Other(e.to_string()))
+                    .and_then(|raw| self.submit_tx_typed(dest, raw))
             }
         };
         let (seq_role, relayer) = (Role::Sequencer(dest), Role::Relayer);
@@ -1442,7 +1488,12 @@ impl<'a> Sim<'a> {
                     self.send(seq_role, relayer, Class::Datagram, d);
                 }
             }
-            Err(_) => {
+            // the relayer's queue in the destination's pool is full (a burst of messages made
+            // executable at once, e.g. an optimistic batch becoming final): not an answer to
+            // retry at once — the execution deadline set when it was sent reports it dropped
+            // after `relayer.retry_ms`, when blocks have drained the pool
+            Err(TxRefused::PoolFull(_)) => {}
+            Err(TxRefused::Other(_)) => {
                 self.relayer_stats.executions_dropped += 1;
                 let d = Delivery::ExecuteDropped { id };
                 self.send(seq_role, relayer, Class::Datagram, d);

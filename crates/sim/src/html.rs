@@ -166,7 +166,7 @@ fn optimistic_table(o: &crate::OptimisticReport) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<h2>Optimistic settlement</h2><p>{} chains, k = {}, window {} ms, clocks {} ms</p>\
+        "<h2>Optimistic settlement</h2><p>{} chains, k = {}, window {} ms, clocks {} ms + {} ms per move</p>\
          <table id=\"optimistic\"><tr><th>proposals</th><th>final</th><th>defeated</th>\
          <th>challenges</th><th>moves</th><th>final p50/p99 ms</th><th>bonds slashed (wei)</th>\
          <th>burned (wei)</th></tr><tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
@@ -175,6 +175,7 @@ fn optimistic_table(o: &crate::OptimisticReport) -> String {
         o.k,
         o.challenge_window_ms,
         o.clock_ms,
+        o.move_ms,
         o.proposals,
         o.proposals_final,
         o.proposals_defeated,
@@ -188,19 +189,20 @@ fn optimistic_table(o: &crate::OptimisticReport) -> String {
     if !o.games.is_empty() {
         s.push_str(
             "<table id=\"games\"><tr><th>chain/batch</th><th>steps</th><th>rounds (bound)</th>\
-             <th>duration ms</th><th>winner</th><th>loser</th><th>decided by</th>\
+             <th>clock ms</th><th>duration ms</th><th>winner</th><th>loser</th><th>decided by</th>\
              <th>step gas</th></tr>",
         );
         for g in &o.games {
             let _ = write!(
                 s,
                 "<tr><td>{}/{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{}</td><td>{}</td></tr>",
+                 <td>{}</td><td>{}</td><td>{}</td></tr>",
                 g.chain,
                 g.batch,
                 g.steps,
                 g.rounds,
                 g.rounds_needed,
+                g.clock_ms,
                 g.duration_ms,
                 esc(&g.winner_agent),
                 esc(&g.loser_agent),

@@ -103,6 +103,9 @@ pub enum SimError {
         /// The fraction.
         fraction: f64,
     },
+    /// `[optimistic]` clocks an honest agent could lose a game on.
+    #[error("optimistic clocks: {0}")]
+    DisputeClock(#[from] braid_settlement::ClockRuleError),
     /// A core refused to start or failed in a way the simulator cannot continue from.
     #[error("core error: {0}")]
     Core(String),

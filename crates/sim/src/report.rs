@@ -373,8 +373,12 @@ pub struct OptimisticReport {
     pub k: u64,
     /// The challenge window.
     pub challenge_window_ms: u64,
-    /// Each side's chess clock.
+    /// Each side's clock reserve.
     pub clock_ms: u64,
+    /// Each side's allowance per move it may have to make (a game on `n` steps gives each side
+    /// `clock_ms + (ceil(log_k n) + 1) × move_ms`).
+    #[serde(default)]
+    pub move_ms: u64,
     /// Agents: label → SL address.
     pub agents: Vec<(String, String)>,
     /// Proposals posted.
@@ -408,6 +412,9 @@ pub struct GameStat {
     pub batch: u64,
     /// Steps of the batch's trace.
     pub steps: u64,
+    /// Each side's clock in this game, sized from `steps`.
+    #[serde(default)]
+    pub clock_ms: u64,
     /// Rounds played.
     pub rounds: u32,
     /// `ceil(log_k steps)`: the rounds a game played to the end needs.

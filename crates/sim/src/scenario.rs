@@ -405,9 +405,13 @@ pub struct OptimisticSpec {
     /// Parts per split of the dispute game.
     #[serde(default = "default_k")]
     pub k: u64,
-    /// Each side's chess clock.
+    /// Each side's clock reserve: a game on `n` steps gives each side
+    /// `clock_ms + (ceil(log_k n) + 1) × move_ms` (the SL's clock rule).
     #[serde(default = "default_clock_ms")]
     pub clock_ms: u64,
+    /// Time allowed per move on top of the reserve (default: one SL block; not less).
+    #[serde(default)]
+    pub move_ms: Option<u64>,
     /// Honest proposers (each proposes every batch).
     #[serde(default = "default_one")]
     pub proposers: u32,
@@ -876,6 +880,15 @@ impl Scenario {
             if o.proposers == 0 {
                 return Err(SimError::ZeroParameter("optimistic.proposers"));
             }
+            // the SL's clock rule: every move may take one SL block (the agents run next to an
+            // SL node and answer in the next block), so an allowance below that loses games
+            braid_settlement::OptimisticConfig {
+                k: o.k,
+                clock_ms: o.clock_ms,
+                move_ms: o.move_ms,
+                ..braid_settlement::OptimisticConfig::default()
+            }
+            .check_clock(self.sl_block_time_ms)?;
             for chain in o.chains.iter().flatten() {
                 if !seen.contains(chain) {
                     return Err(SimError::UnknownChain {

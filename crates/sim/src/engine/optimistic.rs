@@ -48,7 +48,11 @@ fn agent_key(i: u32) -> Result<TxSigner, String> {
 }
 
 impl OptimisticNet {
-    pub(super) fn new(spec: &OptimisticSpec, genesis: &[ChainState]) -> Result<Self, String> {
+    pub(super) fn new(
+        spec: &OptimisticSpec,
+        genesis: &[ChainState],
+        sl_block_time_ms: u64,
+    ) -> Result<Self, String> {
         let mut agents = Vec::new();
         let mut add = |label: String, role: Role, adversary: Option<Adversary>, honest: bool| {
             let key = agent_key(agents.len() as u32)?;
@@ -122,6 +126,7 @@ impl OptimisticNet {
             k: spec.k,
             challenge_window_ms: spec.challenge_window_ms,
             clock_ms: spec.clock_ms,
+            move_ms: spec.move_ms.unwrap_or(sl_block_time_ms),
             agents: agents
                 .iter()
                 .map(|a| (a.label.clone(), a.key.address().to_string()))
@@ -146,6 +151,7 @@ impl OptimisticNet {
             challenge_window_ms: spec.challenge_window_ms,
             k: spec.k,
             clock_ms: spec.clock_ms,
+            move_ms: spec.move_ms,
             ..OptimisticConfig::default()
         }
     }
@@ -251,10 +257,14 @@ impl Sim<'_> {
                 };
                 net.slashed += r.slashed;
                 net.paid += r.reward;
+                let config = self.sl.config();
                 let stat = GameStat {
                     chain: r.chain,
                     batch: r.batch,
                     steps,
+                    clock_ms: config
+                        .optimistic
+                        .game_clock_ms(steps, config.sl_block_time_ms),
                     rounds: r.rounds,
                     rounds_needed: rounds_needed(steps, net.spec.k),
                     duration_ms: r.duration_ms,
