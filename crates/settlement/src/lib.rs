@@ -64,6 +64,7 @@
 
 mod aggregated;
 mod optimistic;
+mod settled;
 mod staking;
 mod tx;
 
@@ -332,6 +333,33 @@ pub enum SettlementError {
         /// Why.
         reason: String,
     },
+    /// A revert that would void a final batch: one settled by an accepted aggregation root, or
+    /// one a postconfirmation made final (see "What is never reverted" in the crate docs).
+    #[error("batch {batch} of chain {chain} is final ({by}) and is never reverted")]
+    FinalBatch {
+        /// The chain.
+        chain: ChainId,
+        /// The final batch the revert would void.
+        batch: BatchNumber,
+        /// What made it final.
+        by: Finality,
+    },
+    /// A root proof covering a batch whose imports are not final yet: the root would make the
+    /// batch final on top of roots that can still be reverted. Submit it again once the
+    /// sources settled.
+    #[error(
+        "submitRoot: batch {batch} of chain {chain} imports {import}, which is not final: {reason}"
+    )]
+    UnsettledImport {
+        /// The tree chain.
+        chain: ChainId,
+        /// Its batch the root would settle.
+        batch: BatchNumber,
+        /// The import, as `mode source/height`.
+        import: String,
+        /// Why it is not final.
+        reason: String,
+    },
     /// The proof system refused the proof.
     #[error("proof of batch {batch} of chain {chain} refused: {error}")]
     ProofRejected {
@@ -342,6 +370,39 @@ pub enum SettlementError {
         /// The proof system's reason.
         error: Box<ProofError>,
     },
+}
+
+/// Why a batch can no longer be reverted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Finality {
+    /// It executed.
+    Executed,
+    /// An accepted aggregation root of `checkpoint` (or a later one) settled it.
+    Root {
+        /// The checkpoint its last block belongs to.
+        checkpoint: u64,
+    },
+    /// Block `block` of its chain, the end of this batch or of a later one, was postconfirmed,
+    /// and every import of the chain up to it is final.
+    Postconfirmed {
+        /// The postconfirmed block.
+        block: BlockNumber,
+    },
+}
+
+impl std::fmt::Display for Finality {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finality::Executed => write!(f, "executed"),
+            Finality::Root { checkpoint } => {
+                write!(
+                    f,
+                    "settled by the aggregation root of checkpoint {checkpoint}"
+                )
+            }
+            Finality::Postconfirmed { block } => write!(f, "block {block} postconfirmed"),
+        }
+    }
 }
 
 /// Who made a settlement call.
@@ -668,6 +729,10 @@ pub struct BatchRecord {
     pub last_block_timestamp_ms: u64,
     /// Deposits applied after the batch's last block.
     pub deposit_count_after: u64,
+    /// `(localRoot, messageCount)` of each of its blocks, kept after execution (the DA data
+    /// is dropped): what a block-root import of the batch is checked against when finality is
+    /// judged.
+    pub local_roots: Vec<(B256, u64)>,
 }
 
 /// The end of a chain's executed (or genesis) history.
@@ -1162,6 +1227,18 @@ impl SettlementLayer {
                         ),
                     });
                 }
+                // final batches are never reverted; finality is prefix-closed, but every
+                // batch the revert would void is checked
+                let last = chain.last_committed;
+                if let Some((batch, by)) =
+                    (*from..=last).find_map(|n| Some((n, self.finality(*chain_id, n)?)))
+                {
+                    return Err(SettlementError::FinalBatch {
+                        chain: *chain_id,
+                        batch,
+                        by,
+                    });
+                }
                 self.revert_cascading(*chain_id, *from, RevertCause::Requested(by), events);
                 Ok(())
             }
@@ -1479,6 +1556,10 @@ impl SettlementLayer {
                 failure: None,
                 last_block_timestamp_ms,
                 deposit_count_after,
+                local_roots: blocks
+                    .iter()
+                    .map(|b| (b.header.localRoot, b.header.messageCount))
+                    .collect(),
             },
         );
         chain.last_committed = header.number;
@@ -1790,18 +1871,8 @@ impl SettlementLayer {
     ) -> ImportCheck {
         // forced inclusion: a deposit queued more than the window before the batch's last block
         // must be in the batch (or earlier)
-        if let Some(chain) = self.chains.get(&rec.header.chainId) {
-            if let Some(d) = chain.deposits.get(rec.deposit_count_after as usize) {
-                let deadline = d
-                    .queuedAtMs
-                    .saturating_add(self.config.deposit_inclusion_window_ms);
-                if rec.last_block_timestamp_ms > deadline {
-                    return ImportCheck::Fail(format!(
-                        "censored deposit {}: queued at {} ms, not included by block time {} ms",
-                        d.index, d.queuedAtMs, rec.last_block_timestamp_ms
-                    ));
-                }
-            }
+        if let Some(reason) = self.censorship(rec) {
+            return ImportCheck::Fail(reason);
         }
         let proofs = rec.execute_request.as_deref().unwrap_or_default();
         let mut next_proof = 0;
@@ -2081,10 +2152,24 @@ impl SettlementLayer {
                     .range(other.last_executed + 1..)
                     .map(|(_, b)| b)
                     .find(|b| b.status != BatchStatus::Executed && b.imports.iter().any(void));
-                if let Some(b) = hit {
+                // a cascade never reaches a final batch: it starts after the chain's last
+                // final one (by the rules in the crate docs a final batch imports only final
+                // roots, so a hit batch is never final and this cut never bites)
+                let hit = hit.and_then(|b| {
+                    let n = b.header.number;
+                    let last_final = (n..=other.last_committed)
+                        .rev()
+                        .find(|m| self.finality(*other_id, *m).is_some());
+                    match last_final {
+                        None => Some(n),
+                        Some(f) if f < other.last_committed => Some(f + 1),
+                        Some(_) => None,
+                    }
+                });
+                if let Some(n) = hit {
                     work.push((
                         *other_id,
-                        b.header.number,
+                        n,
                         RevertCause::Cascade {
                             source_chain: id,
                             source_batch: from,

@@ -953,8 +953,10 @@ impl<'a> Sim<'a> {
     }
 
     /// `revert_batch`: the operator reverts its batches from the oldest unexecuted one it
-    /// knows committed, and proves and executes again.
+    /// knows committed that its SL node does not report final (settled by an aggregation root
+    /// or postconfirmed: the SL refuses to revert those), and proves and executes again.
     fn operator_reverts(&mut self, id: ChainId, fault: usize) {
+        let sl = &self.sl;
         let Some(node) = self.chains.get_mut(&id) else {
             return;
         };
@@ -963,7 +965,7 @@ impl<'a> Sim<'a> {
             .view
             .batches
             .iter()
-            .find(|(_, p)| p.status != BatchStatus::Executed)
+            .find(|(n, p)| p.status != BatchStatus::Executed && sl.finality(id, **n).is_none())
             .map(|(n, _)| *n);
         match from {
             Some(from) => {
@@ -2155,6 +2157,10 @@ fn operator_config(id: u64, scenario: &Scenario) -> OperatorConfig {
         .aggregation
         .as_ref()
         .is_some_and(|a| a.tree_chains(&scenario.chain_ids()).contains(&id));
+    c.tree = scenario
+        .aggregation
+        .as_ref()
+        .map(|a| (a.tree_chains(&scenario.chain_ids()), a.checkpoint_blocks));
     let round_trip = 2 * (scenario.link.latency_ms + scenario.link.jitter_ms);
     c.resend_after_blocks = 1 + round_trip.div_ceil(scenario.sl_block_time_ms.max(1));
     c
