@@ -40,9 +40,53 @@
 //! # Reverts
 //! `revertBatches(chain, from)` removes the chain's unexecuted batches `from..`; every unexecuted
 //! batch of another chain that imported a root from a removed batch (or a LocalRoot of a removed
-//! block) is reverted in turn, transitively ([`RevertCause::Cascade`]). Executed batches are
-//! final: execution requires every dependency executed, so no executed batch ever depends on a
-//! reverted one.
+//! block) is reverted in turn, transitively ([`RevertCause::Cascade`]). Final batches (next
+//! section) are never removed.
+//!
+//! # What is never reverted
+//! A batch is *final* ([`SettlementLayer::finality`], [`Finality`]) when it is
+//! - **executed**;
+//! - **settled by an accepted aggregation root**: a tree chain's batch whose blocks lie at or
+//!   below the last checkpoint with an accepted root (seed 001: a root proves the chains'
+//!   execution through the checkpoint and the next root links to its block hashes, so those
+//!   blocks are the chain's history for good);
+//! - **postconfirmed**: the batch, or a later unexecuted batch of the chain, ends in a block
+//!   whose QC the SL verified (seed 002: an L2-final block is final; a QC certifies its chain
+//!   of ancestors), the record is that block's (block hash, state root, ChainBatchRoot), and
+//!   every unexecuted batch of the chain up to it censored no deposit and imports only final
+//!   roots.
+//!
+//! `revertBatches` reaching a final batch is refused with [`SettlementError::FinalBatch`] and
+//! changes nothing; a cascade starts after the importer's last final batch.
+//!
+//! **The rule that makes the refusal safe: a batch becomes final only on final imports.** An
+//! import is final ([`SettlementLayer::import_final`]) when its root can never be reverted and
+//! it matches what it claims: a `proof` import names a historical MessageRoot; a `commit` (or
+//! `optimistic`) import matches a final source batch's ChainBatchRoot; a `precommit` (or `qc`)
+//! import is the LocalRoot (kept per block, see [`BatchRecord::local_roots`]) of a block in a
+//! final source batch (for `qc`, also the postconfirmed record); an `aggregated` import is a
+//! node of an accepted tree. So `submitRoot` is refused with
+//! [`SettlementError::UnsettledImport`] while a batch it would settle (a tree chain's
+//! unexecuted batch through the checkpoint) imports a root that is not final, or censored a
+//! deposit ([`SettlementLayer::checkpoint_imports_settled`] tells an aggregator when to submit);
+//! it is accepted once the sources settled, or after the source reverted and the cascade
+//! removed the importing batches (they were not final yet). A postconfirmation is always
+//! recorded, but makes batches final only under the same condition. Consequences:
+//! - a final batch can always execute: its proof is verified (by the root, or its blocks
+//!   certified valid), its imports will pass their checks, it censored nothing; no batch is
+//!   left that can neither execute nor be reverted;
+//! - a cascade never needs to revert a final batch: it starts at a batch importing a reverted
+//!   root, which is not final, and finality is prefix-closed per chain (a root settles every
+//!   batch through its checkpoint; a postconfirmation every batch up to the certified block);
+//! - the price: a tree chain that imports a non-tree chain's early roots (`precommit`,
+//!   `commit`, `qc`) delays the tree's roots until those sources executed. If the source stalls
+//!   longer than `aggregator_timeout_ms`, the tree chains' batches settle alone through the
+//!   emergency exit, as when the aggregator stalls. Two batches importing each other across
+//!   the tree's boundary (a tree chain's batch and a non-tree chain's) settle the same way:
+//!   the non-tree batch executes only with the tree batch, which is root-settled only after it.
+//! - the SL holds batches, not blocks: a postconfirmed block inside a batch whose last block
+//!   is not postconfirmed does not stop a revert of that batch (one of its later blocks may be
+//!   invalid, and the batch could then never execute).
 //!
 //! # Forced settlement
 //! When a chain stalls — its operator has not acted, or its oldest unexecuted committed batch has
