@@ -1317,6 +1317,42 @@ impl<'a> Sim<'a> {
         Some(node.seq.mempool().pending_nonce(from, account))
     }
 
+    /// After `chain` rolled back, the relayer's executions from the discarded blocks are back in
+    /// its pool, with proofs against roots the re-sequenced chain may no longer import (a
+    /// source revert voided them) or for messages a fresh execution lands first: each would
+    /// fail in a block of its own and hold the relayer's later transactions behind its nonce
+    /// for that block. Like a real relayer, withdraw them at once (a no-op at the same nonce)
+    /// and let the relayer execute again what still needs it.
+    fn withdraw_repooled_relayer_txs(&mut self, chain: ChainId) {
+        let from = self.relayer_key.address();
+        let Some(node) = self.chains.get(&chain) else {
+            return;
+        };
+        let repooled: Vec<(B256, MessageId)> = self
+            .relayer_included
+            .iter()
+            .filter(|((c, h), _)| *c == chain && node.seq.mempool().contains(h))
+            .map(|((_, h), (mid, _, _))| (*h, *mid))
+            .collect();
+        for (hash, mid) in repooled {
+            self.relayer_included.remove(&(chain, hash));
+            let Some(tx) = self.chains.get_mut(&chain).and_then(|n| n.seq.evict(&hash)) else {
+                continue;
+            };
+            let noop =
+                self.relayer_key
+                    .call(chain, tx.nonce(), from, U256::ZERO, Bytes::new(), 21_000);
+            if let Ok(raw) = noop {
+                if self.submit_tx(chain, raw).is_ok() {
+                    self.relayer_stats.nonce_gaps_filled += 1;
+                }
+            }
+            self.relayer_stats.executions_dropped += 1;
+            let d = Delivery::ExecuteDropped { id: mid };
+            self.send(Role::Sequencer(chain), Role::Relayer, Class::Datagram, d);
+        }
+    }
+
     /// A relayer transaction failed in a block (and was not included): its later ones wait
     /// behind the nonce gap. Like a real relayer, fill the gap with a no-op self-transfer so
     /// they can go in.
@@ -1775,6 +1811,7 @@ impl<'a> Sim<'a> {
             }
         }
         let actions = node.operator.observe_sl(&e);
+        let mut rolled_back = false;
         for action in actions {
             match action {
                 OperatorAction::RevertSequencer {
@@ -1790,6 +1827,7 @@ impl<'a> Sim<'a> {
                         })
                         .map_err(|e| format!("chain {id}: revert_to({last_valid_batch}): {e}"))?;
                     self.heads_moved = true;
+                    rolled_back = true;
                     let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);
                     for mid in undone {
                         if let Some(t) = self.messages.get_mut(&mid) {
@@ -1800,6 +1838,9 @@ impl<'a> Sim<'a> {
                 OperatorAction::Finalized { through } => node.seq.finalize_through(through),
                 OperatorAction::CheckFailed { .. } => {}
             }
+        }
+        if rolled_back {
+            self.withdraw_repooled_relayer_txs(id);
         }
         Ok(())
     }
@@ -1850,6 +1891,7 @@ impl<'a> Sim<'a> {
                 .map_err(|e| format!("chain {id}: dropping its doomed open batch: {e}"))?;
             if let Some(outcome) = outcome {
                 self.heads_moved = true;
+                self.withdraw_repooled_relayer_txs(id);
                 let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);
                 for mid in undone {
                     if let Some(t) = self.messages.get_mut(&mid) {
