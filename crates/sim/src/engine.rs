@@ -1644,10 +1644,13 @@ impl<'a> Sim<'a> {
         let mut reverting = BTreeSet::new();
         for (chain, from) in std::mem::take(&mut self.council_reverts) {
             reverting.insert(chain);
+            // a final batch (executed, root-settled, postconfirmed) is never reverted: the SL
+            // would refuse it, and it can execute
             let revertible = self
                 .sl
                 .chain(chain)
-                .is_some_and(|c| from > c.last_executed && from <= c.last_committed);
+                .is_some_and(|c| from > c.last_executed && from <= c.last_committed)
+                && self.sl.finality(chain, from).is_none();
             if revertible {
                 self.council_stats.reverts += 1;
                 self.council_submit(SlCall::RevertBatches {

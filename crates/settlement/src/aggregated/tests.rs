@@ -402,11 +402,9 @@ fn a_root_settles_only_batches_whose_imports_are_final_and_they_are_never_revert
         "{e:?}"
     );
     let op = t.operator;
-    for n in 0..2 {
-        for call in [
-            commit_call(&a_batches[n]),
-            commit_call(&t.batches[1].1[n].clone()),
-        ] {
+    let b_batches = t.batches[1].1.clone();
+    for (a, b) in a_batches.iter().zip(&b_batches).take(2) {
+        for call in [commit_call(a), commit_call(b)] {
             let e = t.by(op, call);
             assert!(rejection(&e).is_none(), "{e:?}");
         }
@@ -530,7 +528,7 @@ fn a_root_settles_only_batches_whose_imports_are_final_and_they_are_never_revert
     for call in [
         commit_call(&c_batches[1]),
         commit_call(&a_batches[2]),
-        commit_call(&t.batches[1].1[2].clone()),
+        commit_call(&b_batches[2]),
     ] {
         let e = t.by(op, call);
         assert!(rejection(&e).is_none(), "{e:?}");
