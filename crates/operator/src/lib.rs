@@ -65,6 +65,11 @@ pub struct OperatorConfig {
     /// tree's roots, so the operator sends `proveBatch` only through the emergency exit
     /// ([`SlView::aggregation_exit_open`]).
     pub settled_by_tree: bool,
+    /// The aggregation tree's chains (in tree order) and blocks per checkpoint, if there is a
+    /// tree: a revert of a tree chain voids the `aggregated` imports of node hashes over its
+    /// void blocks ([`braid_primitives::aggregation::import_voided_by`]), and a re-sequenced
+    /// batch must not import them again.
+    pub tree: Option<(Vec<ChainId>, u64)>,
     /// SL blocks to wait before issuing a call again that has not shown its effect. 1 suits an
     /// operator that reads the SL right before each SL block (in-process); with network latency
     /// between them use more, or the call is sent twice (the SL refuses the copy).
@@ -80,6 +85,7 @@ impl OperatorConfig {
             prove_and_execute: true,
             settled_by_proposals: false,
             settled_by_tree: false,
+            tree: None,
             resend_after_blocks: 1,
         }
     }
@@ -195,8 +201,28 @@ struct SourceRevert {
 }
 
 impl SourceRevert {
-    fn invalidates(&self, import: &ImportedRoot) -> bool {
+    /// Whether the revert voids `import` of chain `me` (`tree`: the aggregation tree's chains
+    /// and checkpoint length).
+    fn invalidates(
+        &self,
+        me: ChainId,
+        tree: Option<&(Vec<ChainId>, u64)>,
+        import: &ImportedRoot,
+    ) -> bool {
         import.voided_by(self.chain, self.from, self.first_block)
+            || tree.is_some_and(|(chains, k)| {
+                let position = |c| braid_primitives::aggregation::tree_position(chains, c);
+                match (position(me), position(self.chain)) {
+                    (Some(i), Some(s)) => braid_primitives::aggregation::import_voided_by(
+                        i,
+                        import,
+                        s,
+                        *k,
+                        self.first_block,
+                    ),
+                    _ => false,
+                }
+            })
     }
 }
 
@@ -359,10 +385,10 @@ impl Operator {
                 let mut invalid_imports: Vec<ImportedRoot> = vec![];
                 for held in p.dropped.values() {
                     for import in held.batch.blocks.iter().flat_map(|b| b.imports.iter()) {
-                        let void = self
-                            .source_reverts
-                            .iter()
-                            .any(|r| r.seen_seq > held.sealed_seq && r.invalidates(import));
+                        let (me, tree) = (self.config.chain_id, self.config.tree.as_ref());
+                        let void = self.source_reverts.iter().any(|r| {
+                            r.seen_seq > held.sealed_seq && r.invalidates(me, tree, import)
+                        });
                         if void && !invalid_imports.contains(import) {
                             invalid_imports.push(import.clone());
                         }

@@ -442,6 +442,11 @@ impl Sequencer {
     pub fn mempool(&self) -> &Mempool {
         &self.mempool
     }
+    /// Removes a pooled transaction its sender withdraws (a relayer replacing an execution it
+    /// knows will fail); `None` if it is not pooled.
+    pub fn evict(&mut self, hash: &B256) -> Option<RecoveredTx> {
+        self.mempool.remove(hash)
+    }
     /// When the next block is due.
     pub fn next_block_at_ms(&self) -> u64 {
         self.next_block_at_ms

@@ -358,6 +358,9 @@ impl SettlementLayer {
             plan.push((*chain_id, pending));
         }
 
+        // a root makes the batches it covers final: their imports must be final already
+        self.checkpoint_imports_settled(checkpoint)?;
+
         // the leaves' execution evidence: re-execution of the batches they cover
         let mut settled = Vec::new();
         for (chain_id, pending) in plan {

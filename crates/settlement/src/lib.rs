@@ -40,9 +40,53 @@
 //! # Reverts
 //! `revertBatches(chain, from)` removes the chain's unexecuted batches `from..`; every unexecuted
 //! batch of another chain that imported a root from a removed batch (or a LocalRoot of a removed
-//! block) is reverted in turn, transitively ([`RevertCause::Cascade`]). Executed batches are
-//! final: execution requires every dependency executed, so no executed batch ever depends on a
-//! reverted one.
+//! block) is reverted in turn, transitively ([`RevertCause::Cascade`]). Final batches (next
+//! section) are never removed.
+//!
+//! # What is never reverted
+//! A batch is *final* ([`SettlementLayer::finality`], [`Finality`]) when it is
+//! - **executed**;
+//! - **settled by an accepted aggregation root**: a tree chain's batch whose blocks lie at or
+//!   below the last checkpoint with an accepted root (seed 001: a root proves the chains'
+//!   execution through the checkpoint and the next root links to its block hashes, so those
+//!   blocks are the chain's history for good);
+//! - **postconfirmed**: the batch, or a later unexecuted batch of the chain, ends in a block
+//!   whose QC the SL verified (seed 002: an L2-final block is final; a QC certifies its chain
+//!   of ancestors), the record is that block's (block hash, state root, ChainBatchRoot), and
+//!   every unexecuted batch of the chain up to it censored no deposit and imports only final
+//!   roots.
+//!
+//! `revertBatches` reaching a final batch is refused with [`SettlementError::FinalBatch`] and
+//! changes nothing; a cascade starts after the importer's last final batch.
+//!
+//! **The rule that makes the refusal safe: a batch becomes final only on final imports.** An
+//! import is final ([`SettlementLayer::import_final`]) when its root can never be reverted and
+//! it matches what it claims: a `proof` import names a historical MessageRoot; a `commit` (or
+//! `optimistic`) import matches a final source batch's ChainBatchRoot; a `precommit` (or `qc`)
+//! import is the LocalRoot (kept per block, see [`BatchRecord::local_roots`]) of a block in a
+//! final source batch (for `qc`, also the postconfirmed record); an `aggregated` import is a
+//! node of an accepted tree. So `submitRoot` is refused with
+//! [`SettlementError::UnsettledImport`] while a batch it would settle (a tree chain's
+//! unexecuted batch through the checkpoint) imports a root that is not final, or censored a
+//! deposit ([`SettlementLayer::checkpoint_imports_settled`] tells an aggregator when to submit);
+//! it is accepted once the sources settled, or after the source reverted and the cascade
+//! removed the importing batches (they were not final yet). A postconfirmation is always
+//! recorded, but makes batches final only under the same condition. Consequences:
+//! - a final batch can always execute: its proof is verified (by the root, or its blocks
+//!   certified valid), its imports will pass their checks, it censored nothing; no batch is
+//!   left that can neither execute nor be reverted;
+//! - a cascade never needs to revert a final batch: it starts at a batch importing a reverted
+//!   root, which is not final, and finality is prefix-closed per chain (a root settles every
+//!   batch through its checkpoint; a postconfirmation every batch up to the certified block);
+//! - the price: a tree chain that imports a non-tree chain's early roots (`precommit`,
+//!   `commit`, `qc`) delays the tree's roots until those sources executed. If the source stalls
+//!   longer than `aggregator_timeout_ms`, the tree chains' batches settle alone through the
+//!   emergency exit, as when the aggregator stalls. Two batches importing each other across
+//!   the tree's boundary (a tree chain's batch and a non-tree chain's) settle the same way:
+//!   the non-tree batch executes only with the tree batch, which is root-settled only after it.
+//! - the SL holds batches, not blocks: a postconfirmed block inside a batch whose last block
+//!   is not postconfirmed does not stop a revert of that batch (one of its later blocks may be
+//!   invalid, and the batch could then never execute).
 //!
 //! # Forced settlement
 //! When a chain stalls — its operator has not acted, or its oldest unexecuted committed batch has
@@ -64,6 +108,7 @@
 
 mod aggregated;
 mod optimistic;
+mod settled;
 mod staking;
 mod tx;
 
@@ -339,6 +384,33 @@ pub enum SettlementError {
         /// Why.
         reason: String,
     },
+    /// A revert that would void a final batch: one settled by an accepted aggregation root, or
+    /// one a postconfirmation made final (see "What is never reverted" in the crate docs).
+    #[error("batch {batch} of chain {chain} is final ({by}) and is never reverted")]
+    FinalBatch {
+        /// The chain.
+        chain: ChainId,
+        /// The final batch the revert would void.
+        batch: BatchNumber,
+        /// What made it final.
+        by: Finality,
+    },
+    /// A root proof covering a batch whose imports are not final yet: the root would make the
+    /// batch final on top of roots that can still be reverted. Submit it again once the
+    /// sources settled.
+    #[error(
+        "submitRoot: batch {batch} of chain {chain} imports {import}, which is not final: {reason}"
+    )]
+    UnsettledImport {
+        /// The tree chain.
+        chain: ChainId,
+        /// Its batch the root would settle.
+        batch: BatchNumber,
+        /// The import, as `mode source/height`.
+        import: String,
+        /// Why it is not final.
+        reason: String,
+    },
     /// The proof system refused the proof.
     #[error("proof of batch {batch} of chain {chain} refused: {error}")]
     ProofRejected {
@@ -349,6 +421,39 @@ pub enum SettlementError {
         /// The proof system's reason.
         error: Box<ProofError>,
     },
+}
+
+/// Why a batch can no longer be reverted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Finality {
+    /// It executed.
+    Executed,
+    /// An accepted aggregation root of `checkpoint` (or a later one) settled it.
+    Root {
+        /// The checkpoint its last block belongs to.
+        checkpoint: u64,
+    },
+    /// Block `block` of its chain, the end of this batch or of a later one, was postconfirmed,
+    /// and every import of the chain up to it is final.
+    Postconfirmed {
+        /// The postconfirmed block.
+        block: BlockNumber,
+    },
+}
+
+impl std::fmt::Display for Finality {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finality::Executed => write!(f, "executed"),
+            Finality::Root { checkpoint } => {
+                write!(
+                    f,
+                    "settled by the aggregation root of checkpoint {checkpoint}"
+                )
+            }
+            Finality::Postconfirmed { block } => write!(f, "block {block} postconfirmed"),
+        }
+    }
 }
 
 /// Who made a settlement call.
@@ -675,6 +780,10 @@ pub struct BatchRecord {
     pub last_block_timestamp_ms: u64,
     /// Deposits applied after the batch's last block.
     pub deposit_count_after: u64,
+    /// `(localRoot, messageCount)` of each of its blocks, kept after execution (the DA data
+    /// is dropped): what a block-root import of the batch is checked against when finality is
+    /// judged.
+    pub local_roots: Vec<(B256, u64)>,
 }
 
 /// The end of a chain's executed (or genesis) history.
@@ -1169,6 +1278,18 @@ impl SettlementLayer {
                         ),
                     });
                 }
+                // final batches are never reverted; finality is prefix-closed, but every
+                // batch the revert would void is checked
+                let last = chain.last_committed;
+                if let Some((batch, by)) =
+                    (*from..=last).find_map(|n| Some((n, self.finality(*chain_id, n)?)))
+                {
+                    return Err(SettlementError::FinalBatch {
+                        chain: *chain_id,
+                        batch,
+                        by,
+                    });
+                }
                 self.revert_cascading(*chain_id, *from, RevertCause::Requested(by), events);
                 Ok(())
             }
@@ -1486,6 +1607,10 @@ impl SettlementLayer {
                 failure: None,
                 last_block_timestamp_ms,
                 deposit_count_after,
+                local_roots: blocks
+                    .iter()
+                    .map(|b| (b.header.localRoot, b.header.messageCount))
+                    .collect(),
             },
         );
         chain.last_committed = header.number;
@@ -1797,18 +1922,8 @@ impl SettlementLayer {
     ) -> ImportCheck {
         // forced inclusion: a deposit queued more than the window before the batch's last block
         // must be in the batch (or earlier)
-        if let Some(chain) = self.chains.get(&rec.header.chainId) {
-            if let Some(d) = chain.deposits.get(rec.deposit_count_after as usize) {
-                let deadline = d
-                    .queuedAtMs
-                    .saturating_add(self.config.deposit_inclusion_window_ms);
-                if rec.last_block_timestamp_ms > deadline {
-                    return ImportCheck::Fail(format!(
-                        "censored deposit {}: queued at {} ms, not included by block time {} ms",
-                        d.index, d.queuedAtMs, rec.last_block_timestamp_ms
-                    ));
-                }
-            }
+        if let Some(reason) = self.censorship(rec) {
+            return ImportCheck::Fail(reason);
         }
         let proofs = rec.execute_request.as_deref().unwrap_or_default();
         let mut next_proof = 0;
@@ -2088,10 +2203,24 @@ impl SettlementLayer {
                     .range(other.last_executed + 1..)
                     .map(|(_, b)| b)
                     .find(|b| b.status != BatchStatus::Executed && b.imports.iter().any(void));
-                if let Some(b) = hit {
+                // a cascade never reaches a final batch: it starts after the chain's last
+                // final one (by the rules in the crate docs a final batch imports only final
+                // roots, so a hit batch is never final and this cut never bites)
+                let hit = hit.and_then(|b| {
+                    let n = b.header.number;
+                    let last_final = (n..=other.last_committed)
+                        .rev()
+                        .find(|m| self.finality(*other_id, *m).is_some());
+                    match last_final {
+                        None => Some(n),
+                        Some(f) if f < other.last_committed => Some(f + 1),
+                        Some(_) => None,
+                    }
+                });
+                if let Some(n) = hit {
                     work.push((
                         *other_id,
-                        b.header.number,
+                        n,
                         RevertCause::Cascade {
                             source_chain: id,
                             source_batch: from,

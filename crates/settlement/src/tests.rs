@@ -579,6 +579,98 @@ mod finality {
         assert_eq!(rec.stake, U256::from(300));
     }
 
+    /// Postconfirms `header` with validators 0..=2.
+    fn postconfirm(s: &mut Setup, header: &braid_primitives::BlockHeader) {
+        let cert = qc(s, &[0, 1, 2], &vote_for(header)).unwrap();
+        let e = by(
+            s,
+            3,
+            SlCall::Postconfirm {
+                qc: cert,
+                header: header.clone(),
+            },
+        );
+        assert!(
+            e.iter().any(
+                |e| matches!(e, SlEvent::Postconfirmed { height, .. } if *height == header.number)
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_batch_ending_in_a_postconfirmed_block_is_never_reverted() {
+        let mut s = staked();
+        for i in 0..2 {
+            let c = s.commit(i);
+            let e = s.op(c);
+            assert!(rejected(&e).is_none(), "{e:?}");
+        }
+        // a postconfirmed block inside batch 2 (not its end) does not make it final: the SL
+        // holds batches, and only a certificate of the batch's last block covers all of it
+        let mid = s.batches[1].blocks[0].header.clone();
+        postconfirm(&mut s, &mid);
+        assert_eq!(s.sl.finality(CHAIN, 2), None);
+        // batch 1 ends in a postconfirmed block: it is final, and batch 2 is not
+        let end = s.batches[0].blocks[1].header.clone();
+        postconfirm(&mut s, &end);
+        let by_qc = crate::Finality::Postconfirmed { block: end.number };
+        assert_eq!(s.sl.finality(CHAIN, 1), Some(by_qc));
+        assert_eq!(s.sl.finality(CHAIN, 2), None);
+        let chain = s.sl.chain(CHAIN).unwrap();
+        let before = (
+            chain.last_committed,
+            chain.batches.len(),
+            s.sl.total_value(),
+        );
+        for k in [s.operator, s.council] {
+            let n = s.sl.nonce(&addr(&k));
+            let e = s.send(
+                &k,
+                n,
+                SlCall::RevertBatches {
+                    chain_id: CHAIN,
+                    from: 1,
+                },
+            );
+            assert_eq!(
+                rejected(&e),
+                Some(&SettlementError::FinalBatch {
+                    chain: CHAIN,
+                    batch: 1,
+                    by: by_qc
+                }),
+                "{e:?}"
+            );
+            assert!(
+                !e.iter()
+                    .any(|e| matches!(e, SlEvent::BatchesReverted { .. })),
+                "{e:?}"
+            );
+            let chain = s.sl.chain(CHAIN).unwrap();
+            assert_eq!(
+                (
+                    chain.last_committed,
+                    chain.batches.len(),
+                    s.sl.total_value()
+                ),
+                before
+            );
+        }
+        // the batch after it can still be reverted, and the revert stops there
+        let e = s.op(SlCall::RevertBatches {
+            chain_id: CHAIN,
+            from: 2,
+        });
+        assert!(
+            e.iter()
+                .any(|e| matches!(e, SlEvent::BatchesReverted { from: 2, to: 2, .. })),
+            "{e:?}"
+        );
+        assert_eq!(s.sl.chain(CHAIN).unwrap().last_committed, 1);
+        assert!(s.sl.batch(CHAIN, 1).is_some());
+    }
+
     #[test]
     fn equivocation_is_slashed_with_a_reward_and_the_rest_burned() {
         let mut s = staked();

@@ -998,8 +998,10 @@ impl<'a> Sim<'a> {
     }
 
     /// `revert_batch`: the operator reverts its batches from the oldest unexecuted one it
-    /// knows committed, and proves and executes again.
+    /// knows committed that its SL node does not report final (settled by an aggregation root
+    /// or postconfirmed: the SL refuses to revert those), and proves and executes again.
     fn operator_reverts(&mut self, id: ChainId, fault: usize) {
+        let sl = &self.sl;
         let Some(node) = self.chains.get_mut(&id) else {
             return;
         };
@@ -1008,7 +1010,7 @@ impl<'a> Sim<'a> {
             .view
             .batches
             .iter()
-            .find(|(_, p)| p.status != BatchStatus::Executed)
+            .find(|(n, p)| p.status != BatchStatus::Executed && sl.finality(id, **n).is_none())
             .map(|(n, _)| *n);
         match from {
             Some(from) => {
@@ -1361,6 +1363,42 @@ impl<'a> Sim<'a> {
         Some(node.seq.mempool().pending_nonce(from, account))
     }
 
+    /// After `chain` rolled back, the relayer's executions from the discarded blocks are back in
+    /// its pool, with proofs against roots the re-sequenced chain may no longer import (a
+    /// source revert voided them) or for messages a fresh execution lands first: each would
+    /// fail in a block of its own and hold the relayer's later transactions behind its nonce
+    /// for that block. Like a real relayer, withdraw them at once (a no-op at the same nonce)
+    /// and let the relayer execute again what still needs it.
+    fn withdraw_repooled_relayer_txs(&mut self, chain: ChainId) {
+        let from = self.relayer_key.address();
+        let Some(node) = self.chains.get(&chain) else {
+            return;
+        };
+        let repooled: Vec<(B256, MessageId)> = self
+            .relayer_included
+            .iter()
+            .filter(|((c, h), _)| *c == chain && node.seq.mempool().contains(h))
+            .map(|((_, h), (mid, _, _))| (*h, *mid))
+            .collect();
+        for (hash, mid) in repooled {
+            self.relayer_included.remove(&(chain, hash));
+            let Some(tx) = self.chains.get_mut(&chain).and_then(|n| n.seq.evict(&hash)) else {
+                continue;
+            };
+            let noop =
+                self.relayer_key
+                    .call(chain, tx.nonce(), from, U256::ZERO, Bytes::new(), 21_000);
+            if let Ok(raw) = noop {
+                if self.submit_tx(chain, raw).is_ok() {
+                    self.relayer_stats.nonce_gaps_filled += 1;
+                }
+            }
+            self.relayer_stats.executions_dropped += 1;
+            let d = Delivery::ExecuteDropped { id: mid };
+            self.send(Role::Sequencer(chain), Role::Relayer, Class::Datagram, d);
+        }
+    }
+
     /// A relayer transaction failed in a block (and was not included): its later ones wait
     /// behind the nonce gap. Like a real relayer, fill the gap with a no-op self-transfer so
     /// they can go in.
@@ -1678,10 +1716,13 @@ impl<'a> Sim<'a> {
         let mut reverting = BTreeSet::new();
         for (chain, from) in std::mem::take(&mut self.council_reverts) {
             reverting.insert(chain);
+            // a final batch (executed, root-settled, postconfirmed) is never reverted: the SL
+            // would refuse it, and it can execute
             let revertible = self
                 .sl
                 .chain(chain)
-                .is_some_and(|c| from > c.last_executed && from <= c.last_committed);
+                .is_some_and(|c| from > c.last_executed && from <= c.last_committed)
+                && self.sl.finality(chain, from).is_none();
             if revertible {
                 self.council_stats.reverts += 1;
                 self.council_submit(SlCall::RevertBatches {
@@ -1845,6 +1886,7 @@ impl<'a> Sim<'a> {
             }
         }
         let actions = node.operator.observe_sl(&e);
+        let mut rolled_back = false;
         for action in actions {
             match action {
                 OperatorAction::RevertSequencer {
@@ -1860,6 +1902,7 @@ impl<'a> Sim<'a> {
                         })
                         .map_err(|e| format!("chain {id}: revert_to({last_valid_batch}): {e}"))?;
                     self.heads_moved = true;
+                    rolled_back = true;
                     let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);
                     for mid in undone {
                         if let Some(t) = self.messages.get_mut(&mid) {
@@ -1870,6 +1913,9 @@ impl<'a> Sim<'a> {
                 OperatorAction::Finalized { through } => node.seq.finalize_through(through),
                 OperatorAction::CheckFailed { .. } => {}
             }
+        }
+        if rolled_back {
+            self.withdraw_repooled_relayer_txs(id);
         }
         Ok(())
     }
@@ -1920,6 +1966,7 @@ impl<'a> Sim<'a> {
                 .map_err(|e| format!("chain {id}: dropping its doomed open batch: {e}"))?;
             if let Some(outcome) = outcome {
                 self.heads_moved = true;
+                self.withdraw_repooled_relayer_txs(id);
                 let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);
                 for mid in undone {
                     if let Some(t) = self.messages.get_mut(&mid) {
@@ -2233,6 +2280,10 @@ fn operator_config(id: u64, scenario: &Scenario) -> OperatorConfig {
         .aggregation
         .as_ref()
         .is_some_and(|a| a.tree_chains(&scenario.chain_ids()).contains(&id));
+    c.tree = scenario
+        .aggregation
+        .as_ref()
+        .map(|a| (a.tree_chains(&scenario.chain_ids()), a.checkpoint_blocks));
     let round_trip = 2 * (scenario.link.latency_ms + scenario.link.jitter_ms);
     c.resend_after_blocks = 1 + round_trip.div_ceil(scenario.sl_block_time_ms.max(1));
     c

@@ -101,4 +101,77 @@ fn opt_clock_steps_with_moves_faster_than_an_sl_block_is_refused() {
     );
     let ok = text.replace("move_ms = 999", "move_ms = 1_000");
     assert!(Scenario::from_toml(&ok).is_ok());
+/// The tree's accepted roots, the revert log as `(chain, from, to, cause)`, and the last
+/// checkpoint with an accepted root.
+fn tree_and_reverts(r: &Report) -> (u64, Vec<(u64, u64, u64, String)>) {
+    let roots = r.aggregation.as_ref().map_or(0, |a| a.roots_accepted);
+    let reverts = r
+        .revert_log
+        .iter()
+        .map(|v| (v.chain, v.from, v.to, v.cause.clone()))
+        .collect();
+    (roots, reverts)
+}
+
+/// Tree chain 901 imports pre-commit LocalRoots of chain 905 (outside the tree); 905's
+/// operator reverts. A root accepted over 901's batches would have made them final on roots
+/// that 905 could still revert (the cascade then reverted tree-settled blocks). Now the root of
+/// a checkpoint waits until the imports of the batches it settles are final, so 905's revert
+/// cascades into 901's batches before any root settled them, and no tree block under an
+/// accepted root is reverted (invariant `tree_block_reverted`).
+#[test]
+fn agg_cascade_into_tree() {
+    let r = run_repro("agg_cascade_into_tree", 3);
+    let (roots, reverts) = tree_and_reverts(&r);
+    assert!(roots >= 8, "roots accepted: {roots}");
+    // 905's operator reverted all its batches; the cascade reached 901 from its first batch
+    // (no root had settled it: the roots waited for 905) and the tree chains importing 901's
+    // tree hashes
+    assert_eq!(
+        reverts[0],
+        (905, 1, 7, "operator".to_string()),
+        "{reverts:?}"
+    );
+    assert_eq!(
+        reverts[1],
+        (901, 1, 7, "cascade from 905/1".to_string()),
+        "{reverts:?}"
+    );
+    // every revert is 905's or a cascade of it: neither operators nor the council had to
+    // resolve batches stuck on a tree hash a revert voided
+    assert!(
+        reverts
+            .iter()
+            .skip(1)
+            .all(|(_, _, _, cause)| cause.starts_with("cascade")),
+        "{reverts:?}"
+    );
+    assert_eq!(r.reverts.by_council, 0);
+}
+
+/// The operator of tree chain 901 reverts its unexecuted batches: the SL refuses to revert the
+/// batches accepted roots settled (`FinalBatch`), so the operator reverts from its first batch
+/// no root settled, and the roots go on.
+#[test]
+fn agg_operator_reverts_tree() {
+    let r = run_repro("agg_operator_reverts_tree", 5);
+    let (roots, reverts) = tree_and_reverts(&r);
+    assert!(roots >= 10, "roots accepted: {roots}");
+    // checkpoints 1 and 2 (blocks 1..=8: batches 1..=4) were settled by roots when it reverted
+    let fault = r.faults.iter().find(|f| f.kind == "revert_batch").unwrap();
+    assert_eq!(
+        fault.detail.as_deref(),
+        Some("operator reverts from batch 5"),
+        "{fault:?}"
+    );
+    assert!(
+        reverts.contains(&(901, 5, 7, "operator".to_string())),
+        "{reverts:?}"
+    );
+    assert!(
+        reverts
+            .iter()
+            .all(|(c, from, _, _)| *c != 901 || *from >= 5),
+        "{reverts:?}"
+    );
 }

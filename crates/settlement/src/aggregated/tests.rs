@@ -309,3 +309,251 @@ fn aggregation_config_is_validated() {
     config.aggregation.checkpoint_blocks = 0;
     assert!(SettlementLayer::new(config, Box::new(ReExecution::new())).is_err());
 }
+
+// ----- what is never reverted: batches an accepted root settled -----
+
+/// A chain outside the tree.
+const C: ChainId = 905;
+
+/// `chain`'s first `n` batches, its block `b` importing `imports[b]` where given.
+fn sealed_importing(chain: ChainId, n: usize, imports: &[(u64, ImportedRoot)]) -> Vec<SealedBatch> {
+    let mut cfg = SequencerConfig::new(chain);
+    cfg.batch_blocks = 2;
+    cfg.checkpoint_blocks = Some(K);
+    let (mut seq, _) = Sequencer::genesis(cfg, &alloc()).unwrap();
+    let mut out = vec![];
+    let mut t = 0;
+    let mut queued = 0;
+    while out.len() < n {
+        t += 1;
+        let next = seq.head().number + 1;
+        if queued < next {
+            queued = next;
+            for (_, i) in imports.iter().filter(|(b, _)| *b == next) {
+                let o = seq.handle(SequencerInput::Import(i.clone()));
+                assert!(matches!(o[..], [SequencerOutput::ImportQueued(_)]), "{o:?}");
+            }
+        }
+        for o in seq.handle(SequencerInput::Tick { now_ms: t * 1000 }) {
+            if let SequencerOutput::BatchSealed(b) = o {
+                out.push(*b);
+            }
+        }
+    }
+    out
+}
+
+fn commit_call(b: &SealedBatch) -> SlCall {
+    SlCall::CommitBatch {
+        header: b.header.clone(),
+        imports: b.blocks.iter().flat_map(|b| b.imports.clone()).collect(),
+        blocks: b.blocks.clone(),
+    }
+}
+
+/// A pre-commit import of `c`'s block `height`.
+fn precommit_of(c: &[SealedBatch], height: u64) -> ImportedRoot {
+    let h = &c
+        .iter()
+        .flat_map(|b| b.blocks.iter())
+        .find(|b| b.header.number == height)
+        .unwrap()
+        .header;
+    ImportedRoot {
+        kind: ImportKind::Precommit as u8,
+        sourceChain: C,
+        sourceHeight: height,
+        root: h.localRoot,
+        messageCount: h.messageCount,
+    }
+}
+
+#[test]
+fn a_root_settles_only_batches_whose_imports_are_final_and_they_are_never_reverted() {
+    let mut t = Tree::new(3);
+    let c_batches = sealed(C, 2).1;
+    // tree chain A imports C's block 1 (pre-commit) in its block 2 (batch 1), and C's batch 2
+    // (commit) in its block 5 (batch 3, checkpoint 2)
+    let commit_of_c2 = ImportedRoot {
+        kind: ImportKind::Commit as u8,
+        sourceChain: C,
+        sourceHeight: 2,
+        root: c_batches[1].header.chainBatchRoot,
+        messageCount: c_batches[1].header.messageCount,
+    };
+    let imports = [(2, precommit_of(&c_batches, 1)), (5, commit_of_c2)];
+    let a_batches = sealed_importing(A, 3, &imports);
+    assert_eq!(a_batches[0].blocks[1].imports.len(), 1);
+    assert_eq!(a_batches[2].blocks[0].imports.len(), 1);
+    t.batches[0].1 = a_batches.clone();
+    let c_genesis = sealed(C, 0).0;
+    let council = key("council");
+    let e = t.by(
+        council,
+        SlCall::RegisterChain(ChainGenesis {
+            chain_id: C,
+            operator: addr(&t.operator),
+            alloc: alloc(),
+            genesis_header: c_genesis,
+        }),
+    );
+    assert!(
+        matches!(e[0], SlEvent::ChainRegistered { chain: C }),
+        "{e:?}"
+    );
+    let op = t.operator;
+    let b_batches = t.batches[1].1.clone();
+    for (a, b) in a_batches.iter().zip(&b_batches).take(2) {
+        for call in [commit_call(a), commit_call(b)] {
+            let e = t.by(op, call);
+            assert!(rejection(&e).is_none(), "{e:?}");
+        }
+    }
+
+    // C's block 1 is not even committed: the root would settle A's batch 1 on a root that can
+    // still be reverted, so it is refused with a typed error and changes nothing
+    let root = t.roots(1).remove(0);
+    let e = t.submit_root(Arc::clone(&root));
+    let refused = e.iter().find_map(|e| match e {
+        SlEvent::TxRejected { error, .. } => Some(error.clone()),
+        _ => None,
+    });
+    assert!(
+        matches!(
+            refused,
+            Some(SettlementError::UnsettledImport {
+                chain: A,
+                batch: 1,
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    assert!(!e.iter().any(|e| matches!(e, SlEvent::RootAccepted { .. })));
+    assert_eq!(t.sl.aggregation().roots().unwrap().checkpoint(), 0);
+    assert_eq!(t.sl.batch(A, 1).unwrap().status, BatchStatus::Committed);
+    assert!(t.sl.checkpoint_imports_settled(1).is_err());
+
+    // C commits and proves batch 1: still revertible, the root still waits
+    let e = t.by(op, commit_call(&c_batches[0]));
+    assert!(rejection(&e).is_none(), "{e:?}");
+    let prove = SlCall::ProveBatch {
+        chain_id: C,
+        batch: 1,
+        proof: Bytes::new(),
+    };
+    let e = t.by(op, prove);
+    assert!(rejection(&e).is_none(), "{e:?}");
+    assert!(matches!(
+        t.sl.checkpoint_imports_settled(1),
+        Err(SettlementError::UnsettledImport {
+            chain: A,
+            batch: 1,
+            ..
+        })
+    ));
+    // C's batch 1 executes: the import is final and the root is accepted
+    let execute = SlCall::ExecuteBatch {
+        chain_id: C,
+        batch: 1,
+        extension_proofs: vec![],
+    };
+    let e = t.by(op, execute);
+    assert!(
+        e.iter().any(|e| matches!(
+            e,
+            SlEvent::BatchExecuted {
+                chain: C,
+                batch: 1,
+                ..
+            }
+        )),
+        "{e:?}"
+    );
+    t.sl.checkpoint_imports_settled(1).unwrap();
+    let e = t.submit_root(root);
+    assert!(
+        e.iter()
+            .any(|e| matches!(e, SlEvent::RootAccepted { checkpoint: 1, .. })),
+        "{e:?}"
+    );
+    let by_root = crate::Finality::Root { checkpoint: 1 };
+    for chain in [A, B] {
+        for n in 1..=2 {
+            assert_eq!(t.sl.finality(chain, n), Some(by_root));
+        }
+    }
+
+    // neither the operator nor the council may revert a root-settled batch; nothing changes
+    let before = (
+        t.sl.chain(A).unwrap().last_committed,
+        t.sl.chain(B).unwrap().last_committed,
+        t.sl.total_value(),
+    );
+    for k in [op, council] {
+        let e = t.by(
+            k,
+            SlCall::RevertBatches {
+                chain_id: A,
+                from: 1,
+            },
+        );
+        let refused = e.iter().find_map(|e| match e {
+            SlEvent::TxRejected { error, .. } => Some(error.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            refused,
+            Some(SettlementError::FinalBatch {
+                chain: A,
+                batch: 1,
+                by: by_root
+            }),
+            "{e:?}"
+        );
+        assert!(!e
+            .iter()
+            .any(|e| matches!(e, SlEvent::BatchesReverted { .. })));
+        let after = (
+            t.sl.chain(A).unwrap().last_committed,
+            t.sl.chain(B).unwrap().last_committed,
+            t.sl.total_value(),
+        );
+        assert_eq!(after, before);
+        assert_eq!(t.sl.batch(A, 2).unwrap().status, BatchStatus::Proven);
+    }
+
+    // A's batch 3 imports C's batch 2 (not executed); C reverts it: the cascade
+    // reaches A's batch 3 and stops before the root-settled batches 1 and 2
+    for call in [
+        commit_call(&c_batches[1]),
+        commit_call(&a_batches[2]),
+        commit_call(&b_batches[2]),
+    ] {
+        let e = t.by(op, call);
+        assert!(rejection(&e).is_none(), "{e:?}");
+    }
+    let e = t.by(
+        op,
+        SlCall::RevertBatches {
+            chain_id: C,
+            from: 2,
+        },
+    );
+    let reverts: Vec<_> = e
+        .iter()
+        .filter_map(|e| match e {
+            SlEvent::BatchesReverted {
+                chain, from, to, ..
+            } => Some((*chain, *from, *to)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reverts, vec![(C, 2, 2), (A, 3, 3)], "{e:?}");
+    let a = t.sl.chain(A).unwrap();
+    assert_eq!(a.last_committed, 2);
+    for n in 1..=2 {
+        assert_eq!(t.sl.finality(A, n), Some(by_root));
+    }
+    assert_eq!(t.sl.chain(B).unwrap().last_committed, 3);
+}

@@ -58,6 +58,9 @@ pub(super) struct AggregatorNet {
     /// When each checkpoint's statements were all on the SL.
     statements_at: BTreeMap<u64, u64>,
     exited: BTreeSet<ChainId>,
+    /// Tree chains' reverts: (tree position, first void block). A level proven over a void
+    /// block is stale and never reaches the relayer.
+    void_blocks: BTreeMap<usize, u64>,
     stats: AggregationReport,
 }
 
@@ -93,6 +96,7 @@ impl AggregatorNet {
             checkpoint_to_root: Vec::new(),
             statements_at: BTreeMap::new(),
             exited: BTreeSet::new(),
+            void_blocks: BTreeMap::new(),
             stats,
         })
     }
@@ -311,6 +315,27 @@ impl Sim<'_> {
         {
             return;
         }
+        // stale: proven over a block a revert voided since (it is no longer the one committed)
+        let through = checkpoint.saturating_mul(net.spec.checkpoint_blocks);
+        let stale = net.void_blocks.iter().any(|(position, first)| {
+            *first <= through
+                && net
+                    .tree
+                    .get(*position)
+                    .and_then(|c| self.sl.chain(*c))
+                    .is_none_or(|c| {
+                        c.batches
+                            .values()
+                            .find(|b| b.header.lastBlock == through)
+                            .is_none_or(|b| {
+                                snapshot.block_hashes.get(*position)
+                                    != Some(&b.header.lastBlockHash)
+                            })
+                    })
+        });
+        if stale {
+            return;
+        }
         let d = Delivery::TreeLevel {
             checkpoint,
             level,
@@ -339,8 +364,9 @@ impl Sim<'_> {
         {
             return; // stale (a resync re-proved it), or the aggregator stalls
         }
-        if checkpoint > accepted + 1 {
-            // roots go to the SL in order: wait for the one before to be accepted
+        if checkpoint > accepted + 1 || self.sl.checkpoint_imports_settled(checkpoint).is_err() {
+            // roots go to the SL in order: wait for the one before to be accepted; and a root
+            // makes its batches final, so it waits until their imports are final
             let at = now + self.scenario.sl_block_time_ms;
             let ev = Event::AggregatorRoot {
                 generation,
@@ -469,6 +495,25 @@ impl Sim<'_> {
             }
             SlEvent::AggregationExit { chain, .. } => {
                 net.exited.insert(*chain);
+            }
+            SlEvent::BatchesReverted {
+                chain, first_block, ..
+            } => {
+                // a tree chain reverted blocks the working tree (or a level on its way to the
+                // relayer) may hold: resume from the last accepted root, over the new blocks
+                let Some(position) = net.tree.iter().position(|c| c == chain) else {
+                    return;
+                };
+                let v = net.void_blocks.entry(position).or_insert(*first_block);
+                *v = (*v).min(*first_block);
+                let k = net.spec.checkpoint_blocks;
+                if net
+                    .state
+                    .as_ref()
+                    .is_some_and(|s| s.checkpoint().saturating_mul(k) >= *first_block)
+                {
+                    net.resync = true;
+                }
             }
             SlEvent::BatchCheckFailed { reason, .. }
                 if reason.starts_with("forged aggregated import")
