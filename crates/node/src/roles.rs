@@ -827,9 +827,11 @@ impl ChainProcess {
                             .revert_to(last_valid_batch, |i| invalid_imports.contains(i))?;
                         self.node.store.revert_to_block(outcome.head.number)?;
                         tracing::warn!(
-                            "chain {} re-sequencing from block {}",
+                            "chain {} re-sequencing from block {}; {} txs back in the pool{}",
                             self.id,
-                            outcome.head.number + 1
+                            outcome.head.number + 1,
+                            outcome.txs_repooled,
+                            crate::world::not_repooled(&outcome)
                         );
                     }
                     OperatorAction::Finalized { through } => {

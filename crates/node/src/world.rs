@@ -667,8 +667,9 @@ impl Devnet {
                         node.store.revert_to_block(outcome.head.number)?;
                         lines.push(format!(
                             "chain {id} dropped its open batch (imports of reverted chain {chain}); \
-                             {} txs back in the pool",
-                            outcome.txs_repooled
+                             {} txs back in the pool{}",
+                            outcome.txs_repooled,
+                            not_repooled(&outcome)
                         ));
                     }
                 }
@@ -716,9 +717,10 @@ impl Devnet {
                 self.push_log(
                     now_ms,
                     format!(
-                        "chain {id} re-sequencing from block {} after revert ({cause:?}); {} txs back in the pool",
+                        "chain {id} re-sequencing from block {} after revert ({cause:?}); {} txs back in the pool{}",
                         outcome.head.number + 1,
-                        outcome.txs_repooled
+                        outcome.txs_repooled,
+                        not_repooled(&outcome)
                     ),
                 );
             }
@@ -890,4 +892,14 @@ impl Devnet {
 
 fn chain_path(dir: &Path, id: ChainId) -> PathBuf {
     dir.join(format!("chain-{id}.redb"))
+}
+
+/// The transactions a revert could not put back into the pool, with why, for the log (empty
+/// when every one was re-pooled).
+pub(crate) fn not_repooled(outcome: &braid_sequencer::RevertOutcome) -> String {
+    outcome
+        .txs_dropped
+        .iter()
+        .map(|(hash, why)| format!("; tx {hash} dropped: {why}"))
+        .collect()
 }

@@ -264,14 +264,47 @@ pub struct RevertOutcome {
     pub reverted_blocks: Range<BlockNumber>,
     /// User transactions of the discarded blocks put back into the pool.
     pub txs_repooled: usize,
-    /// User transactions of the discarded blocks the pool refused (limits) and that are lost.
+    /// User transactions of the discarded blocks that are not back in the pool (each is in
+    /// `txs_dropped` with its reason).
     pub txs_not_repooled: usize,
+    /// Every user transaction of the discarded blocks that was not re-pooled, with why: its
+    /// nonce is now taken by a pooled transaction sent later, or it was already pooled. None
+    /// is dropped for the pool's size limits: they do not apply to re-pooled transactions.
+    pub txs_dropped: Vec<(B256, RepoolRefusal)>,
     /// Imports of the discarded blocks queued again (before the previously pending ones).
     pub imports_requeued: Vec<ImportedRoot>,
     /// Imports declared invalid and dropped, from the discarded blocks and the pending queue.
     pub imports_dropped: Vec<ImportedRoot>,
     /// The new head: the last block of `last_batch`.
     pub head: BlockHeader,
+}
+
+/// Why a transaction of a block discarded by a revert is not back in the pool.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepoolRefusal {
+    /// The pool refused it.
+    #[error("pool: {0}")]
+    Pool(MempoolError),
+    /// It no longer decodes (cannot happen for a block this sequencer built).
+    #[error("undecodable: {0}")]
+    Undecodable(String),
+}
+
+impl RepoolRefusal {
+    /// A short name for reports and metrics (`NonceTaken`, `AlreadyKnown`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RepoolRefusal::Pool(MempoolError::AlreadyKnown(_)) => "AlreadyKnown",
+            RepoolRefusal::Pool(MempoolError::NonceTaken { .. }) => "NonceTaken",
+            RepoolRefusal::Pool(MempoolError::ReplacementUnderpriced { .. }) => {
+                "ReplacementUnderpriced"
+            }
+            RepoolRefusal::Pool(MempoolError::NonceTooFarAhead { .. }) => "NonceTooFarAhead",
+            RepoolRefusal::Pool(MempoolError::SenderFull { .. }) => "SenderFull",
+            RepoolRefusal::Pool(MempoolError::PoolFull { .. }) => "PoolFull",
+            RepoolRefusal::Undecodable(_) => "Undecodable",
+        }
+    }
 }
 
 /// The end of a sealed (or the restore point's) batch, kept until it is final.
@@ -568,7 +601,7 @@ impl Sequencer {
         self.last_batch = last_valid_batch;
 
         let mut txs_repooled = 0;
-        let mut txs_not_repooled = 0;
+        let mut txs_dropped = Vec::new();
         let mut imports_requeued = Vec::new();
         let mut imports_dropped = Vec::new();
         for block in &reverted_blocks_list {
@@ -580,14 +613,19 @@ impl Sequencer {
                 }
             }
             for raw in &block.transactions {
-                let Ok(tx) = RecoveredTx::decode(raw) else {
-                    txs_not_repooled += 1; // cannot happen: the block's own transactions
-                    continue;
+                let tx = match RecoveredTx::decode(raw) {
+                    Ok(tx) => tx,
+                    // cannot happen: the block's own transactions decoded when it was built
+                    Err(e) => {
+                        let hash = keccak256(raw);
+                        txs_dropped.push((hash, RepoolRefusal::Undecodable(e.to_string())));
+                        continue;
+                    }
                 };
-                let nonce = self.state.account(&tx.sender).nonce;
-                match self.mempool.insert(tx, nonce) {
-                    Ok(_) => txs_repooled += 1,
-                    Err(_) => txs_not_repooled += 1,
+                let hash = tx.hash;
+                match self.mempool.reinsert(tx) {
+                    Ok(()) => txs_repooled += 1,
+                    Err(e) => txs_dropped.push((hash, RepoolRefusal::Pool(e))),
                 }
             }
         }
@@ -608,7 +646,8 @@ impl Sequencer {
             reverted_batches,
             reverted_blocks: (head.number + 1)..(previous_head + 1),
             txs_repooled,
-            txs_not_repooled,
+            txs_not_repooled: txs_dropped.len(),
+            txs_dropped,
             imports_requeued,
             imports_dropped,
             head,

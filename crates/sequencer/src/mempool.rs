@@ -30,7 +30,7 @@ impl Default for MempoolConfig {
 }
 
 /// Why the pool refused a transaction.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum MempoolError {
     /// The exact transaction is already pooled.
     #[error("transaction {0} already known")]
@@ -69,6 +69,12 @@ pub enum MempoolError {
     PoolFull {
         /// The limit.
         limit: usize,
+    },
+    /// A transaction of a discarded block finds another one pooled at its nonce.
+    #[error("nonce {nonce} is taken by a pooled transaction")]
+    NonceTaken {
+        /// The nonce.
+        nonce: u64,
     },
 }
 
@@ -184,6 +190,31 @@ impl Mempool {
             .or_default()
             .insert(nonce, tx);
         Ok(evicted)
+    }
+
+    /// Puts back a transaction of a block a revert discarded. The chain accepted and included
+    /// it once, so the pool's size limits (per sender, nonce gap, total) do not apply: a sender
+    /// with a long run of included transactions gets all of them back, not the first 64. A
+    /// pooled transaction with the same nonce (sent after the block was built) is kept and the
+    /// discarded one is refused (`NonceTaken`); a duplicate is `AlreadyKnown`.
+    pub fn reinsert(&mut self, tx: RecoveredTx) -> Result<(), MempoolError> {
+        if self.by_hash.contains_key(&tx.hash) {
+            return Err(MempoolError::AlreadyKnown(tx.hash));
+        }
+        let nonce = tx.nonce();
+        if self
+            .by_sender
+            .get(&tx.sender)
+            .is_some_and(|q| q.contains_key(&nonce))
+        {
+            return Err(MempoolError::NonceTaken { nonce });
+        }
+        self.by_hash.insert(tx.hash, (tx.sender, nonce));
+        self.by_sender
+            .entry(tx.sender)
+            .or_default()
+            .insert(nonce, tx);
+        Ok(())
     }
 
     /// The next nonce `sender` should use: `account_nonce` plus its consecutive pooled

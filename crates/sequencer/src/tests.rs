@@ -552,3 +552,71 @@ fn void_imports_in_the_open_batch_roll_it_back_and_are_dropped() {
     );
     assert_eq!(next[0].block.transactions.len(), 1, "the re-pooled tx");
 }
+
+/// Issue 15: a revert re-pooled at most 64 transactions per sender (the pool's per-sender
+/// limit) and dropped the rest silently. Transactions of discarded blocks now all come back,
+/// and any that cannot is reported with its reason.
+#[test]
+fn a_revert_repools_every_transaction_of_the_discarded_blocks_beyond_the_pool_limits() {
+    let mut c = config();
+    c.batch_blocks = 2;
+    let (mut seq, _) = Sequencer::genesis(c, &alloc()).unwrap();
+    // batch 1: empty blocks; then 150 transactions of one sender in the next batch
+    for _ in 0..2 {
+        let now = seq.next_block_at_ms();
+        seq.handle(SequencerInput::Tick { now_ms: now });
+    }
+    assert_eq!(seq.last_batch(), 1);
+    let mut sent = 0u64;
+    while sent < 150 {
+        // at most the pool's limit per sender at a time, one block each
+        for _ in 0..50 {
+            assert!(accepted(&seq.handle(SequencerInput::SubmitTx {
+                raw: tx(1, sent, 10_000_000_000, 1)
+            })));
+            sent += 1;
+        }
+        let now = seq.next_block_at_ms();
+        seq.handle(SequencerInput::Tick { now_ms: now });
+    }
+    let included = seq.state().account(&TxSigner::dev(1).address()).nonce;
+    assert_eq!(included, 150, "all included before the revert");
+    assert_eq!(seq.mempool().len(), 0);
+    let outcome = seq.revert_to(1, |_| false).unwrap();
+    assert_eq!(outcome.txs_repooled, 150, "{:?}", outcome.txs_dropped);
+    assert_eq!(outcome.txs_not_repooled, 0);
+    assert!(outcome.txs_dropped.is_empty());
+    assert_eq!(seq.mempool().len(), 150);
+    // re-sequenced, every one is included again, in nonce order
+    for _ in 0..8 {
+        let now = seq.next_block_at_ms();
+        seq.handle(SequencerInput::Tick { now_ms: now });
+    }
+    assert_eq!(seq.state().account(&TxSigner::dev(1).address()).nonce, 150);
+}
+
+#[test]
+fn a_repooled_transaction_whose_nonce_was_taken_is_reported_with_its_reason() {
+    let (mut seq, _) = Sequencer::genesis(config(), &alloc()).unwrap();
+    run_blocks(&mut seq, 3); // batch 1
+    let nonce = seq.state().account(&TxSigner::dev(2).address()).nonce;
+    assert!(accepted(&seq.handle(SequencerInput::SubmitTx {
+        raw: tx(2, nonce, 10_000_000_000, 1)
+    })));
+    let now = seq.next_block_at_ms();
+    seq.handle(SequencerInput::Tick { now_ms: now });
+    // the pool cannot hold a second transaction at that nonce while the first is included,
+    // so plant one the way a restart would: directly in the pool
+    let other = RecoveredTx::decode(&tx(2, nonce, 20_000_000_000, 2)).unwrap();
+    let other_hash = other.hash;
+    seq.mempool.reinsert(other).unwrap();
+    let outcome = seq.revert_to(1, |_| false).unwrap();
+    assert_eq!(outcome.txs_not_repooled, 1);
+    let (_, why) = &outcome.txs_dropped[0];
+    assert_eq!(why.kind(), "NonceTaken");
+    assert_eq!(
+        *why,
+        RepoolRefusal::Pool(MempoolError::NonceTaken { nonce })
+    );
+    assert!(seq.mempool().contains(&other_hash));
+}

@@ -1901,6 +1901,13 @@ impl<'a> Sim<'a> {
                             invalid_imports.contains(i) || sl.aggregated_import_unsettleable(id, i)
                         })
                         .map_err(|e| format!("chain {id}: revert_to({last_valid_batch}): {e}"))?;
+                    for (_, why) in &outcome.txs_dropped {
+                        *node
+                            .stats
+                            .txs_not_repooled
+                            .entry(why.kind().to_string())
+                            .or_default() += 1;
+                    }
                     self.heads_moved = true;
                     rolled_back = true;
                     let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);
@@ -1965,6 +1972,13 @@ impl<'a> Sim<'a> {
                 .drop_void_imports(void)
                 .map_err(|e| format!("chain {id}: dropping its doomed open batch: {e}"))?;
             if let Some(outcome) = outcome {
+                for (_, why) in &outcome.txs_dropped {
+                    *node
+                        .stats
+                        .txs_not_repooled
+                        .entry(why.kind().to_string())
+                        .or_default() += 1;
+                }
                 self.heads_moved = true;
                 self.withdraw_repooled_relayer_txs(id);
                 let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);

@@ -105,6 +105,10 @@ pub struct ChainReport {
     /// Pooled transactions dropped at block building, by execution error (`NonceTooLow`,
     /// `BadProof`, `AlreadyExecuted`, ...).
     pub txs_dropped: BTreeMap<String, u64>,
+    /// User transactions of blocks discarded by a revert that did not go back into the pool,
+    /// by reason (`NonceTaken`, `AlreadyKnown`): none is lost silently.
+    #[serde(default)]
+    pub txs_not_repooled: BTreeMap<String, u64>,
     /// Imports the sequencer refused, by error.
     pub imports_rejected: BTreeMap<String, u64>,
     /// Head block number at the end.

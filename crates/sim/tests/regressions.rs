@@ -101,6 +101,8 @@ fn opt_clock_steps_with_moves_faster_than_an_sl_block_is_refused() {
     );
     let ok = text.replace("move_ms = 999", "move_ms = 1_000");
     assert!(Scenario::from_toml(&ok).is_ok());
+}
+
 /// The tree's accepted roots, the revert log as `(chain, from, to, cause)`, and the last
 /// checkpoint with an accepted root.
 fn tree_and_reverts(r: &Report) -> (u64, Vec<(u64, u64, u64, String)>) {
