@@ -945,11 +945,18 @@ impl Relayer {
                         break;
                     }
                     self.backoff.pop_first();
-                    if let Some(e) = self.messages.get_mut(&id) {
-                        if e.retry_at == Some(at) {
-                            e.retry_at = None;
-                            self.active.insert(id);
-                        }
+                    let Some(e) = self.messages.get_mut(&id) else {
+                        continue;
+                    };
+                    if e.retry_at != Some(at) {
+                        continue; // stale: retried, executed or re-sent since
+                    }
+                    e.retry_at = None;
+                    if e.record.status == MessageStatus::Submitted {
+                        // an execution undone by a revert of its destination, not seen again
+                        self.execute_dropped(id);
+                    } else {
+                        self.active.insert(id);
                     }
                 }
             }
@@ -1423,11 +1430,16 @@ impl Relayer {
             .map(|(id, _)| *id)
             .collect();
         chain.executions.retain(|_, b| *b < first_block);
+        // the re-sequenced chain may re-include the transaction (its node re-pools it), or not
+        // (the pool refused it, or it fails against a void import): if it is not seen again
+        // within the longest backoff it counts as dropped
+        let timeout = self.now_ms.saturating_add(self.config.retry_max_ms);
         for id in undone {
             if let Some(e) = self.messages.get_mut(&id) {
                 if e.record.message.destChain == chain_id {
-                    // the re-sequenced chain re-includes the transaction
                     e.record.status = MessageStatus::Submitted;
+                    e.retry_at = Some(timeout);
+                    self.backoff.insert((timeout, id));
                     self.pending.insert(id);
                 }
             }
@@ -1653,6 +1665,7 @@ impl Relayer {
         if e.record.status != MessageStatus::Submitted {
             return;
         }
+        e.retry_at = None;
         let landed = e
             .target
             .as_ref()
