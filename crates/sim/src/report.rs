@@ -143,6 +143,14 @@ pub struct RelayerReport {
     pub nonce_gaps_filled: u64,
     /// Execution transactions the destination dropped or refused.
     pub executions_dropped: u64,
+    /// Messages the relayer core found it can never deliver through the sender's fault (e.g. a
+    /// destination it does not serve): `RelayerError::Undeliverable` with `Fault::Sender`.
+    #[serde(default)]
+    pub undeliverable_sender_fault: u64,
+    /// Messages the relayer core found it can never deliver through the system's fault (e.g. its
+    /// MessageRoot mirror diverged): `RelayerError::Undeliverable` with `Fault::System`.
+    #[serde(default)]
+    pub undeliverable_system: u64,
     /// Error actions of the relayer core by `RelayerError` variant (`ParentMismatch`,
     /// `BlockOutOfOrder`, `LocalRootMismatch`, `BadBatchHeader`, ...): the inconsistencies it
     /// detected in what the chains and the SL told it.

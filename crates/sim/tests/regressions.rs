@@ -38,3 +38,49 @@ fn run_repro(name: &str, seed: u64) -> Report {
     }
     r
 }
+
+/// No loss, one operator revert of 901 from its first batch (cascading to 902 and 903) under
+/// heavy precommit load. The destinations' pools filled with the relayer's re-pooled executions
+/// (mostly against void imports, failing one per block) so every new execution was refused for
+/// a while; the relayer core gave up on a message after 16 drops (`AttemptsExhausted`: 468
+/// messages, 171 of 524 settled precommit messages executed). Now it backs off without a limit.
+#[test]
+fn v_noloss_onerevert() {
+    let r = run_repro("v_noloss_onerevert", 11);
+    // the revert happened, and cascaded
+    assert_eq!(r.reverts.by_operator, 1, "{:?}", r.revert_log);
+    assert!(r.reverts.cascade >= 1, "{:?}", r.revert_log);
+    assert!(r
+        .revert_log
+        .iter()
+        .any(|x| x.chain == 901 && x.cause == "operator"));
+    // the destinations dropped executions repeatedly, well past the old limit of 16 per message
+    assert!(
+        r.relayer.executions_dropped > 1_000,
+        "{}",
+        r.relayer.executions_dropped
+    );
+    // every message whose source settled executed, in every mode; none given up
+    for (mode, m) in &r.modes {
+        assert_eq!(
+            m.settled, m.sent,
+            "{mode}: sent {} settled {}",
+            m.sent, m.settled
+        );
+        assert_eq!(
+            m.executed, m.settled,
+            "{mode}: settled {} executed {}",
+            m.settled, m.executed
+        );
+    }
+    let precommit = &r.modes["precommit"];
+    assert!(precommit.settled > 400, "{}", precommit.settled);
+    assert_eq!(r.relayer.undeliverable_sender_fault, 0);
+    assert_eq!(r.relayer.undeliverable_system, 0);
+    // the only core errors: void blocks in flight when the revert arrived (harmless)
+    assert!(
+        r.relayer.error_kinds.keys().all(|k| k == "BlockOutOfOrder"),
+        "{:?}",
+        r.relayer.error_kinds
+    );
+}
