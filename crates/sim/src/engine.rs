@@ -1337,6 +1337,61 @@ impl<'a> Sim<'a> {
                 self.relayer_stats.nonce_gaps_filled += 1;
             }
         }
+        self.replace_void_relayer_txs(chain);
+    }
+
+    /// A revert of `chain` put the relayer's executions included in its void blocks back into
+    /// its pool. Those the core no longer waits for — their message was forgotten with a
+    /// reverted source (their import is void), is executed, or has a newer execution in flight —
+    /// would each fail at block building and leave a nonce gap its later transactions wait
+    /// behind, one per block, while the relayer's full queue refuses every new execution. They
+    /// are replaced at once by no-op transfers (same nonce, fees bumped past the pool's
+    /// replacement threshold).
+    fn replace_void_relayer_txs(&mut self, chain: ChainId) {
+        let Some(node) = self.chains.get(&chain) else {
+            return;
+        };
+        let pool = node.seq.mempool();
+        let newer: BTreeSet<MessageId> = self
+            .relayer_txs
+            .iter()
+            .filter(|((c, _), _)| *c == chain)
+            .map(|(_, (mid, _))| *mid)
+            .collect();
+        let void: Vec<(B256, u64)> = self
+            .relayer_included
+            .iter()
+            .filter(|((c, _), _)| *c == chain)
+            .filter_map(|((_, hash), (mid, _, _))| {
+                let tx = pool.get(hash)?;
+                let awaited = self.relayer.status(mid) == Some(MessageStatus::Submitted)
+                    && !newer.contains(mid);
+                (!awaited).then_some((*hash, tx.nonce()))
+            })
+            .collect();
+        let from = self.relayer_key.address();
+        for (hash, nonce) in void {
+            let noop = alloy_consensus::TxEip1559 {
+                chain_id: chain,
+                nonce,
+                gas_limit: 21_000,
+                max_fee_per_gas: 200_000_000_000,
+                max_priority_fee_per_gas: 2_000_000_000,
+                to: alloy_primitives::TxKind::Call(from),
+                value: U256::ZERO,
+                access_list: Default::default(),
+                input: Bytes::new(),
+            };
+            let Ok(raw) = self.relayer_key.sign_eip1559(noop) else {
+                continue;
+            };
+            if let Ok((_, Some(replaced))) = self.submit_tx(chain, raw) {
+                if replaced == hash {
+                    self.relayer_included.remove(&(chain, hash));
+                    self.relayer_stats.void_executions_replaced += 1;
+                }
+            }
+        }
     }
 
     fn submit_tx(&mut self, chain: ChainId, raw: Bytes) -> Result<(B256, Option<B256>), String> {
@@ -1946,6 +2001,10 @@ impl<'a> Sim<'a> {
         let now = self.now;
         let actions = self.relayer.handle(RelayerInput::Tick { now_ms: now });
         self.relayer_actions(actions);
+        let repooled: BTreeSet<ChainId> = self.relayer_included.keys().map(|(c, _)| *c).collect();
+        for chain in repooled {
+            self.replace_void_relayer_txs(chain);
+        }
 
         let expired: Vec<MessageId> = self
             .execute_deadline

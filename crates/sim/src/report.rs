@@ -141,6 +141,11 @@ pub struct RelayerReport {
     /// transactions waited behind it).
     #[serde(default)]
     pub nonce_gaps_filled: u64,
+    /// Executions a revert of their destination put back into its pool that the relayer no
+    /// longer waited for (void import, executed, or superseded), replaced by no-op transfers
+    /// before they failed one per block.
+    #[serde(default)]
+    pub void_executions_replaced: u64,
     /// Execution transactions the destination dropped or refused.
     pub executions_dropped: u64,
     /// Messages the relayer core found it can never deliver through the sender's fault (e.g. a
