@@ -432,8 +432,7 @@ impl RelayerConfig {
         }
         let doublings = (drops - 2).min(63);
         self.retry_base_ms
-            .checked_mul(1u64 << doublings)
-            .unwrap_or(u64::MAX)
+            .saturating_mul(1u64 << doublings)
             .min(self.retry_max_ms)
     }
 }

@@ -73,7 +73,10 @@ fn a_third_withholding_halts_finality_but_not_safety_or_other_modes() {
     // no QC root ever exists: a qc message is delivered only against the SL MessageRoot, once
     // its source batch executed (a `proof` root satisfies every mode), and every settled one is
     assert!(qc.settled > 0, "{qc:?}");
-    assert_eq!(qc.executed, qc.settled, "every settled qc message via the SL root");
+    assert_eq!(
+        qc.executed, qc.settled,
+        "every settled qc message via the SL root"
+    );
     assert!(
         qc.latency_ms.p50 >= qc.settle_latency_ms.p50,
         "not before its source settled: {qc:?}"
