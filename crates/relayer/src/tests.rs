@@ -963,3 +963,66 @@ fn a_message_to_an_unknown_chain_is_reported_undeliverable_once_and_a_withdrawal
         &r.handle(RelayerInput::Tick { now_ms: 60_000 })
     ));
 }
+
+#[test]
+fn an_execution_undone_by_a_destination_revert_that_does_not_come_back_is_retried() {
+    let (mut a, mut b, mut r) = setup();
+    a.send(B, ImportKind::Precommit);
+    let (a1, _) = a.tick();
+    let out = feed_block(&mut r, &a1);
+    let [root] = &imports(&out)[..] else {
+        panic!("{out:?}")
+    };
+    b.seq.handle(SequencerInput::Import(root.clone()));
+    let (b1, _) = b.tick();
+    let out = feed_block(&mut r, &b1);
+    let [(message, proof)] = &executes(&out)[..] else {
+        panic!("{out:?}")
+    };
+    b.execute(message, proof);
+    let (b2, _) = b.tick();
+    feed_block(&mut r, &b2);
+    let m = id(A, 0);
+    assert_eq!(
+        r.delivery(&m),
+        Some(DeliveryState::Executed { dest_block: 2 })
+    );
+    // B reverts its blocks from 1 on: the execution is undone; the relayer expects the
+    // re-sequenced chain to include it again, for a while
+    r.handle(RelayerInput::Tick { now_ms: 1_000 });
+    let out = r.handle(RelayerInput::Sl(SlFact::BatchesReverted {
+        chain: B,
+        from: 1,
+        first_block: 1,
+    }));
+    assert!(executes(&out).is_empty(), "{out:?}");
+    assert_eq!(
+        r.delivery(&m),
+        Some(DeliveryState::Waiting(WaitReason::ExecutionInFlight))
+    );
+    let max = r.config().retry_max_ms;
+    assert!(executes(&r.handle(RelayerInput::Tick {
+        now_ms: 1_000 + max - 1
+    }))
+    .is_empty());
+    // not seen again: it counts as dropped, and waits for its import to land again
+    let out = r.handle(RelayerInput::Tick {
+        now_ms: 1_000 + max,
+    });
+    assert!(executes(&out).is_empty(), "{out:?}");
+    assert_eq!(
+        r.delivery(&m),
+        Some(DeliveryState::Waiting(WaitReason::ImportPending))
+    );
+    // the re-sequenced B re-imports the root without the old transaction: executed again
+    let (mut b_again, _) = Chain::new(B);
+    b_again.seq.handle(SequencerInput::Import(root.clone()));
+    let (b1_again, _) = b_again.tick();
+    let out = feed_block(&mut r, &b1_again);
+    let [(again, proof2)] = &executes(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(again.id(), m);
+    verify_message_proof(b_again.seq.state(), again, proof2).unwrap();
+    assert_eq!(r.message(&m).unwrap().attempts, 2);
+}
