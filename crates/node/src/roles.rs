@@ -12,7 +12,7 @@
 //! Every node persists what it accepted (chains: `braid-store`; SL: `braid-sl-store`); the
 //! relayer keeps no state and rebuilds its view from the chains and the SL when it starts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -974,7 +974,10 @@ impl RelayerProcess {
     /// One round: read, decide, act.
     pub fn step(&mut self) {
         let fetched = fetch(&self.sl_url, &self.chains, &mut self.cursors);
-        let mut actions = Vec::new();
+        // the core's retry backoff runs on this time
+        let mut actions = self.relayer.handle(RelayerInput::Tick {
+            now_ms: crate::run::now_ms(),
+        });
         for (_, block, receipts) in fetched.blocks {
             actions.extend(
                 self.relayer
@@ -1013,7 +1016,8 @@ impl RelayerProcess {
             )
             .is_ok_and(|r| r.is_null())
         });
-        for action in actions {
+        let mut queue: VecDeque<RelayerAction> = actions.into();
+        while let Some(action) = queue.pop_front() {
             match action {
                 RelayerAction::Import { dest, root } => {
                     if let Some(url) = self.chains.get(&dest) {
@@ -1063,7 +1067,8 @@ impl RelayerProcess {
                         }
                         Err(e) => {
                             tracing::warn!("relay of {id} failed: {e}");
-                            self.relayer.handle(RelayerInput::ExecuteDropped { id });
+                            // the first retry is immediate, later ones back off
+                            queue.extend(self.relayer.handle(RelayerInput::ExecuteDropped { id }));
                         }
                     }
                 }

@@ -12,7 +12,8 @@ use braid_primitives::{
 };
 use braid_proof::ReExecution;
 use braid_relayer::{
-    execute_message_calldata, MessageStatus, Relayer, RelayerAction, RelayerConfig, RelayerInput,
+    execute_message_calldata, DeliveryState, Fault, MessageStatus, Relayer, RelayerAction,
+    RelayerConfig, RelayerInput,
 };
 use braid_sequencer::{SealedBatch, Sequencer, SequencerConfig, SequencerInput, SequencerOutput};
 use braid_settlement::{ChainGenesis, SlCall, SlConfig, SlEvent, SlTx};
@@ -125,6 +126,13 @@ pub struct MessageView {
     pub value: String,
     /// Relayer status.
     pub status: String,
+    /// What the relayer waits for before it can execute the message (absent once executed or
+    /// undeliverable).
+    pub waiting: Option<String>,
+    /// Why the relayer can never deliver the message, if so.
+    pub undeliverable: Option<String>,
+    /// Whose fault an undeliverable message is: `sender` or `system`.
+    pub fault: Option<&'static str>,
     /// When the source block with it was produced.
     pub sent_at_ms: Option<u64>,
     /// When the destination block executing it was produced.
@@ -478,7 +486,8 @@ impl Devnet {
     /// are acted on), and the relayer imports roots and executes messages.
     pub fn step(&mut self, now_ms: u64) -> Result<(), NodeError> {
         let ids: Vec<ChainId> = self.chains.keys().copied().collect();
-        let mut relayer_actions = Vec::new();
+        // the relayer's retry backoff runs on this time
+        let mut relayer_actions = self.relayer.handle(RelayerInput::Tick { now_ms });
         for id in &ids {
             let outs = match self.chains.get_mut(id) {
                 Some(node) => node.seq.handle(SequencerInput::Tick { now_ms }),
@@ -819,6 +828,12 @@ impl Devnet {
                 let id = r.message.id();
                 let sent = self.sent_at.get(&id).copied();
                 let executed = self.executed_at.get(&id).copied();
+                let delivery = self.relayer.delivery(&id);
+                let (waiting, undeliverable) = match delivery {
+                    Some(DeliveryState::Waiting(w)) => (Some(w.to_string()), None),
+                    Some(DeliveryState::Undeliverable(u)) => (None, Some(u)),
+                    _ => (None, None),
+                };
                 MessageView {
                     id: id.to_string(),
                     source: r.message.sourceChain,
@@ -833,6 +848,12 @@ impl Devnet {
                             format!("executed in block {dest_block}")
                         }
                     },
+                    waiting,
+                    undeliverable: undeliverable.map(|u| u.to_string()),
+                    fault: undeliverable.map(|u| match u.fault() {
+                        Fault::Sender => "sender",
+                        Fault::System => "system",
+                    }),
                     sent_at_ms: sent,
                     executed_at_ms: executed,
                     latency_ms: sent.zip(executed).map(|(s, e)| e.saturating_sub(s)),

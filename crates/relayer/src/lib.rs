@@ -37,6 +37,18 @@
 //! the transaction dropped ([`RelayerInput::ExecuteDropped`]) and a destination block shows the
 //! import — never after the message is seen executed.
 //!
+//! # Retries, fallback, undeliverable messages
+//! There is no attempt limit. The first retry after a drop is immediate; later ones back off
+//! exponentially ([`RelayerConfig::retry_base_ms`] doubling up to [`RelayerConfig::retry_max_ms`])
+//! on the time the shell passes in ([`RelayerInput::Tick`]). A `proof` root — the SL MessageRoot
+//! once the message's source batch executed — satisfies every mode (the destination messenger
+//! accepts a root at least as strong as the message asks for, [`ImportKind::satisfies`]): a
+//! retried message, and one whose own mode has no root (no certificate, no final proposal, no
+//! proven tree level), is re-targeted to it, so every message whose source batch settled can be
+//! delivered. A message that can never be delivered is reported once
+//! ([`RelayerError::Undeliverable`]) with a typed [`Undeliverable`] reason (the sender's fault or
+//! the system's); [`Relayer::delivery`] tells where any message is and what it waits for.
+//!
 //! # Reverts
 //! On `BatchesReverted` of a chain the relayer forgets the chain's blocks from `first_block` on:
 //! as a source (its mirrored tree is truncated, messages sent in those blocks are forgotten —
@@ -153,14 +165,105 @@ pub enum RelayerError {
     /// A Merkle operation failed (an internal inconsistency).
     #[error("merkle: {0}")]
     Merkle(String),
-    /// A message's execution was dropped too often; the relayer stops retrying it.
-    #[error("message {id}: execution dropped {attempts} times, giving up")]
-    AttemptsExhausted {
+    /// A message the relayer can never deliver (reported once; it stays in
+    /// [`Relayer::pending_messages`] with [`DeliveryState::Undeliverable`]).
+    #[error("message {id} cannot be delivered: {reason}")]
+    Undeliverable {
         /// The message.
         id: MessageId,
-        /// Attempts made.
-        attempts: u32,
+        /// Why.
+        reason: Undeliverable,
     },
+}
+
+/// Whose fault it is that a message cannot be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    /// The sender asked for something no relayer can do (e.g. a destination that does not exist).
+    Sender,
+    /// The system failed (the relayer's view of the chains or of the SL broke).
+    System,
+}
+
+/// Why a message can never be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Undeliverable {
+    /// The message names a destination chain that no watched chain is (sender's fault).
+    #[error("destination chain {dest} is not a chain this relayer serves")]
+    UnknownDestination {
+        /// The destination the message names.
+        dest: ChainId,
+    },
+    /// The relayer's mirror of the SL MessageRoot diverged or missed a leaf, so it can build no
+    /// `proof` proof, and the message's own mode has no root either (system's fault).
+    #[error("the MessageRoot mirror stopped and the message's mode has no other root")]
+    MessageRootDiverged,
+}
+
+impl Undeliverable {
+    /// Whose fault it is.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Undeliverable::UnknownDestination { .. } => Fault::Sender,
+            Undeliverable::MessageRootDiverged => Fault::System,
+        }
+    }
+}
+
+/// What a message that is neither executed nor undeliverable waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WaitReason {
+    /// The sealed batch holding its source block was not seen yet.
+    #[error("waiting for its source batch to be sealed")]
+    BatchNotSealed,
+    /// Its source batch is not committed on the SL yet (`commit` mode).
+    #[error("waiting for its source batch to be committed on the SL")]
+    BatchNotCommitted,
+    /// Its source batch's end state is not final on the SL yet (`optimistic` mode).
+    #[error("waiting for its source batch's end state to be final on the SL")]
+    BatchNotProven,
+    /// No block at or after its source block is certified L2-final yet (`qc` mode).
+    #[error("waiting for a certified block at or after its source block")]
+    BlockNotCertified,
+    /// No tree checkpoint covering it is proven to the level it needs and settleable yet
+    /// (`aggregated` mode).
+    #[error("waiting for the aggregation tree to prove a checkpoint covering it")]
+    TreeNotProven,
+    /// Its source batch has not executed on the SL yet (`proof` mode, or the fallback of a mode
+    /// with no root).
+    #[error("waiting for its source batch to execute on the SL")]
+    BatchNotExecuted,
+    /// The root it needs was asked to be imported and is not seen on the destination yet.
+    #[error("waiting for its root to be imported on the destination")]
+    ImportPending,
+    /// An execution transaction is in flight.
+    #[error("execution submitted")]
+    ExecutionInFlight,
+    /// Its last execution was dropped; the next one is due at `retry_at_ms`.
+    #[error("execution dropped {drops} times; next attempt at {retry_at_ms} ms")]
+    Backoff {
+        /// When the next execution is due (shell time, ms).
+        retry_at_ms: u64,
+        /// Executions dropped so far.
+        drops: u32,
+    },
+    /// A withdrawal to the settlement layer: claimed there by its recipient, not relayed.
+    #[error("a withdrawal, claimed on the settlement layer")]
+    ClaimedOnSettlementLayer,
+}
+
+/// Where a message is, and why it is not executed yet ([`Relayer::delivery`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Executed in destination block `dest_block`.
+    Executed {
+        /// The destination block.
+        dest_block: BlockNumber,
+    },
+    /// Not executed yet, for this reason.
+    Waiting(WaitReason),
+    /// It can never be delivered.
+    Undeliverable(Undeliverable),
 }
 
 impl From<MerkleError> for RelayerError {
@@ -277,8 +380,11 @@ fn snapshot_consistent(agg: &AggregationView, snapshot: &TreeSnapshot) -> bool {
 pub struct RelayerConfig {
     /// Chains the relayer watches (as sources and destinations).
     pub chains: Vec<ChainId>,
-    /// Most executions submitted per message (the first plus retries after drops).
-    pub max_execute_attempts: u32,
+    /// Delay before the second retry of a dropped execution (the first is immediate); each
+    /// later retry waits twice as long, up to [`RelayerConfig::retry_max_ms`].
+    pub retry_base_ms: u64,
+    /// Longest delay between two retries of a message's execution.
+    pub retry_max_ms: u64,
     /// Send a message's first execution together with the import it needs (both land in one
     /// destination block) instead of waiting to see the import landed.
     pub pipeline: bool,
@@ -287,11 +393,13 @@ pub struct RelayerConfig {
 }
 
 impl RelayerConfig {
-    /// Watches `chains`, with up to 16 execution attempts per message, pipelining on.
+    /// Watches `chains`, retrying dropped executions with a backoff from 500 ms up to 16 s,
+    /// pipelining on.
     pub fn new(chains: Vec<ChainId>) -> Self {
         Self {
             chains,
-            max_execute_attempts: 16,
+            retry_base_ms: 500,
+            retry_max_ms: 16_000,
             pipeline: true,
             aggregation: None,
         }
@@ -307,6 +415,25 @@ impl RelayerConfig {
     pub fn without_pipelining(mut self) -> Self {
         self.pipeline = false;
         self
+    }
+
+    /// The same, with retry delays from `base_ms` doubling up to `max_ms`.
+    pub fn with_retry_backoff(mut self, base_ms: u64, max_ms: u64) -> Self {
+        self.retry_base_ms = base_ms;
+        self.retry_max_ms = max_ms.max(base_ms);
+        self
+    }
+
+    /// Delay before the next execution of a message whose `drops`-th execution was dropped: none
+    /// after the first drop, then `retry_base_ms` doubling each time, capped at `retry_max_ms`.
+    pub fn retry_delay_ms(&self, drops: u32) -> u64 {
+        if drops <= 1 {
+            return 0;
+        }
+        let doublings = (drops - 2).min(63);
+        self.retry_base_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.retry_max_ms)
     }
 }
 
@@ -443,10 +570,19 @@ pub enum RelayerInput {
     },
     /// A settlement-layer fact.
     Sl(SlFact),
-    /// The execution transaction the shell submitted for `id` was refused or dropped.
+    /// The execution transaction the shell submitted for `id` was refused or dropped. The
+    /// message is retried after a backoff measured on the time of the last
+    /// [`RelayerInput::Tick`].
     ExecuteDropped {
         /// The message.
         id: MessageId,
+    },
+    /// Shell time, in ms (a shell without ticks gets only the immediate first retry of a
+    /// dropped execution). Executions whose backoff ended are retried. Earlier times than one
+    /// already seen are ignored.
+    Tick {
+        /// Now.
+        now_ms: u64,
     },
     /// The destination refused to queue an import the relayer asked for; it is asked again on
     /// a later input.
@@ -694,8 +830,10 @@ struct Entry {
     record: MessageRecord,
     /// The import the message is executed against, once chosen.
     target: Option<ImportedRoot>,
-    /// The attempts ran out (reported once).
-    gave_up: bool,
+    /// After a drop: when the next execution is due (it waits in [`Relayer::backoff`]).
+    retry_at: Option<u64>,
+    /// Why it can never be delivered (reported once, when found).
+    undeliverable: Option<Undeliverable>,
 }
 
 /// The relayer state machine.
@@ -719,6 +857,10 @@ pub struct Relayer {
     tree: BTreeMap<u64, (u8, Arc<TreeSnapshot>)>,
     /// The last root the settlement layer accepted: (checkpoint, root hash).
     tree_accepted: Option<(u64, B256)>,
+    /// Shell time of the last [`RelayerInput::Tick`].
+    now_ms: u64,
+    /// Dropped executions waiting for their retry: (due time, message).
+    backoff: BTreeSet<(u64, MessageId)>,
 }
 
 fn key_of(root: &ImportedRoot) -> Option<ImportKey> {
@@ -744,6 +886,8 @@ impl Relayer {
             sl_block: None,
             tree: BTreeMap::new(),
             tree_accepted: None,
+            now_ms: 0,
+            backoff: BTreeSet::new(),
         }
     }
 
@@ -792,10 +936,25 @@ impl Relayer {
             }
             RelayerInput::BatchSealed { header } => self.batch_sealed(header)?,
             RelayerInput::Sl(fact) => self.sl_fact(fact, &mut out),
-            RelayerInput::ExecuteDropped { id } => {
-                if let Some(e) = self.messages.get_mut(&id) {
+            RelayerInput::ExecuteDropped { id } => self.execute_dropped(id),
+            RelayerInput::Tick { now_ms } => {
+                self.now_ms = self.now_ms.max(now_ms);
+                while let Some(&(at, id)) = self.backoff.first() {
+                    if at > self.now_ms {
+                        break;
+                    }
+                    self.backoff.pop_first();
+                    let Some(e) = self.messages.get_mut(&id) else {
+                        continue;
+                    };
+                    if e.retry_at != Some(at) {
+                        continue; // stale: retried, executed or re-sent since
+                    }
+                    e.retry_at = None;
                     if e.record.status == MessageStatus::Submitted {
-                        e.record.status = MessageStatus::Imported;
+                        // an execution undone by a revert of its destination, not seen again
+                        self.execute_dropped(id);
+                    } else {
                         self.active.insert(id);
                     }
                 }
@@ -939,6 +1098,7 @@ impl Relayer {
                     e.record.status = MessageStatus::Executed {
                         dest_block: h.number,
                     };
+                    e.retry_at = None;
                     self.pending.remove(&id);
                     self.active.remove(&id);
                 }
@@ -959,7 +1119,8 @@ impl Relayer {
                         attempts: 0,
                     },
                     target: None,
-                    gave_up: false,
+                    retry_at: None,
+                    undeliverable: None,
                 },
             );
         }
@@ -1268,11 +1429,16 @@ impl Relayer {
             .map(|(id, _)| *id)
             .collect();
         chain.executions.retain(|_, b| *b < first_block);
+        // the re-sequenced chain may re-include the transaction (its node re-pools it), or not
+        // (the pool refused it, or it fails against a void import): if it is not seen again
+        // within the longest backoff it counts as dropped
+        let timeout = self.now_ms.saturating_add(self.config.retry_max_ms);
         for id in undone {
             if let Some(e) = self.messages.get_mut(&id) {
                 if e.record.message.destChain == chain_id {
-                    // the re-sequenced chain re-includes the transaction
                     e.record.status = MessageStatus::Submitted;
+                    e.retry_at = Some(timeout);
+                    self.backoff.insert((timeout, id));
                     self.pending.insert(id);
                 }
             }
@@ -1325,34 +1491,7 @@ impl Relayer {
                     messageCount: h.messageCount,
                 })
             }
-            ImportKind::Proof => {
-                if !self.global_ok {
-                    return None;
-                }
-                let h = src.batch_of_block(e.record.source_block)?;
-                let leaf = *src.executed.get(&h.number)?;
-                let (height, root, size) = self.sl_block?;
-                if size <= leaf {
-                    return None;
-                }
-                // reuse a MessageRoot already imported (or asked for) that holds the leaf
-                let covers = |i: &ImportedRoot| {
-                    i.kind == ImportKind::Proof as u8
-                        && i.messageCount > leaf
-                        && i.messageCount <= self.global.len()
-                        && self.global.root_at(i.messageCount).ok() == Some(i.root)
-                };
-                if let Some(i) = dest.proof_import(leaf + 1..=self.global.len(), covers) {
-                    return Some(i);
-                }
-                Some(ImportedRoot {
-                    kind: ImportKind::Proof as u8,
-                    sourceChain: SETTLEMENT_LAYER_CHAIN_ID,
-                    sourceHeight: height,
-                    root,
-                    messageCount: size,
-                })
-            }
+            ImportKind::Proof => self.sl_root_target(id),
             ImportKind::Aggregated => {
                 let agg = self.config.aggregation.as_ref()?;
                 let (ps, pd) = (agg.position(m.sourceChain)?, agg.position(m.destChain)?);
@@ -1461,7 +1600,12 @@ impl Relayer {
         let e = self.messages.get(id)?;
         let m = &e.record.message;
         let src = self.chains.get(&m.sourceChain)?;
-        match e.record.mode {
+        // the proof follows the root it is checked against, which may be stronger than the mode
+        let kind = ImportKind::try_from(target.kind).ok()?;
+        if !kind.satisfies(e.record.mode) {
+            return None;
+        }
+        match kind {
             ImportKind::Precommit
             | ImportKind::Qc
             | ImportKind::Commit
@@ -1473,7 +1617,7 @@ impl Relayer {
                     .tree
                     .inclusion_proof(m.nonce, target.messageCount)
                     .ok()?;
-                Some(single_level_proof(e.record.mode, target.root, p))
+                Some(single_level_proof(kind, target.root, p))
             }
             ImportKind::Proof => {
                 let h = src.batch_of_block(e.record.source_block)?;
@@ -1511,6 +1655,100 @@ impl Relayer {
         }
     }
 
+    /// The shell reports `id`'s execution dropped: retried at once after the first drop, after
+    /// a backoff after later ones.
+    fn execute_dropped(&mut self, id: MessageId) {
+        let Some(e) = self.messages.get_mut(&id) else {
+            return;
+        };
+        if e.record.status != MessageStatus::Submitted {
+            return;
+        }
+        e.retry_at = None;
+        let landed = e
+            .target
+            .as_ref()
+            .and_then(key_of)
+            .zip(self.chains.get(&e.record.message.destChain))
+            .is_some_and(|(k, d)| d.landed.contains_key(&k));
+        e.record.status = if landed {
+            MessageStatus::Imported
+        } else {
+            MessageStatus::Sent {
+                at_block: e.record.source_block,
+            }
+        };
+        let delay = self.config.retry_delay_ms(e.record.attempts);
+        if delay == 0 {
+            self.active.insert(id);
+        } else {
+            let at = self.now_ms.saturating_add(delay);
+            e.retry_at = Some(at);
+            self.backoff.insert((at, id));
+        }
+    }
+
+    /// The SL MessageRoot import that proves message `id` once its source batch executed on the
+    /// SL: one the destination already imported (or was asked to) holding the batch's leaf, else
+    /// the root of the last SL block seen. A `proof` root satisfies every mode.
+    fn sl_root_target(&self, id: &MessageId) -> Option<ImportedRoot> {
+        if !self.global_ok {
+            return None;
+        }
+        let e = self.messages.get(id)?;
+        let src = self.chains.get(&e.record.message.sourceChain)?;
+        let dest = self.chains.get(&e.record.message.destChain)?;
+        let h = src.batch_of_block(e.record.source_block)?;
+        let leaf = *src.executed.get(&h.number)?;
+        let (height, root, size) = self.sl_block?;
+        if size <= leaf {
+            return None;
+        }
+        // reuse a MessageRoot already imported (or asked for) that holds the leaf
+        let covers = |i: &ImportedRoot| {
+            i.kind == ImportKind::Proof as u8
+                && i.messageCount > leaf
+                && i.messageCount <= self.global.len()
+                && self.global.root_at(i.messageCount).ok() == Some(i.root)
+        };
+        if let Some(i) = dest.proof_import(leaf + 1..=self.global.len(), covers) {
+            return Some(i);
+        }
+        Some(ImportedRoot {
+            kind: ImportKind::Proof as u8,
+            sourceChain: SETTLEMENT_LAYER_CHAIN_ID,
+            sourceHeight: height,
+            root,
+            messageCount: size,
+        })
+    }
+
+    /// Why message `id`, with no root to be executed against, never will have one.
+    fn undeliverable_now(&self, id: &MessageId) -> Option<Undeliverable> {
+        let e = self.messages.get(id)?;
+        (!self.global_ok && e.record.mode == ImportKind::Proof)
+            .then_some(Undeliverable::MessageRootDiverged)
+    }
+
+    /// Records that `id` can never be delivered and reports it (once).
+    fn mark_undeliverable(
+        &mut self,
+        id: MessageId,
+        reason: Undeliverable,
+        out: &mut Vec<RelayerAction>,
+    ) {
+        self.active.remove(&id);
+        if let Some(e) = self.messages.get_mut(&id) {
+            if e.undeliverable.is_none() {
+                e.undeliverable = Some(reason);
+                out.push(RelayerAction::Error(RelayerError::Undeliverable {
+                    id,
+                    reason,
+                }));
+            }
+        }
+    }
+
     /// Moves every pending message as far as the knowledge allows.
     fn progress(&mut self, out: &mut Vec<RelayerAction>) {
         let ids: Vec<MessageId> = self.active.iter().copied().collect();
@@ -1522,12 +1760,20 @@ impl Relayer {
             };
             let dest_id = e.record.message.destChain;
             let Some(dest) = self.chains.get(&dest_id) else {
-                continue; // not watched: nothing to do
+                // not watched: a withdrawal is claimed on the SL by its recipient; any other
+                // destination is one this relayer does not serve
+                self.active.remove(&id);
+                if dest_id != SETTLEMENT_LAYER_CHAIN_ID {
+                    let reason = Undeliverable::UnknownDestination { dest: dest_id };
+                    self.mark_undeliverable(id, reason, out);
+                }
+                continue;
             };
             if let Some(b) = dest.executions.get(&id) {
                 let b = *b;
                 if let Some(e) = self.messages.get_mut(&id) {
                     e.record.status = MessageStatus::Executed { dest_block: b };
+                    e.retry_at = None;
                 }
                 self.pending.remove(&id);
                 self.active.remove(&id);
@@ -1536,7 +1782,9 @@ impl Relayer {
             if matches!(
                 e.record.status,
                 MessageStatus::Submitted | MessageStatus::Executed { .. }
-            ) {
+            ) || e.retry_at.is_some()
+                || e.undeliverable.is_some()
+            {
                 continue;
             }
             // an `aggregated` import the destination refused (too old a checkpoint), or whose
@@ -1548,12 +1796,31 @@ impl Relayer {
                         !dest.landed.contains_key(&k) && !dest.requested.contains_key(&k)
                     }) || !self.aggregated_target_provable(&e.record.message, t))
             });
-            let target = match &e.target {
-                Some(t) if !refused => t.clone(),
-                _ => match self.choose_target(&id) {
-                    Some(t) => t,
-                    None => continue,
-                },
+            // A message whose execution was dropped moves to the SL MessageRoot as soon as its
+            // source batch executed (the strongest root: no revert voids it); a message whose
+            // own mode has no root yet takes it too.
+            let retried = e.record.attempts > 0;
+            let current = e.target.clone().filter(|_| !refused);
+            let target = match current {
+                Some(t) if t.kind == ImportKind::Proof as u8 || !retried => t,
+                current => {
+                    let chosen = if retried {
+                        self.sl_root_target(&id)
+                            .or(current)
+                            .or_else(|| self.choose_target(&id))
+                    } else {
+                        self.choose_target(&id).or_else(|| self.sl_root_target(&id))
+                    };
+                    match chosen {
+                        Some(t) => t,
+                        None => {
+                            if let Some(reason) = self.undeliverable_now(&id) {
+                                self.mark_undeliverable(id, reason, out);
+                            }
+                            continue;
+                        }
+                    }
+                }
             };
             let Some(key) = key_of(&target) else {
                 continue;
@@ -1570,7 +1837,6 @@ impl Relayer {
                 continue;
             };
             let landed = dest.landed.contains_key(&key);
-            let attempts = e.record.attempts;
             if !landed && !dest.requested.contains_key(&key) {
                 out.push(RelayerAction::Import {
                     dest: dest_id,
@@ -1583,9 +1849,9 @@ impl Relayer {
             // next attempt waits until the import is seen landed.
             let pipelined = self.config.pipeline
                 && !landed
-                && attempts == 0
+                && !retried
                 && self.import_applies_at_once(dest, &target);
-            let proof = if (landed || pipelined) && attempts < self.config.max_execute_attempts {
+            let proof = if landed || pipelined {
                 self.build_proof(&id, &target)
             } else {
                 None
@@ -1599,28 +1865,92 @@ impl Relayer {
                 continue;
             };
             e.target = Some(target);
-            if landed || proof.is_some() {
-                if landed {
-                    e.record.status = MessageStatus::Imported;
-                }
-                if let Some(proof) = proof {
-                    e.record.status = MessageStatus::Submitted;
-                    e.record.attempts += 1;
-                    self.active.remove(&id);
-                    out.push(RelayerAction::Execute {
-                        dest: dest_id,
-                        message: e.record.message.clone(),
-                        proof,
-                    });
-                } else if attempts >= self.config.max_execute_attempts && !e.gave_up {
-                    e.gave_up = true;
-                    out.push(RelayerAction::Error(RelayerError::AttemptsExhausted {
-                        id,
-                        attempts,
-                    }));
-                }
+            if landed {
+                e.record.status = MessageStatus::Imported;
+            } else if e.record.status == MessageStatus::Imported {
+                // re-targeted to a root not imported yet
+                e.record.status = MessageStatus::Sent {
+                    at_block: e.record.source_block,
+                };
+            }
+            if let Some(proof) = proof {
+                e.record.status = MessageStatus::Submitted;
+                e.record.attempts += 1;
+                self.active.remove(&id);
+                out.push(RelayerAction::Execute {
+                    dest: dest_id,
+                    message: e.record.message.clone(),
+                    proof,
+                });
             }
         }
+    }
+
+    /// Where message `id` is and, if it is not executed, what it waits for or why it can never
+    /// be delivered.
+    pub fn delivery(&self, id: &MessageId) -> Option<DeliveryState> {
+        let e = self.messages.get(id)?;
+        if let MessageStatus::Executed { dest_block } = e.record.status {
+            return Some(DeliveryState::Executed { dest_block });
+        }
+        if let Some(reason) = e.undeliverable {
+            return Some(DeliveryState::Undeliverable(reason));
+        }
+        let m = &e.record.message;
+        let wait = if m.destChain == SETTLEMENT_LAYER_CHAIN_ID
+            && !self.chains.contains_key(&m.destChain)
+        {
+            WaitReason::ClaimedOnSettlementLayer
+        } else if e.record.status == MessageStatus::Submitted {
+            WaitReason::ExecutionInFlight
+        } else if let Some(at) = e.retry_at {
+            WaitReason::Backoff {
+                retry_at_ms: at,
+                drops: e.record.attempts,
+            }
+        } else if let Some(t) = &e.target {
+            let landed = key_of(t)
+                .zip(self.chains.get(&m.destChain))
+                .is_some_and(|(k, d)| d.landed.contains_key(&k));
+            if landed {
+                WaitReason::ExecutionInFlight
+            } else {
+                WaitReason::ImportPending
+            }
+        } else {
+            self.root_wait(e)
+        };
+        Some(DeliveryState::Waiting(wait))
+    }
+
+    /// What a message with no root chosen yet waits for.
+    fn root_wait(&self, e: &Entry) -> WaitReason {
+        let batch = self
+            .chains
+            .get(&e.record.message.sourceChain)
+            .and_then(|src| Some((src, src.batch_of_block(e.record.source_block)?.number)));
+        match e.record.mode {
+            ImportKind::Qc => WaitReason::BlockNotCertified,
+            ImportKind::Aggregated => WaitReason::TreeNotProven,
+            ImportKind::Precommit => WaitReason::ImportPending,
+            kind => match batch {
+                None => WaitReason::BatchNotSealed,
+                Some((src, b)) if kind == ImportKind::Commit && !src.committed.contains(&b) => {
+                    WaitReason::BatchNotCommitted
+                }
+                Some((src, b)) if kind == ImportKind::Optimistic && !src.proven.contains(&b) => {
+                    WaitReason::BatchNotProven
+                }
+                Some(_) => WaitReason::BatchNotExecuted,
+            },
+        }
+    }
+
+    /// Messages the relayer found it can never deliver, with the reason.
+    pub fn undeliverable_messages(&self) -> impl Iterator<Item = (&MessageRecord, Undeliverable)> {
+        self.messages
+            .values()
+            .filter_map(|e| Some((&e.record, e.undeliverable?)))
     }
 
     /// Where message `id` is, if the relayer carries it.

@@ -430,14 +430,22 @@ fn a_settlement_layer_root_that_differs_from_the_mirror_is_reported() {
         message_root: B256::repeat_byte(9),
         header: None,
     }));
+    // the proof-mode message can no longer be proven: reported undeliverable, the system's fault
+    let reason = Undeliverable::MessageRootDiverged;
     assert!(
         matches!(
             &out[..],
-            [RelayerAction::Error(
-                RelayerError::MessageRootMismatch { .. }
-            )]
+            [
+                RelayerAction::Error(RelayerError::MessageRootMismatch { .. }),
+                RelayerAction::Error(RelayerError::Undeliverable { id: i, reason: r })
+            ] if *i == id(A, 0) && *r == reason
         ),
         "{out:?}"
+    );
+    assert_eq!(reason.fault(), Fault::System);
+    assert_eq!(
+        r.delivery(&id(A, 0)),
+        Some(DeliveryState::Undeliverable(reason))
     );
     assert!(!r.message_root_in_sync());
     assert_eq!(r.message_root_tree().len(), 0);
@@ -719,4 +727,302 @@ mod aggregated {
             Some(MessageStatus::Executed { dest_block: 4 })
         ));
     }
+}
+
+/// Commits, proves and executes `batch` of A on `sl` (from SL time `t`), feeding the relayer
+/// every SL event; returns the relayer's actions.
+fn settle_on_sl(
+    sl: &mut SettlementLayer,
+    r: &mut Relayer,
+    t: u64,
+    batch: &SealedBatch,
+) -> Vec<RelayerAction> {
+    let calls = [
+        SlCall::CommitBatch {
+            header: batch.header.clone(),
+            imports: vec![],
+            blocks: batch.blocks.clone(),
+        },
+        SlCall::ProveBatch {
+            chain_id: batch.header.chainId,
+            batch: batch.header.number,
+            proof: Bytes::new(),
+        },
+        SlCall::ExecuteBatch {
+            chain_id: batch.header.chainId,
+            batch: batch.header.number,
+            extension_proofs: vec![],
+        },
+    ];
+    let mut out = vec![];
+    for (call, i) in calls.into_iter().zip(0u64..) {
+        let events = sl_step(sl, t + i * 1_000, call);
+        out.extend(r.observe_sl_block(&events));
+    }
+    out
+}
+
+#[test]
+fn a_dropped_execution_is_retried_past_the_old_limit_and_delivered_once_the_sl_root_appears() {
+    let (mut a, ga) = Chain::new(A);
+    let (mut b, gb) = Chain::new(B);
+    let (mut sl, events) = sl_with(&[(A, &ga), (B, &gb)]);
+    let mut r = Relayer::new(
+        RelayerConfig::new(vec![A, B])
+            .without_pipelining()
+            .with_retry_backoff(100, 1_000),
+    );
+    feed_block(&mut r, &ga);
+    feed_block(&mut r, &gb);
+    r.observe_sl_block(&events);
+    a.send(B, ImportKind::Precommit);
+    let (a1, _) = a.tick();
+    let (a2, batch) = a.tick();
+    let batch = batch.unwrap();
+    let out = feed_block(&mut r, &a1);
+    let [root] = &imports(&out)[..] else {
+        panic!("{out:?}")
+    };
+    feed_block(&mut r, &a2);
+    r.handle(RelayerInput::BatchSealed {
+        header: batch.header.clone(),
+    });
+    b.seq.handle(SequencerInput::Import(root.clone()));
+    let (b1, _) = b.tick();
+    let out = feed_block(&mut r, &b1);
+    assert_eq!(executes(&out).len(), 1, "{out:?}");
+    let m = id(A, 0);
+
+    // the destination keeps dropping the execution: it is retried without a limit, the first
+    // retry at once, later ones after a doubling, capped delay, against the precommit root
+    assert_eq!(
+        (1..=7)
+            .map(|d| r.config().retry_delay_ms(d))
+            .collect::<Vec<_>>(),
+        vec![0, 100, 200, 400, 800, 1_000, 1_000]
+    );
+    let mut now = 0;
+    for drop in 1..=24u32 {
+        let out = r.handle(RelayerInput::ExecuteDropped { id: m });
+        let delay = r.config().retry_delay_ms(drop);
+        let out = if delay == 0 {
+            out
+        } else {
+            assert!(
+                executes(&out).is_empty(),
+                "drop {drop}: no retry before the backoff"
+            );
+            assert_eq!(
+                r.delivery(&m),
+                Some(DeliveryState::Waiting(WaitReason::Backoff {
+                    retry_at_ms: now + delay,
+                    drops: drop
+                }))
+            );
+            let early = r.handle(RelayerInput::Tick {
+                now_ms: now + delay - 1,
+            });
+            assert!(executes(&early).is_empty(), "drop {drop}: {early:?}");
+            now += delay;
+            r.handle(RelayerInput::Tick { now_ms: now })
+        };
+        let [(_, proof)] = &executes(&out)[..] else {
+            panic!("drop {drop}: {out:?}")
+        };
+        assert_eq!(proof.kind, ImportKind::Precommit as u8);
+        assert_eq!(r.message(&m).unwrap().attempts, drop + 1);
+        assert_eq!(
+            r.delivery(&m),
+            Some(DeliveryState::Waiting(WaitReason::ExecutionInFlight))
+        );
+    }
+    assert!(!out_has_error(
+        &r.handle(RelayerInput::Tick { now_ms: now })
+    ));
+
+    // the source batch executes on the SL: the next retry moves to the SL MessageRoot
+    let out = settle_on_sl(&mut sl, &mut r, 1_000, &batch);
+    assert!(
+        imports(&out).is_empty() && executes(&out).is_empty(),
+        "{out:?}"
+    );
+    let out = r.handle(RelayerInput::ExecuteDropped { id: m });
+    assert!(executes(&out).is_empty());
+    now += r.config().retry_delay_ms(25);
+    let out = r.handle(RelayerInput::Tick { now_ms: now });
+    let [sl_root] = &imports(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(sl_root.kind, ImportKind::Proof as u8);
+    assert_eq!(sl_root.root, sl.message_tree().root());
+    assert!(executes(&out).is_empty(), "the retry waits for the import");
+    assert_eq!(
+        r.delivery(&m),
+        Some(DeliveryState::Waiting(WaitReason::ImportPending))
+    );
+    b.seq.handle(SequencerInput::Import(sl_root.clone()));
+    let (b2, _) = b.tick();
+    let out = feed_block(&mut r, &b2);
+    let [(message, proof)] = &executes(&out)[..] else {
+        panic!("{out:?}")
+    };
+    // a precommit message proven against the SL MessageRoot: the destination accepts it
+    assert_eq!(proof.kind, ImportKind::Proof as u8);
+    verify_message_proof(b.seq.state(), message, proof).unwrap();
+    b.execute(message, proof);
+    let (b3, _) = b.tick();
+    assert_eq!(b3.receipts[0].message_executed, Some(m));
+    feed_block(&mut r, &b3);
+    assert_eq!(
+        r.delivery(&m),
+        Some(DeliveryState::Executed { dest_block: 3 })
+    );
+    assert_eq!(r.pending_messages().count(), 0);
+}
+
+fn out_has_error(out: &[RelayerAction]) -> bool {
+    out.iter().any(|a| matches!(a, RelayerAction::Error(_)))
+}
+
+#[test]
+fn a_qc_message_whose_block_is_never_certified_is_delivered_against_the_sl_root() {
+    let (mut a, ga) = Chain::new(A);
+    let (mut b, gb) = Chain::new(B);
+    let (mut sl, events) = sl_with(&[(A, &ga), (B, &gb)]);
+    let mut r = Relayer::new(RelayerConfig::new(vec![A, B]));
+    feed_block(&mut r, &ga);
+    feed_block(&mut r, &gb);
+    r.observe_sl_block(&events);
+    a.send(B, ImportKind::Qc);
+    let (a1, _) = a.tick();
+    let (a2, batch) = a.tick();
+    let batch = batch.unwrap();
+    let mut out = feed_block(&mut r, &a1);
+    out.extend(feed_block(&mut r, &a2));
+    out.extend(r.handle(RelayerInput::BatchSealed {
+        header: batch.header.clone(),
+    }));
+    assert!(out.is_empty(), "{out:?}");
+    let m = id(A, 0);
+    assert_eq!(
+        r.delivery(&m),
+        Some(DeliveryState::Waiting(WaitReason::BlockNotCertified))
+    );
+    // no certificate ever comes; the batch settles on the SL
+    let out = settle_on_sl(&mut sl, &mut r, 1_000, &batch);
+    let [root] = &imports(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(root.kind, ImportKind::Proof as u8);
+    // pipelined with its import, as for any first attempt
+    let [(message, proof)] = &executes(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(proof.kind, ImportKind::Proof as u8);
+    b.seq.handle(SequencerInput::Import(root.clone()));
+    b.execute(message, proof);
+    let (b1, _) = b.tick();
+    assert_eq!(b1.receipts[0].message_executed, Some(m));
+    feed_block(&mut r, &b1);
+    assert_eq!(
+        r.delivery(&m),
+        Some(DeliveryState::Executed { dest_block: 1 })
+    );
+}
+
+#[test]
+fn a_message_to_an_unknown_chain_is_reported_undeliverable_once_and_a_withdrawal_is_left_to_the_sl()
+{
+    let (mut a, _b, mut r) = setup();
+    a.send(777, ImportKind::Precommit);
+    a.send(SETTLEMENT_LAYER_CHAIN_ID, ImportKind::Proof);
+    let (a1, _) = a.tick();
+    let out = feed_block(&mut r, &a1);
+    let reason = Undeliverable::UnknownDestination { dest: 777 };
+    assert_eq!(
+        out,
+        vec![RelayerAction::Error(RelayerError::Undeliverable {
+            id: id(A, 0),
+            reason
+        })]
+    );
+    assert_eq!(reason.fault(), Fault::Sender);
+    assert_eq!(
+        r.delivery(&id(A, 0)),
+        Some(DeliveryState::Undeliverable(reason))
+    );
+    assert_eq!(
+        r.delivery(&id(A, 1)),
+        Some(DeliveryState::Waiting(WaitReason::ClaimedOnSettlementLayer))
+    );
+    assert_eq!(r.undeliverable_messages().count(), 1);
+    // reported once
+    let (a2, _) = a.tick();
+    assert!(!out_has_error(&feed_block(&mut r, &a2)));
+    assert!(!out_has_error(
+        &r.handle(RelayerInput::Tick { now_ms: 60_000 })
+    ));
+}
+
+#[test]
+fn an_execution_undone_by_a_destination_revert_that_does_not_come_back_is_retried() {
+    let (mut a, mut b, mut r) = setup();
+    a.send(B, ImportKind::Precommit);
+    let (a1, _) = a.tick();
+    let out = feed_block(&mut r, &a1);
+    let [root] = &imports(&out)[..] else {
+        panic!("{out:?}")
+    };
+    b.seq.handle(SequencerInput::Import(root.clone()));
+    let (b1, _) = b.tick();
+    let out = feed_block(&mut r, &b1);
+    let [(message, proof)] = &executes(&out)[..] else {
+        panic!("{out:?}")
+    };
+    b.execute(message, proof);
+    let (b2, _) = b.tick();
+    feed_block(&mut r, &b2);
+    let m = id(A, 0);
+    assert_eq!(
+        r.delivery(&m),
+        Some(DeliveryState::Executed { dest_block: 2 })
+    );
+    // B reverts its blocks from 1 on: the execution is undone; the relayer expects the
+    // re-sequenced chain to include it again, for a while
+    r.handle(RelayerInput::Tick { now_ms: 1_000 });
+    let out = r.handle(RelayerInput::Sl(SlFact::BatchesReverted {
+        chain: B,
+        from: 1,
+        first_block: 1,
+    }));
+    assert!(executes(&out).is_empty(), "{out:?}");
+    assert_eq!(
+        r.delivery(&m),
+        Some(DeliveryState::Waiting(WaitReason::ExecutionInFlight))
+    );
+    let max = r.config().retry_max_ms;
+    assert!(executes(&r.handle(RelayerInput::Tick {
+        now_ms: 1_000 + max - 1
+    }))
+    .is_empty());
+    // not seen again: it counts as dropped, and waits for its import to land again
+    let out = r.handle(RelayerInput::Tick {
+        now_ms: 1_000 + max,
+    });
+    assert!(executes(&out).is_empty(), "{out:?}");
+    assert_eq!(
+        r.delivery(&m),
+        Some(DeliveryState::Waiting(WaitReason::ImportPending))
+    );
+    // the re-sequenced B re-imports the root without the old transaction: executed again
+    let (mut b_again, _) = Chain::new(B);
+    b_again.seq.handle(SequencerInput::Import(root.clone()));
+    let (b1_again, _) = b_again.tick();
+    let out = feed_block(&mut r, &b1_again);
+    let [(again, proof2)] = &executes(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(again.id(), m);
+    verify_message_proof(b_again.seq.state(), again, proof2).unwrap();
+    assert_eq!(r.message(&m).unwrap().attempts, 2);
 }

@@ -1390,7 +1390,7 @@ impl<'a> Sim<'a> {
                     .call(chain, tx.nonce(), from, U256::ZERO, Bytes::new(), 21_000);
             if let Ok(raw) = noop {
                 if self.submit_tx(chain, raw).is_ok() {
-                    self.relayer_stats.nonce_gaps_filled += 1;
+                    self.relayer_stats.void_executions_replaced += 1;
                 }
             }
             self.relayer_stats.executions_dropped += 1;
@@ -2028,6 +2028,13 @@ impl<'a> Sim<'a> {
                     }
                 }
                 RelayerAction::Error(e) => {
+                    if let braid_relayer::RelayerError::Undeliverable { reason, .. } = &e {
+                        let stats = &mut self.relayer_stats;
+                        match reason.fault() {
+                            braid_relayer::Fault::Sender => stats.undeliverable_sender_fault += 1,
+                            braid_relayer::Fault::System => stats.undeliverable_system += 1,
+                        }
+                    }
                     self.relayer_stats.errors += 1;
                     *self
                         .relayer_stats
@@ -2048,7 +2055,9 @@ impl<'a> Sim<'a> {
         self.execute_deadline.remove(&id);
         if self.relayer.status(&id) == Some(MessageStatus::Submitted) {
             self.relayer_stats.execute_retries += 1;
-            let actions = self.relayer.handle(RelayerInput::ExecuteDropped { id });
+            // the core's backoff runs on the time it was last told
+            let mut actions = self.relayer.handle(RelayerInput::Tick { now_ms: self.now });
+            actions.extend(self.relayer.handle(RelayerInput::ExecuteDropped { id }));
             self.relayer_actions(actions);
         }
     }
@@ -2064,9 +2073,13 @@ impl<'a> Sim<'a> {
         self.relayer_actions(actions);
     }
 
-    /// Requests not answered in time count as dropped (the network may have lost them).
+    /// Requests not answered in time count as dropped (the network may have lost them); the
+    /// core is told the time (executions whose backoff ended are retried).
     fn relayer_timeouts(&mut self) {
         let now = self.now;
+        let actions = self.relayer.handle(RelayerInput::Tick { now_ms: now });
+        self.relayer_actions(actions);
+
         let expired: Vec<MessageId> = self
             .execute_deadline
             .iter()

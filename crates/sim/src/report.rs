@@ -145,8 +145,21 @@ pub struct RelayerReport {
     /// transactions waited behind it).
     #[serde(default)]
     pub nonce_gaps_filled: u64,
+    /// Executions a revert of their destination put back into its pool, withdrawn at once
+    /// (evicted and replaced by a no-op at the same nonce, reported to the core as dropped so
+    /// it executes again what still needs it) before they failed one per block.
+    #[serde(default)]
+    pub void_executions_replaced: u64,
     /// Execution transactions the destination dropped or refused.
     pub executions_dropped: u64,
+    /// Messages the relayer core found it can never deliver through the sender's fault (e.g. a
+    /// destination it does not serve): `RelayerError::Undeliverable` with `Fault::Sender`.
+    #[serde(default)]
+    pub undeliverable_sender_fault: u64,
+    /// Messages the relayer core found it can never deliver through the system's fault (e.g. its
+    /// MessageRoot mirror diverged): `RelayerError::Undeliverable` with `Fault::System`.
+    #[serde(default)]
+    pub undeliverable_system: u64,
     /// Error actions of the relayer core by `RelayerError` variant (`ParentMismatch`,
     /// `BlockOutOfOrder`, `LocalRootMismatch`, `BadBatchHeader`, ...): the inconsistencies it
     /// detected in what the chains and the SL told it.
