@@ -214,14 +214,35 @@ fn an_equivocating_sequencer_is_detected_by_the_relayer() {
         panic!("equivocation.toml starts with an equivocation");
     };
     let r = run(&s, s.seed).unwrap();
-    no_violations(&r);
+    // safety holds; liveness does not (yet): the messages stranded below are reported by the
+    // end-of-run check (`message_delivered`), and nothing else is
+    let names: Vec<&str> = r
+        .invariant_violations
+        .iter()
+        .map(|v| v.invariant.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["message_delivered"],
+        "{:#?}",
+        r.invariant_violations
+    );
+    assert!(r
+        .liveness
+        .stuck_messages
+        .iter()
+        .all(|m| m.mode == "commit" || m.mode == "proof"));
+    let stranded = r.mode("commit").settled - r.mode("commit").executed + r.mode("proof").settled
+        - r.mode("proof").executed;
+    assert_eq!(r.liveness.stuck_count, stranded);
     // detected: the block after h does not extend the h the relayer saw, the batch holding h'
     // does not match the blocks it saw
     let kinds = &r.relayer.error_kinds;
     assert_eq!(kinds.get("ParentMismatch"), Some(&1), "{kinds:?}");
     assert!(kinds.contains_key("BadBatchHeader"), "{kinds:?}");
-    // not handled yet: the relayer cannot resynchronise the chain, and without its batch
-    // headers its MessageRoot mirror stops, so proof-mode traffic of every chain stops too
+    // not handled on main yet (a resynchronisation path is on branch `resync-merged`): the
+    // relayer cannot resynchronise the chain, and without its batch headers its MessageRoot
+    // mirror stops, so proof-mode traffic of every chain stops too
     assert!(kinds.contains_key("BlockOutOfOrder"), "{kinds:?}");
     assert!(kinds.contains_key("MissingBatchHeader"), "{kinds:?}");
     let commit = r.mode("commit");
