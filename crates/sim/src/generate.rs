@@ -340,20 +340,12 @@ pub fn generated(seed: u64, options: &GenerateOptions) -> Scenario {
     }
 
     // faults, overlapping freely within the traffic window
-    let kinds: Vec<Disturbance> = [
-        Disturbance::OperatorStall,
-        Disturbance::Partition,
-        Disturbance::DropMessages,
-        Disturbance::Crash,
-        Disturbance::RevertBatch,
-        Disturbance::WrongStateRoot,
-        Disturbance::Equivocation,
-        Disturbance::ReplayForgery,
-        Disturbance::CensorDeposits,
-    ]
-    .into_iter()
-    .filter(|d| allowed(*d))
-    .collect();
+    // the fault kinds of the scenario format (the rest of `ALL` are role adversaries)
+    let kinds: Vec<Disturbance> = Disturbance::ALL[..9]
+        .iter()
+        .copied()
+        .filter(|d| allowed(*d))
+        .collect();
     let mut faults = Vec::new();
     if !kinds.is_empty() {
         for _ in 0..rng.gen_range(0..=5usize) {

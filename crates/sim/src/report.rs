@@ -598,6 +598,14 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 
+    /// The names of the invariants violated, in report order (empty when all held).
+    pub fn violated(&self) -> Vec<&str> {
+        self.invariant_violations
+            .iter()
+            .map(|v| v.invariant.as_str())
+            .collect()
+    }
+
     /// The mode's numbers (zero if the mode carried no traffic).
     pub fn mode(&self, name: &str) -> ModeReport {
         self.modes.get(name).cloned().unwrap_or_default()

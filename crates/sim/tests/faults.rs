@@ -216,11 +216,7 @@ fn an_equivocating_sequencer_is_detected_by_the_relayer() {
     let r = run(&s, s.seed).unwrap();
     // safety holds; liveness does not (yet): the messages stranded below are reported by the
     // end-of-run check (`message_delivered`), and nothing else is
-    let names: Vec<&str> = r
-        .invariant_violations
-        .iter()
-        .map(|v| v.invariant.as_str())
-        .collect();
+    let names = r.violated();
     assert_eq!(
         names,
         ["message_delivered"],

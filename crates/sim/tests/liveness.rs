@@ -64,11 +64,7 @@ fn message_delivered_fires_for_a_settled_message_not_executed() {
     );
     let s = Scenario::from_toml(&text).unwrap();
     let r = run(&s, s.seed).unwrap();
-    let names: Vec<&str> = r
-        .invariant_violations
-        .iter()
-        .map(|v| v.invariant.as_str())
-        .collect();
+    let names = r.violated();
     assert_eq!(
         names,
         ["message_delivered"],

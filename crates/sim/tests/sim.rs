@@ -109,11 +109,7 @@ fn lossy_feeds_stall_the_relayer_without_backfill() {
     let mut s = scenario("lossy_links");
     s.link.feeds = FeedDelivery::Lossy;
     let r = run(&s, s.seed).unwrap();
-    let names: Vec<&str> = r
-        .invariant_violations
-        .iter()
-        .map(|v| v.invariant.as_str())
-        .collect();
+    let names = r.violated();
     assert!(names.contains(&"message_delivered"), "{names:?}");
     assert!(
         names
