@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use alloy_sol_types::SolCall;
+use braid_driver::{route, ChainEffect, ChainRole, WatchedSources};
 use braid_execution::{ImportKey, TxReceipt, TxSigner};
-use braid_operator::{BatchProgress, Operator, OperatorAction, OperatorConfig, SlView};
+use braid_operator::{Operator, OperatorConfig};
 use braid_primitives::{
     BatchHeader, BatchNumber, Block, BlockNumber, ChainId, IMessenger, ImportedRoot, Message,
     MessageId, MessageProof, MESSENGER_ADDRESS,
@@ -22,8 +23,8 @@ use braid_sequencer::{
     SequencerOutput,
 };
 use braid_settlement::{
-    Authority, BatchStatus, ChainGenesis, RevertCause, SettlementError, SettlementLayer, SlCall,
-    SlConfig, SlEvent, SlInput, SlTx,
+    Authority, ChainGenesis, RevertCause, SettlementError, SettlementLayer, SlCall, SlConfig,
+    SlEvent, SlInput, SlTx,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -275,103 +276,12 @@ enum Delivery {
     },
 }
 
-/// The SL as an operator sees it: rebuilt from the SL events it received.
-#[derive(Debug, Default)]
-struct SlMirror {
-    height: u64,
-    registered: bool,
-    last_committed: BatchNumber,
-    batches: BTreeMap<BatchNumber, BatchProgress>,
-    /// Batches the SL would let the chain prove alone (aggregation emergency exit), as last
-    /// queried.
-    exit_open: BTreeSet<BatchNumber>,
-}
-
-impl SlMirror {
-    fn observe(&mut self, me: ChainId, e: &SlEvent) {
-        match e {
-            SlEvent::SlBlock { height, .. } => self.height = self.height.max(*height),
-            SlEvent::ChainRegistered { chain } if *chain == me => self.registered = true,
-            SlEvent::BatchCommitted { chain, batch, .. } if *chain == me => {
-                self.last_committed = self.last_committed.max(*batch);
-                self.batches.insert(
-                    *batch,
-                    BatchProgress {
-                        status: BatchStatus::Committed,
-                        execute_requested: false,
-                    },
-                );
-            }
-            SlEvent::BatchProven { chain, batch, .. } if *chain == me => {
-                if let Some(p) = self.batches.get_mut(batch) {
-                    p.status = BatchStatus::Proven;
-                }
-            }
-            SlEvent::ExecutionRequested { chain, batch, .. } if *chain == me => {
-                if let Some(p) = self.batches.get_mut(batch) {
-                    p.execute_requested = true;
-                }
-            }
-            SlEvent::BatchExecuted { chain, batch, .. } if *chain == me => {
-                if let Some(p) = self.batches.get_mut(batch) {
-                    p.status = BatchStatus::Executed;
-                }
-            }
-            SlEvent::BatchesReverted { chain, from, .. } if *chain == me => {
-                self.batches.split_off(from);
-                self.last_committed = self.last_committed.min(from.saturating_sub(1));
-            }
-            _ => {}
-        }
-    }
-}
-
-impl SlView for SlMirror {
-    fn height(&self) -> u64 {
-        self.height
-    }
-    fn last_committed(&self, _chain: ChainId) -> Option<BatchNumber> {
-        self.registered.then_some(self.last_committed)
-    }
-    fn batch_progress(&self, _chain: ChainId, batch: BatchNumber) -> Option<BatchProgress> {
-        self.batches.get(&batch).cloned()
-    }
-    fn aggregation_exit_open(&self, _chain: ChainId, batch: BatchNumber) -> bool {
-        self.exit_open.contains(&batch)
-    }
-}
-
-/// Whether the relayer and operators are sent an SL event (`SlEvent::for_batch_roles`):
-/// rejections go to no one but the report, finality and optimistic-game events only concern
-/// their own roles.
-fn forwarded(e: &SlEvent) -> bool {
-    e.for_batch_roles()
-}
-
-/// Whether an operator needs an SL event: its own chain's, every revert (its imports may be
-/// void) and SL blocks.
-fn concerns(chain: ChainId, e: &SlEvent) -> bool {
-    match e {
-        SlEvent::SlBlock { .. } | SlEvent::BatchesReverted { .. } => true,
-        SlEvent::ChainRegistered { chain: c }
-        | SlEvent::BatchCommitted { chain: c, .. }
-        | SlEvent::BatchProven { chain: c, .. }
-        | SlEvent::ExecutionRequested { chain: c, .. }
-        | SlEvent::BatchExecuted { chain: c, .. }
-        | SlEvent::BatchCheckFailed { chain: c, .. } => *c == chain,
-        SlEvent::DepositQueued(d) => d.chainId == chain,
-        // the rest is for no batch-settling role (`SlEvent::for_batch_roles`)
-        _ => false,
-    }
-}
-
 /// One chain: its sequencer and its operator (co-located: sealed batches and the operator's
 /// revert/finality actions pass between them directly).
 struct ChainNode {
-    seq: Sequencer,
-    operator: Operator,
+    /// The chain node's protocol half (sequencer + operator + SL view), as every shell runs it.
+    role: ChainRole,
     operator_key: TxSigner,
-    view: SlMirror,
     stalled_until: u64,
     /// When the operator saw each of its batches committed (for the modelled proving delay).
     committed_seen: BTreeMap<u64, u64>,
@@ -595,10 +505,13 @@ impl<'a> Sim<'a> {
             chains.insert(
                 *id,
                 ChainNode {
-                    seq,
-                    operator: Operator::new(operator_config(*id, scenario)),
+                    role: ChainRole::new(
+                        seq,
+                        Operator::new(operator_config(*id, scenario)),
+                        sl.config().aggregation.clone(),
+                    )
+                    .map_err(|e| core(&e))?,
                     operator_key: key,
-                    view: SlMirror::default(),
                     stalled_until: 0,
                     committed_seen: BTreeMap::new(),
                     down_until: 0,
@@ -707,7 +620,7 @@ impl<'a> Sim<'a> {
         let starts: Vec<(ChainId, u64)> = sim
             .chains
             .iter()
-            .map(|(id, n)| (*id, n.seq.next_block_at_ms()))
+            .map(|(id, n)| (*id, n.role.seq().next_block_at_ms()))
             .collect();
         for (id, at) in starts {
             sim.queue_push(at, Event::SeqTick(id));
@@ -792,8 +705,8 @@ impl<'a> Sim<'a> {
             if let Some((invariant, detail)) = self.invariants.check(
                 &self.sl,
                 heads_moved,
-                chains.iter().map(|(id, n)| (*id, &n.seq)),
-                |id| chains.get(&id).map(|n| &n.seq),
+                chains.iter().map(|(id, n)| (*id, n.role.seq())),
+                |id| chains.get(&id).map(|n| n.role.seq()),
             ) {
                 self.violate(invariant, detail);
                 return;
@@ -917,7 +830,7 @@ impl<'a> Sim<'a> {
             ) => self.restart(*chain, *duration_ms, i)?,
             (Fault::RevertBatch { chain, .. }, true) => {
                 if let Some(n) = self.chains.get_mut(chain) {
-                    n.operator.set_prove_and_execute(false);
+                    n.role.operator_mut().set_prove_and_execute(false);
                 }
             }
             (Fault::RevertBatch { chain, .. }, false) => self.operator_reverts(*chain, i),
@@ -941,7 +854,7 @@ impl<'a> Sim<'a> {
             (Fault::CensorDeposits { chain, .. }, false) => {
                 if let Some(n) = self.chains.get_mut(chain) {
                     for d in std::mem::take(&mut n.censored) {
-                        n.seq.handle(SequencerInput::Deposit(d));
+                        n.role.seq_mut().handle(SequencerInput::Deposit(d));
                     }
                 }
             }
@@ -976,8 +889,8 @@ impl<'a> Sim<'a> {
         if node.down(now) {
             return Ok(()); // another crash keeps it down longer
         }
-        let lost = node.seq.mempool().len() as u64;
-        node.seq = restored(&node.seq)?;
+        let lost = node.role.seq().mempool().len() as u64;
+        *node.role.seq_mut() = restored(node.role.seq())?;
         self.heads_moved = true;
         node.stats.pool_txs_lost += lost;
         node.stats.downtime_ms += downtime;
@@ -988,7 +901,9 @@ impl<'a> Sim<'a> {
         self.fault_detail(
             fault,
             format!("restarted at block {} with {lost} pooled txs lost", {
-                self.chains.get(&id).map_or(0, |n| n.seq.head().number)
+                self.chains
+                    .get(&id)
+                    .map_or(0, |n| n.role.seq().head().number)
             }),
         );
         for e in held {
@@ -1005,13 +920,12 @@ impl<'a> Sim<'a> {
         let Some(node) = self.chains.get_mut(&id) else {
             return;
         };
-        node.operator.set_prove_and_execute(true);
+        node.role.operator_mut().set_prove_and_execute(true);
         let from = node
-            .view
-            .batches
-            .iter()
-            .find(|(n, p)| p.status != BatchStatus::Executed && sl.finality(id, **n).is_none())
-            .map(|(n, _)| *n);
+            .role
+            .view()
+            .unexecuted()
+            .find(|n| sl.finality(id, *n).is_none());
         match from {
             Some(from) => {
                 self.fault_detail(fault, format!("operator reverts from batch {from}"));
@@ -1117,10 +1031,13 @@ impl<'a> Sim<'a> {
             return Ok(());
         }
         let twin = match node.equivocate_next {
-            Some(_) => Some(restored(&node.seq)?),
+            Some(_) => Some(restored(node.role.seq())?),
             None => None,
         };
-        let mut outs = node.seq.handle(SequencerInput::Tick { now_ms: now });
+        let mut outs = node
+            .role
+            .seq_mut()
+            .handle(SequencerInput::Tick { now_ms: now });
         if let (Some(twin), Some(fault)) = (twin, node.equivocate_next) {
             let lie = outs.iter().find_map(|o| match o {
                 SequencerOutput::BlockSealed(b) => Some((b.block.clone(), b.receipts.clone())),
@@ -1130,8 +1047,11 @@ impl<'a> Sim<'a> {
                 // block h goes to the relayer only; the chain continues on h' (same height,
                 // built a millisecond later from an empty pool), which its batches commit
                 node.equivocate_next = None;
-                node.seq = twin;
-                outs = node.seq.handle(SequencerInput::Tick { now_ms: now + 1 });
+                *node.role.seq_mut() = twin;
+                outs = node
+                    .role
+                    .seq_mut()
+                    .handle(SequencerInput::Tick { now_ms: now + 1 });
                 let number = block.header.number;
                 let other = outs.iter().find_map(|o| match o {
                     SequencerOutput::BlockSealed(b) => Some(b.hash),
@@ -1158,7 +1078,7 @@ impl<'a> Sim<'a> {
         let next = self
             .chains
             .get(&id)
-            .map_or(now + 1, |n| n.seq.next_block_at_ms().max(now + 1));
+            .map_or(now + 1, |n| n.role.seq().next_block_at_ms().max(now + 1));
         self.tamper_block = self
             .chains
             .get(&id)
@@ -1166,8 +1086,28 @@ impl<'a> Sim<'a> {
             && outs
                 .iter()
                 .any(|o| matches!(o, SequencerOutput::BatchSealed(_)));
-        for out in outs {
-            self.sequencer_output(id, out)?;
+        let mut tampered = None;
+        let effects = match self.chains.get_mut(&id) {
+            Some(node) => {
+                if self.tamper_block {
+                    if let Some(fault) = node.tamper_next.take() {
+                        node.role.alter_next_batch(tamper_state_root);
+                        tampered = Some(fault);
+                    }
+                }
+                node.role.absorb(outs).map_err(|e| e.to_string())?
+            }
+            None => vec![],
+        };
+        for effect in effects {
+            if let (Some(fault), ChainEffect::BatchSealed { batch, .. }) = (tampered, &effect) {
+                let n = batch.header.number;
+                self.fault_detail(
+                    fault,
+                    format!("batch {n} handed to the operator with a wrong state root"),
+                );
+            }
+            self.chain_effect(id, effect)?;
         }
         self.tamper_block = false;
         self.suppress_relay = None;
@@ -1175,11 +1115,15 @@ impl<'a> Sim<'a> {
         Ok(())
     }
 
-    fn sequencer_output(&mut self, id: ChainId, out: SequencerOutput) -> Result<(), String> {
+    /// Applies what a chain node asked for: announce, report, tell the relayer.
+    fn chain_effect(&mut self, id: ChainId, effect: ChainEffect) -> Result<(), String> {
         let (seq_role, relayer) = (Role::Sequencer(id), Role::Relayer);
-        match out {
-            SequencerOutput::BlockSealed(b) => self.block_sealed(id, *b),
-            SequencerOutput::BatchSealed(batch) => {
+        let out = match effect {
+            ChainEffect::BlockSealed { block, .. } => {
+                self.block_sealed(id, *block);
+                return Ok(());
+            }
+            ChainEffect::BatchSealed { batch, .. } => {
                 let header = batch.header.clone();
                 // a batch sealed on blocks the SL already voided (the sequencer has not rolled
                 // back yet) is void: its re-sealed successor comes after the roll-back
@@ -1190,26 +1134,11 @@ impl<'a> Sim<'a> {
                     .is_some_and(|first| header.lastBlock >= *first);
                 if let Some(op) = self.council_ops.get_mut(&id).filter(|_| !void) {
                     // the council holds the DA data of every sealed batch
-                    op.batch_sealed((*batch).clone())
+                    op.batch_sealed(*batch)
                         .map_err(|e| format!("council's operator of {id}: {e}"))?;
                 }
-                let mut tampered = None;
                 if let Some(node) = self.chains.get_mut(&id) {
                     node.stats.batches_sealed += 1;
-                    let mut batch = *batch;
-                    if let Some(fault) = node.tamper_next.take() {
-                        tamper_state_root(&mut batch);
-                        tampered = Some((fault, batch.header.number));
-                    }
-                    node.operator
-                        .batch_sealed(batch)
-                        .map_err(|e| format!("operator of {id}: {e}"))?;
-                }
-                if let Some((fault, n)) = tampered {
-                    self.fault_detail(
-                        fault,
-                        format!("batch {n} handed to the operator with a wrong state root"),
-                    );
                 }
                 self.send(
                     seq_role,
@@ -1217,7 +1146,20 @@ impl<'a> Sim<'a> {
                     Class::Feed,
                     Delivery::BatchSealed { header },
                 );
+                return Ok(());
             }
+            ChainEffect::Doomed { first_block, .. } => {
+                self.invariants.sl_voided(id, first_block);
+                return Ok(());
+            }
+            ChainEffect::RolledBack { outcome, .. } => {
+                self.rolled_back(id, &outcome);
+                return Ok(());
+            }
+            ChainEffect::Finalized { .. } | ChainEffect::CheckFailed { .. } => return Ok(()),
+            ChainEffect::Output(out) => out,
+        };
+        match out {
             SequencerOutput::TxDropped { hash, error } => {
                 if let Some(node) = self.chains.get_mut(&id) {
                     *node.stats.txs_dropped.entry(kind_of(&error)).or_default() += 1;
@@ -1359,8 +1301,8 @@ impl<'a> Sim<'a> {
     /// The pending nonce of `from` on `chain`, as `eth_getTransactionCount(.., "pending")`.
     fn pending_nonce(&self, chain: ChainId, from: &Address) -> Option<u64> {
         let node = self.chains.get(&chain)?;
-        let account = node.seq.state().account(from).nonce;
-        Some(node.seq.mempool().pending_nonce(from, account))
+        let account = node.role.seq().state().account(from).nonce;
+        Some(node.role.seq().mempool().pending_nonce(from, account))
     }
 
     /// After `chain` rolled back, the relayer's executions from the discarded blocks are back in
@@ -1377,12 +1319,16 @@ impl<'a> Sim<'a> {
         let repooled: Vec<(B256, MessageId)> = self
             .relayer_included
             .iter()
-            .filter(|((c, h), _)| *c == chain && node.seq.mempool().contains(h))
+            .filter(|((c, h), _)| *c == chain && node.role.seq().mempool().contains(h))
             .map(|((_, h), (mid, _, _))| (*h, *mid))
             .collect();
         for (hash, mid) in repooled {
             self.relayer_included.remove(&(chain, hash));
-            let Some(tx) = self.chains.get_mut(&chain).and_then(|n| n.seq.evict(&hash)) else {
+            let Some(tx) = self
+                .chains
+                .get_mut(&chain)
+                .and_then(|n| n.role.seq_mut().evict(&hash))
+            else {
                 continue;
             };
             let noop =
@@ -1407,8 +1353,8 @@ impl<'a> Sim<'a> {
         let Some(node) = self.chains.get(&chain) else {
             return;
         };
-        let account = node.seq.state().account(&from).nonce;
-        let pool = node.seq.mempool();
+        let account = node.role.seq().state().account(&from).nonce;
+        let pool = node.role.seq().mempool();
         let gap = pool.pending_nonce(&from, account);
         if !pool.has_nonce_above(&from, gap) {
             return;
@@ -1438,16 +1384,18 @@ impl<'a> Sim<'a> {
             .chains
             .get_mut(&chain)
             .ok_or_else(|| TxRefused::Other(format!("unknown chain {chain}")))?;
-        match node.seq.handle(SequencerInput::SubmitTx { raw }).pop() {
-            Some(SequencerOutput::TxAccepted { hash, replaced }) => Ok((hash, replaced)),
-            Some(SequencerOutput::TxRejected {
+        match node.role.submit_tx(raw).pop() {
+            Some(ChainEffect::Output(SequencerOutput::TxAccepted { hash, replaced })) => {
+                Ok((hash, replaced))
+            }
+            Some(ChainEffect::Output(SequencerOutput::TxRejected {
                 error:
                     error @ SequencerError::Mempool(
                         MempoolError::SenderFull { .. } | MempoolError::PoolFull { .. },
                     ),
                 ..
-            }) => Err(TxRefused::PoolFull(error.to_string())),
-            Some(SequencerOutput::TxRejected { error, .. }) => {
+            })) => Err(TxRefused::PoolFull(error.to_string())),
+            Some(ChainEffect::Output(SequencerOutput::TxRejected { error, .. })) => {
                 Err(TxRefused::Other(error.to_string()))
             }
             other => Err(TxRefused::Other(format!(
@@ -1583,7 +1531,7 @@ impl<'a> Sim<'a> {
         }
         let now = self.now;
         for (id, op) in self.council_ops.iter_mut() {
-            if concerns(*id, e) {
+            if route::operator_concerns(*id, e) {
                 let _ = op.observe_sl(e); // the chain's own operator drives its sequencer
             }
         }
@@ -1694,13 +1642,13 @@ impl<'a> Sim<'a> {
             }
             _ => {}
         }
-        if !forwarded(e) {
+        if !route::relayer_concerns(e) {
             return;
         }
         self.relayer_sl_events.push(e.clone());
         let ids: Vec<ChainId> = self.chains.keys().copied().collect();
         for id in ids {
-            if concerns(id, e) {
+            if route::operator_concerns(id, e) {
                 let d = Delivery::SlToOperator(id, e.clone());
                 self.send(Role::Sl, Role::Operator(id), Class::Feed, d);
             }
@@ -1826,23 +1774,11 @@ impl<'a> Sim<'a> {
         if now < node.stalled_until || node.down(now) {
             return Ok(());
         }
-        if node.operator.config().settled_by_tree {
-            // the operator asks its SL node whether the emergency exit is open
-            let sl = &self.sl;
-            node.view.exit_open = node
-                .view
-                .batches
-                .iter()
-                .filter(|(_, p)| p.status == BatchStatus::Committed)
-                .map(|(n, _)| *n)
-                .filter(|n| sl.aggregation_exit_open(id, *n))
-                .collect();
-        }
         let proof_time = self.scenario.proof_time_ms;
         let committed_seen = &node.committed_seen;
         let calls: Vec<SlCall> = node
-            .operator
-            .tick(&node.view, &self.relayer)
+            .role
+            .operator_tick(&self.sl, &WatchedSources(&self.relayer))
             .into_iter()
             .filter(|call| match call {
                 // the prover is still working: the operator core issues the call again later
@@ -1871,122 +1807,70 @@ impl<'a> Sim<'a> {
             node.held.push(e); // the feed resumes when the node restarts
             return Ok(());
         }
-        node.view.observe(id, &e);
         if let SlEvent::DepositQueued(d) = &e {
             if self.now < node.censor_until {
                 node.censored.push(d.clone());
-            } else {
-                node.seq.handle(SequencerInput::Deposit(d.clone()));
+                return Ok(());
             }
-            return Ok(());
         }
         if let SlEvent::BatchCommitted { chain, batch, .. } = &e {
             if *chain == id {
                 node.committed_seen.insert(*batch, self.now);
             }
         }
-        let actions = node.operator.observe_sl(&e);
-        let mut rolled_back = false;
-        for action in actions {
-            match action {
-                OperatorAction::RevertSequencer {
-                    last_valid_batch,
-                    invalid_imports,
-                    ..
-                } => {
-                    let sl = &self.sl;
-                    let outcome = node
-                        .seq
-                        .revert_to(last_valid_batch, |i| {
-                            invalid_imports.contains(i) || sl.aggregated_import_unsettleable(id, i)
-                        })
-                        .map_err(|e| format!("chain {id}: revert_to({last_valid_batch}): {e}"))?;
-                    for (_, why) in &outcome.txs_dropped {
-                        *node
-                            .stats
-                            .txs_not_repooled
-                            .entry(why.kind().to_string())
-                            .or_default() += 1;
-                    }
-                    self.heads_moved = true;
-                    rolled_back = true;
-                    let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);
-                    for mid in undone {
-                        if let Some(t) = self.messages.get_mut(&mid) {
-                            t.executed_at = None; // executed again on the re-sequenced chain
-                        }
-                    }
-                }
-                OperatorAction::Finalized { through } => node.seq.finalize_through(through),
-                OperatorAction::CheckFailed { .. } => {}
-            }
-        }
-        if rolled_back {
-            self.withdraw_repooled_relayer_txs(id);
+        let effects = node
+            .role
+            .observe_sl(&e, &self.sl)
+            .map_err(|e| e.to_string())?;
+        for effect in effects {
+            self.chain_effect(id, effect)?;
         }
         Ok(())
     }
 
+    /// A chain rolled back (a revert of its batches, or of a source its open batch imported
+    /// from): report what was not re-pooled, undo the executions of the discarded blocks, and
+    /// withdraw the relayer's re-pooled executions.
+    fn rolled_back(&mut self, id: ChainId, outcome: &braid_sequencer::RevertOutcome) {
+        if let Some(node) = self.chains.get_mut(&id) {
+            for (_, why) in &outcome.txs_dropped {
+                *node
+                    .stats
+                    .txs_not_repooled
+                    .entry(why.kind().to_string())
+                    .or_default() += 1;
+            }
+        }
+        self.heads_moved = true;
+        let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);
+        for mid in undone {
+            if let Some(t) = self.messages.get_mut(&mid) {
+                t.executed_at = None; // executed again on the re-sequenced chain
+            }
+        }
+        self.withdraw_repooled_relayer_txs(id);
+    }
+
     /// A source revert voids roots that other chains may have imported in blocks the SL does not
-    /// hold yet (their open batch, or sealed batches not committed): the SL's cascade cannot
-    /// reach those. Blocks from the first such import on are doomed: executions there wait for
-    /// the rollback, as in SL-voided blocks. A doomed open batch is rolled back at once (its
-    /// transactions re-pooled, the void imports dropped); doomed sealed batches are reverted
-    /// when they fail their import checks on the SL.
+    /// hold yet: every chain node applies the rule at once (the SL is in process here), before
+    /// the revert's event reaches its operator through the network.
     fn doom_importers(
         &mut self,
         source: ChainId,
         from: BatchNumber,
         first_block: BlockNumber,
     ) -> Result<(), String> {
-        let ids: Vec<ChainId> = self
-            .chains
-            .keys()
-            .copied()
-            .filter(|c| *c != source)
-            .collect();
+        let ids: Vec<ChainId> = self.chains.keys().copied().collect();
         for id in ids {
-            let executed = self.sl.chain(id).map_or(0, |c| c.last_executed);
-            let Some(node) = self.chains.get_mut(&id) else {
-                continue;
+            let effects = match self.chains.get_mut(&id) {
+                Some(node) => node
+                    .role
+                    .source_reverted(source, from, first_block)
+                    .map_err(|e| e.to_string())?,
+                None => continue,
             };
-            let tree = &self.sl.config().aggregation;
-            let void = |i: &ImportedRoot| {
-                i.voided_by(source, from, first_block)
-                    || tree.import_voided_by(id, i, source, first_block)
-            };
-            let seq = &node.seq;
-            let sealed = (executed + 1..=seq.last_batch())
-                .filter_map(|b| seq.unfinalized_batch_blocks(b))
-                .flatten();
-            let doomed = sealed
-                .chain(seq.open_batch().iter())
-                .find(|b| b.imports.iter().any(void))
-                .map(|b| b.header.number);
-            let Some(first_doomed) = doomed else {
-                continue;
-            };
-            self.invariants.sl_voided(id, first_doomed);
-            let outcome = node
-                .seq
-                .drop_void_imports(void)
-                .map_err(|e| format!("chain {id}: dropping its doomed open batch: {e}"))?;
-            if let Some(outcome) = outcome {
-                for (_, why) in &outcome.txs_dropped {
-                    *node
-                        .stats
-                        .txs_not_repooled
-                        .entry(why.kind().to_string())
-                        .or_default() += 1;
-                }
-                self.heads_moved = true;
-                self.withdraw_repooled_relayer_txs(id);
-                let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);
-                for mid in undone {
-                    if let Some(t) = self.messages.get_mut(&mid) {
-                        t.executed_at = None;
-                    }
-                }
+            for effect in effects {
+                self.chain_effect(id, effect)?;
             }
         }
         Ok(())
@@ -2154,12 +2038,12 @@ impl<'a> Sim<'a> {
             }
             Delivery::SlToOperator(id, e) => self.operator_observes(id, e)?,
             Delivery::Import { dest, root } => {
-                let outs = match self.chains.get_mut(&dest) {
-                    Some(node) => node.seq.handle(SequencerInput::Import(root)),
+                let effects = match self.chains.get_mut(&dest) {
+                    Some(node) => node.role.import(root),
                     None => vec![],
                 };
-                for out in outs {
-                    self.sequencer_output(dest, out)?;
+                for effect in effects {
+                    self.chain_effect(dest, effect)?;
                 }
             }
             Delivery::Execute {
@@ -2199,7 +2083,7 @@ impl<'a> Sim<'a> {
     fn final_state_hash(&self) -> B256 {
         let mut buf = Vec::with_capacity(self.chains.len() * 72 + 40);
         for (id, node) in &self.chains {
-            let head = node.seq.head();
+            let head = node.role.seq().head();
             buf.extend_from_slice(&id.to_be_bytes());
             buf.extend_from_slice(head.stateRoot.as_slice());
             buf.extend_from_slice(head.hash().as_slice());
@@ -2242,7 +2126,7 @@ impl<'a> Sim<'a> {
             .iter()
             .map(|(id, n)| {
                 let mut s = n.stats.clone();
-                s.head = n.seq.head().number;
+                s.head = n.role.seq().head().number;
                 (*id, s)
             })
             .collect();

@@ -17,7 +17,6 @@ use braid_aggregator::{
 use braid_execution::TxSigner;
 use braid_primitives::{ChainId, ImportKind, ImportedRoot};
 use braid_relayer::RelayerInput;
-use braid_sequencer::SequencerInput;
 use braid_settlement::{AggregationConfig, SlCall, SlEvent};
 
 use super::{Delivery, Event, Sim};
@@ -445,7 +444,7 @@ impl Sim<'_> {
         let Some(node) = self.chains.get_mut(&f.chain) else {
             return;
         };
-        let current = (node.seq.head().number + 1).div_ceil(k);
+        let current = (node.role.seq().head().number + 1).div_ceil(k);
         let checkpoint = current.saturating_sub(1);
         let import = ImportedRoot {
             kind: ImportKind::Aggregated as u8,
@@ -454,7 +453,7 @@ impl Sim<'_> {
             root: keccak256(format!("forged tree hash {i} at checkpoint {checkpoint}")),
             messageCount: 1,
         };
-        node.seq.handle(SequencerInput::Import(import));
+        let _refused = node.role.import(import); // the adversary's: no one to tell
         net.stats.forged_imports_injected += 1;
     }
 

@@ -87,7 +87,10 @@ impl Sim<'_> {
                     chain: *id,
                     last_batch_executed_at_ms: last,
                     batches_executed: executed as u64,
-                    head: self.chains.get(id).map_or(0, |n| n.seq.head().number),
+                    head: self
+                        .chains
+                        .get(id)
+                        .map_or(0, |n| n.role.seq().head().number),
                 });
             }
         }

@@ -1,0 +1,399 @@
+//! A chain node: its sequencer and its operator, co-located (sealed batches and the operator's
+//! revert and finality decisions pass between them directly), with the view of the SL the
+//! operator acts on.
+
+use braid_operator::{ExtensionProofs, Operator, OperatorAction, SlView};
+use braid_primitives::{BatchHeader, BatchNumber, BlockNumber, ChainId, ImportedRoot};
+use braid_relayer::Relayer;
+use braid_sequencer::{
+    RevertOutcome, SealedBatch, SealedBlock, Sequencer, SequencerInput, SequencerOutput,
+};
+use braid_settlement::{AggregationConfig, RevertCause, SettlementLayer, SlCall, SlEvent};
+
+use crate::{DriverError, SlMirror};
+
+/// What a chain's operator may ask of its own SL node beyond the events it follows: questions
+/// whose answer depends on the SL's clock. Implemented by [`SettlementLayer`] (an SL node in
+/// process) and by [`NoTree`] for networks without an aggregation tree.
+pub trait SlNode {
+    /// Whether `chain` may prove `batch` alone now (the aggregation emergency exit is open).
+    fn aggregation_exit_open(&self, chain: ChainId, batch: BatchNumber) -> bool;
+    /// Whether an `aggregated` import of `chain` can never settle (its checkpoint's root is
+    /// contradicted or overdue): a re-sequenced batch must not import it again.
+    fn aggregated_import_unsettleable(&self, chain: ChainId, import: &ImportedRoot) -> bool;
+}
+
+impl SlNode for SettlementLayer {
+    fn aggregation_exit_open(&self, chain: ChainId, batch: BatchNumber) -> bool {
+        SettlementLayer::aggregation_exit_open(self, chain, batch)
+    }
+    fn aggregated_import_unsettleable(&self, chain: ChainId, import: &ImportedRoot) -> bool {
+        SettlementLayer::aggregated_import_unsettleable(self, chain, import)
+    }
+}
+
+/// The answer of an SL node without an aggregation tree: no exit to open, no tree import.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTree;
+
+impl SlNode for NoTree {
+    fn aggregation_exit_open(&self, _: ChainId, _: BatchNumber) -> bool {
+        false
+    }
+    fn aggregated_import_unsettleable(&self, _: ChainId, _: &ImportedRoot) -> bool {
+        false
+    }
+}
+
+/// Extension proofs for the operator's `precommit` imports, read from a relayer core that
+/// follows the source chains (the relayer itself, or a chain node's watcher of its peers).
+#[derive(Clone, Copy)]
+pub struct WatchedSources<'a>(pub &'a Relayer);
+
+impl ExtensionProofs for WatchedSources<'_> {
+    fn precommit_extension(&self, import: &ImportedRoot) -> Option<braid_merkle::ExtensionProof> {
+        self.0.precommit_extension(import)
+    }
+}
+
+/// Why the sequencer rolled back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackCause {
+    /// The SL reverted the chain's batches.
+    Reverted(RevertCause),
+    /// A source chain reverted: the open batch imported one of its void roots (or one waited in
+    /// the import queue). The SL's cascade cannot reach the open batch.
+    VoidImports {
+        /// The reverted source chain.
+        source: ChainId,
+    },
+}
+
+/// What the chain node asks its shell to do (persist, announce, report).
+#[derive(Debug)]
+pub enum ChainEffect {
+    /// A block was produced: persist it (with `closes`, the header of the batch it closes),
+    /// then announce it (relayer, validators).
+    BlockSealed {
+        /// The block, its receipts and state changes.
+        block: Box<SealedBlock>,
+        /// The batch this block closes, if any.
+        closes: Option<BatchHeader>,
+    },
+    /// A batch was sealed and handed to the operator: announce its header.
+    BatchSealed {
+        /// The batch as the sequencer sealed it.
+        batch: Box<SealedBatch>,
+        /// The operator was handed an altered copy (fault injection, see
+        /// [`ChainRole::alter_next_batch`]).
+        altered: bool,
+    },
+    /// Any other sequencer answer (transaction accepted, refused or dropped; import queued or
+    /// refused).
+    Output(SequencerOutput),
+    /// Blocks from `first_block` on hold an import a source revert voided: executions there
+    /// are void, and the blocks will be rolled back (the open batch at once, a sealed batch by
+    /// the SL's cascade or its failed import check).
+    Doomed {
+        /// The reverted source chain.
+        source: ChainId,
+        /// The first local block holding a void import.
+        first_block: BlockNumber,
+    },
+    /// The sequencer rolled back to `outcome.head`: roll storage back the same way before
+    /// persisting the next block.
+    RolledBack {
+        /// What the roll-back did.
+        outcome: RevertOutcome,
+        /// Why.
+        cause: RollbackCause,
+    },
+    /// The SL executed every batch through `through`: they are final.
+    Finalized {
+        /// The last final batch.
+        through: BatchNumber,
+    },
+    /// The SL reported that a batch failed a settlement check.
+    CheckFailed {
+        /// The batch.
+        batch: BatchNumber,
+        /// The SL's reason.
+        reason: String,
+    },
+}
+
+type BatchAlteration = Box<dyn FnOnce(&mut SealedBatch) + Send>;
+
+/// A chain node's protocol half: sequencer + operator + SL view, driven by events with the time
+/// passed in. Shells (simulator, devnet, chain process) own transport, storage and the clock and
+/// apply the returned [`ChainEffect`]s.
+pub struct ChainRole {
+    seq: Sequencer,
+    operator: Operator,
+    view: SlMirror,
+    tree: AggregationConfig,
+    alter_next: Option<BatchAlteration>,
+}
+
+impl std::fmt::Debug for ChainRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainRole")
+            .field("chain", &self.id())
+            .field("head", &self.seq.head().number)
+            .field("last_batch", &self.seq.last_batch())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChainRole {
+    /// A chain node from its sequencer and operator (of the same chain), under the SL's
+    /// aggregation tree configuration (default: no tree).
+    pub fn new(
+        seq: Sequencer,
+        operator: Operator,
+        tree: AggregationConfig,
+    ) -> Result<Self, DriverError> {
+        let (chain, operator_chain) = (seq.config().chain_id, operator.config().chain_id);
+        if chain != operator_chain {
+            return Err(DriverError::ChainMismatch {
+                sequencer: chain,
+                operator: operator_chain,
+            });
+        }
+        Ok(Self {
+            seq,
+            operator,
+            view: SlMirror::new(chain),
+            tree,
+            alter_next: None,
+        })
+    }
+
+    /// The chain's id.
+    pub fn id(&self) -> ChainId {
+        self.seq.config().chain_id
+    }
+    /// The sequencer core.
+    pub fn seq(&self) -> &Sequencer {
+        &self.seq
+    }
+    /// The sequencer core, mutably (restore after a crash, fault injection, RPC-side queries).
+    pub fn seq_mut(&mut self) -> &mut Sequencer {
+        &mut self.seq
+    }
+    /// The operator core.
+    pub fn operator(&self) -> &Operator {
+        &self.operator
+    }
+    /// The operator core, mutably (configuration, fault injection).
+    pub fn operator_mut(&mut self) -> &mut Operator {
+        &mut self.operator
+    }
+    /// The operator's view of the SL.
+    pub fn view(&self) -> &SlMirror {
+        &self.view
+    }
+
+    /// Fault injection for simulators: the operator is handed the next sealed batch altered
+    /// by `alter` (a faulty or malicious operator); everyone else sees the batch as sealed.
+    pub fn alter_next_batch(&mut self, alter: impl FnOnce(&mut SealedBatch) + Send + 'static) {
+        self.alter_next = Some(Box::new(alter));
+    }
+
+    /// Time passed: the sequencer produces the blocks (and batches) due by `now_ms`.
+    pub fn tick(&mut self, now_ms: u64) -> Result<Vec<ChainEffect>, DriverError> {
+        let outs = self.seq.handle(SequencerInput::Tick { now_ms });
+        self.absorb(outs)
+    }
+
+    /// A raw transaction for the pool; the answer is in the returned effects.
+    pub fn submit_tx(&mut self, raw: alloy_primitives::Bytes) -> Vec<ChainEffect> {
+        let outs = self.seq.handle(SequencerInput::SubmitTx { raw });
+        outs.into_iter().map(ChainEffect::Output).collect()
+    }
+
+    /// A root to import in the next block (refusals come back as
+    /// `Output(SequencerOutput::ImportRejected)`).
+    pub fn import(&mut self, root: ImportedRoot) -> Vec<ChainEffect> {
+        let outs = self.seq.handle(SequencerInput::Import(root));
+        outs.into_iter().map(ChainEffect::Output).collect()
+    }
+
+    /// Hands what the sequencer produced to the operator and turns it into effects (for
+    /// shells that drive the sequencer themselves, e.g. to inject an equivocation).
+    pub fn absorb(&mut self, outs: Vec<SequencerOutput>) -> Result<Vec<ChainEffect>, DriverError> {
+        let closes = outs.iter().find_map(|o| match o {
+            SequencerOutput::BatchSealed(b) => Some(b.header.clone()),
+            _ => None,
+        });
+        let mut effects = Vec::with_capacity(outs.len());
+        for out in outs {
+            match out {
+                SequencerOutput::BlockSealed(block) => effects.push(ChainEffect::BlockSealed {
+                    block,
+                    closes: closes.clone(),
+                }),
+                SequencerOutput::BatchSealed(batch) => {
+                    let altered = match self.alter_next.take() {
+                        Some(alter) => {
+                            let mut copy = (*batch).clone();
+                            alter(&mut copy);
+                            self.operator.batch_sealed(copy)?;
+                            true
+                        }
+                        None => {
+                            self.operator.batch_sealed((*batch).clone())?;
+                            false
+                        }
+                    };
+                    effects.push(ChainEffect::BatchSealed { batch, altered });
+                }
+                other => effects.push(ChainEffect::Output(other)),
+            }
+        }
+        Ok(effects)
+    }
+
+    /// Follows one SL event routed to this chain ([`crate::route::operator_concerns`]), in SL
+    /// order: deposits go to the sequencer, a source's revert dooms the blocks holding its void
+    /// imports, and the operator's decisions (roll back, finalize) are applied.
+    pub fn observe_sl(
+        &mut self,
+        e: &SlEvent,
+        sl: &impl SlNode,
+    ) -> Result<Vec<ChainEffect>, DriverError> {
+        let me = self.id();
+        self.view.observe(e);
+        let mut effects = Vec::new();
+        match e {
+            SlEvent::DepositQueued(d) => {
+                if d.chainId == me {
+                    let outs = self.seq.handle(SequencerInput::Deposit(d.clone()));
+                    effects.extend(outs.into_iter().map(ChainEffect::Output));
+                }
+                return Ok(effects);
+            }
+            SlEvent::BatchesReverted {
+                chain,
+                from,
+                first_block,
+                ..
+            } if *chain != me => {
+                effects.extend(self.source_reverted(*chain, *from, *first_block)?);
+            }
+            _ => {}
+        }
+        for action in self.operator.observe_sl(e) {
+            match action {
+                OperatorAction::RevertSequencer {
+                    last_valid_batch,
+                    invalid_imports,
+                    cause,
+                } => {
+                    let outcome = self
+                        .seq
+                        .revert_to(last_valid_batch, |i| {
+                            invalid_imports.contains(i) || sl.aggregated_import_unsettleable(me, i)
+                        })
+                        .map_err(|error| DriverError::Rollback {
+                            chain: me,
+                            last_valid_batch,
+                            error,
+                        })?;
+                    effects.push(ChainEffect::RolledBack {
+                        outcome,
+                        cause: RollbackCause::Reverted(cause),
+                    });
+                }
+                OperatorAction::Finalized { through } => {
+                    self.seq.finalize_through(through);
+                    effects.push(ChainEffect::Finalized { through });
+                }
+                OperatorAction::CheckFailed { batch, reason } => {
+                    effects.push(ChainEffect::CheckFailed { batch, reason })
+                }
+            }
+        }
+        Ok(effects)
+    }
+
+    /// `source` reverted its batches from `from` (its blocks from `first_block`): roots of the
+    /// void blocks that this chain imported in blocks the SL does not hold yet (its open batch,
+    /// or sealed batches not executed) are void, and the SL's cascade cannot reach the open
+    /// batch. Blocks from the first such import on are doomed ([`ChainEffect::Doomed`]); the
+    /// open batch is rolled back at once (its transactions re-pooled, the void imports dropped,
+    /// also from the import queue). Doomed sealed batches are reverted by the SL.
+    /// Idempotent: shells that see the revert before its event reaches the operator (an
+    /// in-process SL) may call it early.
+    pub fn source_reverted(
+        &mut self,
+        source: ChainId,
+        from: BatchNumber,
+        first_block: BlockNumber,
+    ) -> Result<Vec<ChainEffect>, DriverError> {
+        let me = self.id();
+        if source == me {
+            return Ok(vec![]);
+        }
+        let tree = &self.tree;
+        let void = |i: &ImportedRoot| {
+            i.voided_by(source, from, first_block)
+                || tree.import_voided_by(me, i, source, first_block)
+        };
+        let seq = &self.seq;
+        let executed = self.view.last_executed();
+        let sealed = (executed + 1..=seq.last_batch())
+            .filter_map(|b| seq.unfinalized_batch_blocks(b))
+            .flatten();
+        let doomed = sealed
+            .chain(seq.open_batch().iter())
+            .find(|b| b.imports.iter().any(void))
+            .map(|b| b.header.number);
+        let mut effects = Vec::new();
+        if let Some(first) = doomed {
+            effects.push(ChainEffect::Doomed {
+                source,
+                first_block: first,
+            });
+        }
+        let outcome = self
+            .seq
+            .drop_void_imports(void)
+            .map_err(|error| DriverError::Rollback {
+                chain: me,
+                last_valid_batch: self.seq.last_batch(),
+                error,
+            })?;
+        if let Some(outcome) = outcome {
+            effects.push(ChainEffect::RolledBack {
+                outcome,
+                cause: RollbackCause::VoidImports { source },
+            });
+        }
+        Ok(effects)
+    }
+
+    /// The operator's SL calls for now, read from this chain's view of the SL; `sl` answers the
+    /// emergency-exit question of a chain under the aggregation tree.
+    pub fn operator_tick(
+        &mut self,
+        sl: &impl SlNode,
+        proofs: &impl ExtensionProofs,
+    ) -> Vec<SlCall> {
+        if self.operator.config().settled_by_tree {
+            let me = self.id();
+            let open = self
+                .view
+                .unproven()
+                .filter(|n| sl.aggregation_exit_open(me, *n))
+                .collect();
+            self.view.set_exit_open(open);
+        }
+        self.operator.tick(&self.view, proofs)
+    }
+
+    /// The SL view's height (blocks the operator has seen).
+    pub fn sl_height(&self) -> u64 {
+        self.view.height()
+    }
+}
