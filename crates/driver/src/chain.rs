@@ -104,7 +104,7 @@ pub enum ChainEffect {
     /// persisting the next block.
     RolledBack {
         /// What the roll-back did.
-        outcome: RevertOutcome,
+        outcome: Box<RevertOutcome>,
         /// Why.
         cause: RollbackCause,
     },
@@ -301,7 +301,7 @@ impl ChainRole {
                             error,
                         })?;
                     effects.push(ChainEffect::RolledBack {
-                        outcome,
+                        outcome: Box::new(outcome),
                         cause: RollbackCause::Reverted(cause),
                     });
                 }
@@ -315,6 +315,24 @@ impl ChainRole {
             }
         }
         Ok(effects)
+    }
+
+    /// Re-reads an SL event of the chain's history after a restart: the view and the operator
+    /// follow it and finality is re-applied to the sequencer, but roll-backs are not (they
+    /// happened before the node stopped and its store holds their outcome). Deposits are
+    /// handed to the sequencer again (its queue of pending deposits was not persisted).
+    pub fn replay_sl(&mut self, e: &SlEvent) {
+        self.view.observe(e);
+        if let SlEvent::DepositQueued(d) = e {
+            // the pool of pending deposits was memory only; included ones are ignored
+            self.seq.handle(SequencerInput::Deposit(d.clone()));
+            return;
+        }
+        for action in self.operator.observe_sl(e) {
+            if let OperatorAction::Finalized { through } = action {
+                self.seq.finalize_through(through);
+            }
+        }
     }
 
     /// `source` reverted its batches from `from` (its blocks from `first_block`): roots of the
@@ -366,7 +384,7 @@ impl ChainRole {
             })?;
         if let Some(outcome) = outcome {
             effects.push(ChainEffect::RolledBack {
-                outcome,
+                outcome: Box::new(outcome),
                 cause: RollbackCause::VoidImports { source },
             });
         }

@@ -58,7 +58,7 @@ pub fn snapshot(d: &Devnet) -> StatusSnapshot {
         .iter()
         .map(|(id, n)| {
             let rec = sl.chain(*id);
-            let last = n.seq.last_batch();
+            let last = n.seq().last_batch();
             let recent_batches = (last.saturating_sub(4).max(1)..=last)
                 .rev()
                 .filter(|b| *b > 0)
@@ -66,11 +66,11 @@ pub fn snapshot(d: &Devnet) -> StatusSnapshot {
                 .collect();
             ChainStatus {
                 chain_id: *id,
-                head: n.seq.head().number,
+                head: n.seq().head().number,
                 batches_sealed: last,
                 last_committed: rec.map_or(0, |r| r.last_committed),
                 last_executed: rec.map_or(0, |r| r.last_executed),
-                outbox_size: n.seq.state().outbox().len(),
+                outbox_size: n.seq().state().outbox().len(),
                 recent_batches,
             }
         })
@@ -214,7 +214,7 @@ pub fn render_metrics(d: &Devnet) -> String {
         let _ = writeln!(
             m,
             "braid_chain_head{{chain=\"{id}\"}} {}",
-            n.seq.head().number
+            n.seq().head().number
         );
     }
     let _ = writeln!(m, "# HELP braid_sl_height Settlement layer height.\n# TYPE braid_sl_height gauge\nbraid_sl_height {}", d.sl.sl().height());

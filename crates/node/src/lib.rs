@@ -37,4 +37,7 @@ pub enum NodeError {
     /// An operator refused a batch.
     #[error(transparent)]
     Operator(#[from] braid_operator::OperatorError),
+    /// The wiring between the cores failed (a roll-back the SL requires was refused).
+    #[error(transparent)]
+    Driver(#[from] braid_driver::DriverError),
 }

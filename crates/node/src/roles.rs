@@ -22,8 +22,8 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
+use braid_driver::{route, ChainEffect, NoTree, WatchedSources};
 use braid_execution::{TxReceipt, TxSigner};
-use braid_operator::{BatchProgress, OperatorAction, SlView};
 use braid_primitives::{
     BatchHeader, BatchNumber, Block, ChainId, Deposit, MessageId, MESSENGER_ADDRESS,
 };
@@ -32,7 +32,7 @@ use braid_relayer::{
     execute_message_calldata, Relayer, RelayerAction, RelayerConfig, RelayerInput,
 };
 use braid_rpc::RpcError;
-use braid_sequencer::{Sequencer, SequencerInput, SequencerOutput};
+use braid_sequencer::Sequencer;
 use braid_settlement::{Authority, BatchStatus, ChainGenesis, RevertCause, SlCall, SlEvent, SlTx};
 use braid_sl_store::PersistentSl;
 use braid_store::ChainStore;
@@ -566,59 +566,6 @@ fn fetch(sl_url: &str, chains: &BTreeMap<ChainId, String>, cursors: &mut Cursors
     out
 }
 
-/// A chain's batch progress on the SL, as last read.
-#[derive(Default)]
-struct RemoteSlView {
-    height: u64,
-    last_committed: Option<BatchNumber>,
-    batches: BTreeMap<BatchNumber, BatchProgress>,
-    chain: ChainId,
-}
-
-impl RemoteSlView {
-    fn read(sl_url: &str, chain: ChainId) -> Option<Self> {
-        let v = call(sl_url, "sl_view", json!([chain])).ok()?;
-        let mut batches = BTreeMap::new();
-        for b in v["batches"].as_array()? {
-            let n = b[0].as_u64()?;
-            let status = match b[1].as_str()? {
-                "committed" => BatchStatus::Committed,
-                "proven" => BatchStatus::Proven,
-                _ => BatchStatus::Executed,
-            };
-            batches.insert(
-                n,
-                BatchProgress {
-                    status,
-                    execute_requested: b[2].as_bool()?,
-                },
-            );
-        }
-        Some(Self {
-            height: v["height"].as_u64()?,
-            last_committed: v["last_committed"].as_u64(),
-            batches,
-            chain,
-        })
-    }
-}
-
-impl SlView for RemoteSlView {
-    fn height(&self) -> u64 {
-        self.height
-    }
-    fn last_committed(&self, chain: ChainId) -> Option<BatchNumber> {
-        (chain == self.chain)
-            .then_some(self.last_committed)
-            .flatten()
-    }
-    fn batch_progress(&self, chain: ChainId, batch: BatchNumber) -> Option<BatchProgress> {
-        (chain == self.chain)
-            .then(|| self.batches.get(&batch).cloned())
-            .flatten()
-    }
-}
-
 // ------------------------------------------------------------------------------------------
 // The chain node
 
@@ -677,19 +624,20 @@ impl ChainProcess {
                 seq
             }
         };
-        let mut node = ChainNode::new(seq, store, operator_key(id));
         // the operator reads the SL over the network: give a call time to show its effect
         let mut op_config = braid_operator::OperatorConfig::new(id);
         op_config.resend_after_blocks = 3;
-        node.operator = braid_operator::Operator::new(op_config);
+        let operator = braid_operator::Operator::new(op_config);
+        let mut node = ChainNode::new(seq, operator, store, operator_key(id))?;
         // the operator learns its sealed batches from the store; the SL tells it the rest
-        for n in 1..=node.seq.last_batch() {
+        for n in 1..=node.seq().last_batch() {
             if let Some(header) = node.store.batch(n)? {
                 let mut blocks = Vec::new();
                 for b in header.firstBlock..=header.lastBlock {
                     blocks.extend(node.store.block(b)?);
                 }
-                node.operator
+                node.role
+                    .operator_mut()
                     .batch_sealed(braid_sequencer::SealedBatch { header, blocks })?;
             }
         }
@@ -706,14 +654,14 @@ impl ChainProcess {
     }
 
     fn feed_own_history(&mut self) -> Result<(), NodeError> {
-        for n in 0..=self.node.seq.head().number {
+        for n in 0..=self.node.seq().head().number {
             if let Some(block) = self.node.store.block(n)? {
                 let receipts = self.node.store.receipts(n)?.unwrap_or_default();
                 self.watcher
                     .handle(RelayerInput::SourceBlock { block, receipts });
             }
         }
-        for n in 1..=self.node.seq.last_batch() {
+        for n in 1..=self.node.seq().last_batch() {
             if let Some(header) = self.node.store.batch(n)? {
                 self.watcher.handle(RelayerInput::BatchSealed { header });
             }
@@ -722,41 +670,38 @@ impl ChainProcess {
     }
 
     fn local_step(&mut self, now_ms: u64) -> Result<(), NodeError> {
-        let outs = self.node.seq.handle(SequencerInput::Tick { now_ms });
-        let batch = outs.iter().find_map(|o| match o {
-            SequencerOutput::BatchSealed(b) => Some(b.header.clone()),
-            _ => None,
-        });
-        for out in outs {
-            match out {
-                SequencerOutput::BlockSealed(b) => {
-                    self.node.store.persist_block(
-                        &b.block,
-                        &b.receipts,
-                        &b.changes,
-                        batch.as_ref(),
-                    )?;
-                    if !b.block.transactions.is_empty() {
-                        tracing::info!(
-                            "chain {} block {}: {} txs",
-                            self.id,
-                            b.block.header.number,
-                            b.block.transactions.len()
-                        );
-                    }
-                    self.watcher.handle(RelayerInput::SourceBlock {
-                        block: b.block,
-                        receipts: b.receipts,
-                    });
+        for effect in self.node.role.tick(now_ms)? {
+            self.effect(effect)?;
+        }
+        Ok(())
+    }
+
+    /// Applies what the chain node asked for: persist, log, feed the own-chain watcher.
+    fn effect(&mut self, effect: ChainEffect) -> Result<(), NodeError> {
+        if let Some(line) = self.node.persist(&effect)? {
+            tracing::warn!("{line}");
+        }
+        match effect {
+            ChainEffect::BlockSealed { block, .. } => {
+                if !block.block.transactions.is_empty() {
+                    tracing::info!(
+                        "chain {} block {}: {} txs",
+                        self.id,
+                        block.block.header.number,
+                        block.block.transactions.len()
+                    );
                 }
-                SequencerOutput::BatchSealed(batch) => {
-                    self.watcher.handle(RelayerInput::BatchSealed {
-                        header: batch.header.clone(),
-                    });
-                    self.node.operator.batch_sealed(*batch)?;
-                }
-                _ => {}
+                self.watcher.handle(RelayerInput::SourceBlock {
+                    block: block.block,
+                    receipts: block.receipts,
+                });
             }
+            ChainEffect::BatchSealed { batch, .. } => {
+                self.watcher.handle(RelayerInput::BatchSealed {
+                    header: batch.header,
+                });
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -786,67 +731,17 @@ impl ChainProcess {
             }
         }
         for e in &fetched.events {
-            if let SlEvent::DepositQueued(d) = e {
-                if d.chainId == self.id {
-                    self.node.seq.handle(SequencerInput::Deposit(d.clone()));
-                }
-            }
             self.watcher.observe_sl(e);
-            if let SlEvent::BatchesReverted {
-                chain,
-                from,
-                first_block,
-                ..
-            } = e
-            {
-                // the SL's cascade cannot reach imports of the void roots in the open batch
-                if *chain != self.id && !replaying {
-                    let void = |i: &braid_primitives::ImportedRoot| {
-                        i.voided_by(*chain, *from, *first_block)
-                    };
-                    if let Some(outcome) = self.node.seq.drop_void_imports(void)? {
-                        self.node.store.revert_to_block(outcome.head.number)?;
-                        tracing::warn!(
-                            "chain {} dropped its open batch: it imported from reverted chain {chain}",
-                            self.id
-                        );
-                    }
-                }
+            if !route::operator_concerns(self.id, e) {
+                continue;
             }
-            for action in self.node.operator.observe_sl(e) {
-                match action {
-                    OperatorAction::RevertSequencer { .. } if replaying => {}
-                    OperatorAction::RevertSequencer {
-                        last_valid_batch,
-                        invalid_imports,
-                        ..
-                    } => {
-                        let outcome = self
-                            .node
-                            .seq
-                            .revert_to(last_valid_batch, |i| invalid_imports.contains(i))?;
-                        self.node.store.revert_to_block(outcome.head.number)?;
-                        tracing::warn!(
-                            "chain {} re-sequencing from block {}; {} txs back in the pool{}",
-                            self.id,
-                            outcome.head.number + 1,
-                            outcome.txs_repooled,
-                            crate::world::not_repooled(&outcome)
-                        );
-                    }
-                    OperatorAction::Finalized { through } => {
-                        self.node.seq.finalize_through(through);
-                        if let Some(h) = self.node.store.batch(through)? {
-                            self.node.store.finalize_through_block(h.lastBlock)?;
-                        }
-                    }
-                    OperatorAction::CheckFailed { batch, reason } => {
-                        tracing::warn!(
-                            "chain {} batch {batch} failed a settlement check: {reason}",
-                            self.id
-                        );
-                    }
-                }
+            if replaying {
+                // reverts in this history happened to the chain before it stopped
+                self.node.role.replay_sl(e);
+                continue;
+            }
+            for effect in self.node.role.observe_sl(e, &NoTree)? {
+                self.effect(effect)?;
             }
         }
         Ok(())
@@ -897,18 +792,12 @@ pub async fn start_chain(
             )
         };
         let fetched = fetch(&sl_url, &peers, &mut cursors);
-        let view = RemoteSlView::read(&sl_url, id);
         let calls = {
             let mut p = lock(h);
             p.cursors = cursors;
             p.apply(fetched, false)?;
-            match &view {
-                Some(v) => {
-                    let ChainProcess { node, watcher, .. } = &mut *p;
-                    node.operator.tick(v, &*watcher)
-                }
-                None => Vec::new(),
-            }
+            let ChainProcess { node, watcher, .. } = &mut *p;
+            node.role.operator_tick(&NoTree, &WatchedSources(&*watcher))
         };
         if !calls.is_empty() {
             let from = TxSigner::from_secret(key)

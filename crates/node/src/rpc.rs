@@ -4,9 +4,11 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use alloy_primitives::{Address, Bytes, B256, U256};
+use braid_driver::ChainEffect;
 use braid_execution::{RecoveredTx, TxReceipt};
 use braid_primitives::{Block, ChainId, ImportKind, ImportedRoot, MessageId, MessageProof};
 use braid_rpc::{ChainRpcBackend, RpcError};
+use braid_sequencer::SequencerOutput;
 use serde_json::{json, Value};
 
 use crate::world::{ChainNode, Devnet};
@@ -141,7 +143,7 @@ pub fn message_proof(
         .chains
         .get(&id.source_chain)
         .ok_or("unknown source chain")?;
-    let outbox = source.seq.state().outbox();
+    let outbox = source.seq().state().outbox();
     let block = source
         .store
         .block(record.source_block)
@@ -220,7 +222,7 @@ pub fn chain_extension(
 ) -> Option<Result<Value, RpcError>> {
     let result = match method {
         "braid_importedRoots" => Ok(Value::Array(
-            node.seq
+            node.seq()
                 .state()
                 .imports()
                 .map(|i| serde_json::to_value(i).unwrap_or(Value::Null))
@@ -231,13 +233,9 @@ pub fn chain_extension(
                 serde_json::from_value(param(params, 0).cloned().unwrap_or(Value::Null)).map_err(
                     |e| RpcError::invalid_params(format!("an ImportedRoot object expected: {e}")),
                 )?;
-            match node
-                .seq
-                .handle(braid_sequencer::SequencerInput::Import(import))
-                .pop()
-            {
-                Some(braid_sequencer::SequencerOutput::ImportQueued(_)) => Ok(json!("queued")),
-                Some(braid_sequencer::SequencerOutput::ImportRejected { error, .. }) => {
+            match node.role.import(import).pop() {
+                Some(ChainEffect::Output(SequencerOutput::ImportQueued(_))) => Ok(json!("queued")),
+                Some(ChainEffect::Output(SequencerOutput::ImportRejected { error, .. })) => {
                     Err(RpcError::server(error.to_string()))
                 }
                 other => Err(RpcError::internal(format!("unexpected answer {other:?}"))),
@@ -251,7 +249,7 @@ pub fn chain_extension(
                 .and_then(Value::as_u64)
                 .unwrap_or(100)
                 .clamp(1, 500);
-            let head = node.seq.head().number;
+            let head = node.seq().head().number;
             let mut out = Vec::new();
             for n in from..=head.min(from.saturating_add(max - 1)) {
                 let block = node
@@ -349,7 +347,7 @@ impl<H: ChainHost> ChainRpcBackend for ChainRpc<H> {
     fn head_number(&self) -> u64 {
         self.lock()
             .node(self.chain)
-            .map_or(0, |n| n.seq.head().number)
+            .map_or(0, |n| n.seq().head().number)
     }
 
     fn block_by_number(&self, n: u64) -> Option<(Block, Vec<TxReceipt>)> {
@@ -381,7 +379,7 @@ impl<H: ChainHost> ChainRpcBackend for ChainRpc<H> {
     fn pending_tx(&self, hash: B256) -> Option<RecoveredTx> {
         self.lock()
             .node(self.chain)?
-            .seq
+            .seq()
             .mempool()
             .get(&hash)
             .cloned()
@@ -390,7 +388,7 @@ impl<H: ChainHost> ChainRpcBackend for ChainRpc<H> {
     fn balance(&self, a: Address) -> U256 {
         self.lock()
             .node(self.chain)
-            .map_or(U256::ZERO, |n| n.seq.state().account(&a).balance)
+            .map_or(U256::ZERO, |n| n.seq().state().account(&a).balance)
     }
 
     fn nonce(&self, a: Address, pending: bool) -> u64 {
@@ -398,9 +396,9 @@ impl<H: ChainHost> ChainRpcBackend for ChainRpc<H> {
         let Some(node) = h.node(self.chain) else {
             return 0;
         };
-        let account = node.seq.state().account(&a).nonce;
+        let account = node.seq().state().account(&a).nonce;
         if pending {
-            node.seq.mempool().pending_nonce(&a, account)
+            node.seq().mempool().pending_nonce(&a, account)
         } else {
             account
         }
@@ -409,7 +407,7 @@ impl<H: ChainHost> ChainRpcBackend for ChainRpc<H> {
     fn next_base_fee(&self) -> u128 {
         self.lock()
             .node(self.chain)
-            .map_or(0, |n| n.seq.next_base_fee())
+            .map_or(0, |n| n.seq().next_base_fee())
     }
 
     fn send_raw_transaction(&self, raw: Bytes) -> Result<B256, String> {
@@ -427,14 +425,14 @@ impl<H: ChainHost> ChainRpcBackend for ChainRpc<H> {
     ) -> Result<u64, String> {
         let h = self.lock();
         let node = h.node(self.chain).ok_or("unknown chain")?;
-        braid_execution::estimate_gas(node.seq.state(), from, to, value, &input)
+        braid_execution::estimate_gas(node.seq().state(), from, to, value, &input)
             .map_err(|e| e.to_string())
     }
 
     fn call(&self, from: Address, to: Address, value: U256, input: Bytes) -> Result<Bytes, String> {
         let h = self.lock();
         let node = h.node(self.chain).ok_or("unknown chain")?;
-        braid_execution::call_view(node.seq.state(), from, to, value, &input)
+        braid_execution::call_view(node.seq().state(), from, to, value, &input)
             .map_err(|e| e.to_string())
     }
 

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use braid_driver::{route, ChainEffect, ChainRole, RollbackCause, WatchedSources};
 use braid_execution::TxSigner;
-use braid_operator::{Operator, OperatorAction, OperatorConfig};
+use braid_operator::{Operator, OperatorConfig};
 use braid_primitives::{
     BatchNumber, Block, BlockNumber, ChainId, ImportKind, MessageId, MESSENGER_ADDRESS,
 };
@@ -15,8 +16,8 @@ use braid_relayer::{
     execute_message_calldata, DeliveryState, Fault, MessageStatus, Relayer, RelayerAction,
     RelayerConfig, RelayerInput,
 };
-use braid_sequencer::{SealedBatch, Sequencer, SequencerConfig, SequencerInput, SequencerOutput};
-use braid_settlement::{ChainGenesis, SlCall, SlConfig, SlEvent, SlTx};
+use braid_sequencer::{SealedBatch, Sequencer, SequencerConfig, SequencerOutput};
+use braid_settlement::{AggregationConfig, ChainGenesis, SlCall, SlConfig, SlEvent, SlTx};
 use braid_sl_store::PersistentSl;
 use braid_store::ChainStore;
 
@@ -141,14 +142,13 @@ pub struct MessageView {
     pub latency_ms: Option<u64>,
 }
 
-/// A chain of the devnet.
+/// A chain of the devnet: its node's protocol half (sequencer + operator, wired by
+/// `braid-driver` as in the simulator) and its storage.
 pub struct ChainNode {
-    /// The sequencer core.
-    pub seq: Sequencer,
+    /// The chain node: sequencer, operator and the operator's view of the SL.
+    pub role: ChainRole,
     /// Its storage.
     pub store: ChainStore,
-    /// Its operator core.
-    pub operator: Operator,
     /// The operator's key.
     operator_key: B256,
     /// Execution txs the relayer has pending in this chain's pool.
@@ -156,16 +156,26 @@ pub struct ChainNode {
 }
 
 impl ChainNode {
-    /// A chain node from its parts.
-    pub fn new(seq: Sequencer, store: ChainStore, operator_key: B256) -> Self {
-        let operator = Operator::new(OperatorConfig::new(seq.config().chain_id));
-        Self {
-            seq,
+    /// A chain node from its parts (`operator` of the sequencer's chain).
+    pub fn new(
+        seq: Sequencer,
+        operator: Operator,
+        store: ChainStore,
+        operator_key: B256,
+    ) -> Result<Self, NodeError> {
+        let role = ChainRole::new(seq, operator, AggregationConfig::default())
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        Ok(Self {
+            role,
             store,
-            operator,
             operator_key,
             relayer_txs: HashMap::new(),
-        }
+        })
+    }
+
+    /// The sequencer core.
+    pub fn seq(&self) -> &Sequencer {
+        self.role.seq()
     }
 
     /// The operator's key.
@@ -175,10 +185,57 @@ impl ChainNode {
 
     /// Submits a raw transaction to the pool.
     pub fn submit_tx(&mut self, raw: Bytes) -> Result<B256, String> {
-        match self.seq.handle(SequencerInput::SubmitTx { raw }).pop() {
-            Some(SequencerOutput::TxAccepted { hash, .. }) => Ok(hash),
-            Some(SequencerOutput::TxRejected { error, .. }) => Err(error.to_string()),
+        match self.role.submit_tx(raw).pop() {
+            Some(ChainEffect::Output(SequencerOutput::TxAccepted { hash, .. })) => Ok(hash),
+            Some(ChainEffect::Output(SequencerOutput::TxRejected { error, .. })) => {
+                Err(error.to_string())
+            }
             other => Err(format!("unexpected sequencer answer {other:?}")),
+        }
+    }
+
+    /// Applies the storage side of a chain effect: a sealed block is persisted (with the batch
+    /// it closes), a roll-back rolls the store back, finality is recorded. Returns a log line
+    /// for a roll-back.
+    pub fn persist(&mut self, effect: &ChainEffect) -> Result<Option<String>, NodeError> {
+        let id = self.role.id();
+        match effect {
+            ChainEffect::BlockSealed { block, closes } => {
+                self.store.persist_block(
+                    &block.block,
+                    &block.receipts,
+                    &block.changes,
+                    closes.as_ref(),
+                )?;
+                Ok(None)
+            }
+            ChainEffect::RolledBack { outcome, cause } => {
+                self.store.revert_to_block(outcome.head.number)?;
+                let why = match cause {
+                    RollbackCause::Reverted(c) => format!("its batches were reverted ({c:?})"),
+                    RollbackCause::VoidImports { source } => {
+                        format!("its open batch imported from reverted chain {source}")
+                    }
+                };
+                Ok(Some(format!(
+                    "chain {id} re-sequencing from block {}: {why}; {} txs back in the pool{}",
+                    outcome.head.number + 1,
+                    outcome.txs_repooled,
+                    not_repooled(outcome)
+                )))
+            }
+            ChainEffect::Finalized { through } => {
+                if let Some(h) = self.store.batch(*through)? {
+                    self.store.finalize_through_block(h.lastBlock)?;
+                }
+                Ok(None)
+            }
+            ChainEffect::CheckFailed { batch, reason } => Ok(Some(format!(
+                "chain {id} batch {batch} failed a settlement check: {reason}"
+            ))),
+            ChainEffect::BatchSealed { .. }
+            | ChainEffect::Output(_)
+            | ChainEffect::Doomed { .. } => Ok(None),
         }
     }
 }
@@ -289,13 +346,12 @@ impl Devnet {
             let operator_key = operator_key(id);
             chains.insert(
                 id,
-                ChainNode {
+                ChainNode::new(
                     seq,
+                    Operator::new(OperatorConfig::new(id)),
                     store,
-                    operator: Operator::new(OperatorConfig::new(id)),
                     operator_key,
-                    relayer_txs: HashMap::new(),
-                },
+                )?,
             );
         }
         let (sl, replayed) = PersistentSl::open_with_events(
@@ -342,18 +398,16 @@ impl Devnet {
                     header: batch.header.clone(),
                 }));
                 if let Some(node) = devnet.chains.get_mut(&id) {
-                    node.operator.batch_sealed(batch)?;
+                    node.role.operator_mut().batch_sealed(batch)?;
                 }
             }
         }
         for e in &replayed {
             replay_actions.extend(devnet.relayer.observe_sl(e));
-            for node in devnet.chains.values_mut() {
-                for action in node.operator.observe_sl(e) {
-                    // reverts already happened before the restart; finality can be re-applied
-                    if let OperatorAction::Finalized { through } = action {
-                        node.seq.finalize_through(through);
-                    }
+            for (id, node) in devnet.chains.iter_mut() {
+                if route::operator_concerns(*id, e) {
+                    // reverts already happened before the restart; finality is re-applied
+                    node.role.replay_sl(e);
                 }
             }
         }
@@ -376,7 +430,7 @@ impl Devnet {
                 ),
                 RelayerAction::Import { dest, root } => devnet.chains.get(dest).is_some_and(|n| {
                     braid_execution::ImportKey::of(root)
-                        .map(|k| n.seq.state().imported(&k).is_none())
+                        .map(|k| n.seq().state().imported(&k).is_none())
                         .unwrap_or(false)
                 }),
                 RelayerAction::Error(_) | RelayerAction::Postconfirm { .. } => false,
@@ -386,7 +440,7 @@ impl Devnet {
         let heads: Vec<String> = devnet
             .chains
             .iter()
-            .map(|(id, n)| format!("{id}@{}", n.seq.head().number))
+            .map(|(id, n)| format!("{id}@{}", n.seq().head().number))
             .collect();
         devnet.push_log(
             0,
@@ -489,88 +543,12 @@ impl Devnet {
         // the relayer's retry backoff runs on this time
         let mut relayer_actions = self.relayer.handle(RelayerInput::Tick { now_ms });
         for id in &ids {
-            let outs = match self.chains.get_mut(id) {
-                Some(node) => node.seq.handle(SequencerInput::Tick { now_ms }),
+            let effects = match self.chains.get_mut(id) {
+                Some(node) => node.role.tick(now_ms)?,
                 None => continue,
             };
-            let batch = outs.iter().find_map(|o| match o {
-                SequencerOutput::BatchSealed(b) => Some(b.header.clone()),
-                _ => None,
-            });
-            for out in outs {
-                match out {
-                    SequencerOutput::BlockSealed(b) => {
-                        if let Some(node) = self.chains.get(id) {
-                            node.store.persist_block(
-                                &b.block,
-                                &b.receipts,
-                                &b.changes,
-                                batch.as_ref(),
-                            )?;
-                        }
-                        self.counters.blocks += 1;
-                        self.counters.transactions += b.block.transactions.len() as u64;
-                        let (block, receipts) = (b.block, b.receipts);
-                        self.note_block(&block, &receipts);
-                        for r in &receipts {
-                            if let Some(mid) = r.message_executed {
-                                self.log_execution(
-                                    *id,
-                                    mid,
-                                    block.header.number,
-                                    block.header.timestampMs,
-                                );
-                            }
-                        }
-                        let n = block.header.number;
-                        let txs = block.transactions.len();
-                        if txs > 0 || !block.imports.is_empty() || !block.deposits.is_empty() {
-                            self.push_log(
-                                now_ms,
-                                format!(
-                                    "chain {id} block {n}: {txs} txs, {} imports, {} deposits",
-                                    block.imports.len(),
-                                    block.deposits.len()
-                                ),
-                            );
-                        }
-                        relayer_actions.extend(
-                            self.relayer
-                                .handle(RelayerInput::SourceBlock { block, receipts }),
-                        );
-                    }
-                    SequencerOutput::BatchSealed(batch) => {
-                        self.counters.batches_sealed += 1;
-                        relayer_actions.extend(self.relayer.handle(RelayerInput::BatchSealed {
-                            header: batch.header.clone(),
-                        }));
-                        if let Some(node) = self.chains.get_mut(id) {
-                            node.operator.batch_sealed(*batch)?;
-                        }
-                    }
-                    SequencerOutput::TxDropped { hash, error } => {
-                        let mid = self
-                            .chains
-                            .get_mut(id)
-                            .and_then(|n| n.relayer_txs.remove(&hash));
-                        if let Some(mid) = mid {
-                            tracing::debug!(target: "braid::devnet", "relay tx for {mid} dropped: {error}");
-                            relayer_actions.extend(
-                                self.relayer
-                                    .handle(RelayerInput::ExecuteDropped { id: mid }),
-                            );
-                        } else {
-                            self.push_log(now_ms, format!("chain {id} dropped tx {hash}: {error}"));
-                        }
-                    }
-                    SequencerOutput::ImportRejected { import, .. } => {
-                        relayer_actions.extend(self.relayer.handle(RelayerInput::ImportDropped {
-                            dest: *id,
-                            root: import,
-                        }));
-                    }
-                    _ => {}
-                }
+            for effect in effects {
+                self.chain_effect(*id, effect, now_ms, &mut relayer_actions)?;
             }
         }
         // operators
@@ -578,7 +556,9 @@ impl Devnet {
             let Some(node) = self.chains.get_mut(id) else {
                 continue;
             };
-            let calls = node.operator.tick(self.sl.sl(), &self.relayer);
+            let calls = node
+                .role
+                .operator_tick(self.sl.sl(), &WatchedSources(&self.relayer));
             let key = node.operator_key;
             // the next nonce counts the operator's txs still waiting for the next SL block
             let from = address_of(&key)?;
@@ -591,10 +571,90 @@ impl Devnet {
         // settlement layer
         let events = self.sl.tick(now_ms)?;
         for e in &events {
-            self.sl_event(now_ms, e)?;
+            self.sl_event(now_ms, e, &mut relayer_actions)?;
             relayer_actions.extend(self.relayer.observe_sl(e));
         }
         self.apply_relayer_actions(relayer_actions, now_ms);
+        Ok(())
+    }
+
+    /// Applies what chain `id`'s node asked for: persist, log, tell the relayer.
+    fn chain_effect(
+        &mut self,
+        id: ChainId,
+        effect: ChainEffect,
+        now_ms: u64,
+        relayer_actions: &mut Vec<RelayerAction>,
+    ) -> Result<(), NodeError> {
+        if let Some(line) = match self.chains.get_mut(&id) {
+            Some(node) => node.persist(&effect)?,
+            None => None,
+        } {
+            self.push_log(now_ms, line);
+        }
+        match effect {
+            ChainEffect::BlockSealed { block, .. } => {
+                self.counters.blocks += 1;
+                self.counters.transactions += block.block.transactions.len() as u64;
+                let (block, receipts) = (block.block, block.receipts);
+                self.note_block(&block, &receipts);
+                for r in &receipts {
+                    if let Some(mid) = r.message_executed {
+                        self.log_execution(id, mid, block.header.number, block.header.timestampMs);
+                    }
+                }
+                let n = block.header.number;
+                let txs = block.transactions.len();
+                if txs > 0 || !block.imports.is_empty() || !block.deposits.is_empty() {
+                    self.push_log(
+                        now_ms,
+                        format!(
+                            "chain {id} block {n}: {txs} txs, {} imports, {} deposits",
+                            block.imports.len(),
+                            block.deposits.len()
+                        ),
+                    );
+                }
+                relayer_actions.extend(
+                    self.relayer
+                        .handle(RelayerInput::SourceBlock { block, receipts }),
+                );
+            }
+            ChainEffect::BatchSealed { batch, .. } => {
+                self.counters.batches_sealed += 1;
+                relayer_actions.extend(self.relayer.handle(RelayerInput::BatchSealed {
+                    header: batch.header.clone(),
+                }));
+            }
+            ChainEffect::Output(SequencerOutput::TxDropped { hash, error }) => {
+                let mid = self
+                    .chains
+                    .get_mut(&id)
+                    .and_then(|n| n.relayer_txs.remove(&hash));
+                if let Some(mid) = mid {
+                    tracing::debug!(target: "braid::devnet", "relay tx for {mid} dropped: {error}");
+                    relayer_actions.extend(
+                        self.relayer
+                            .handle(RelayerInput::ExecuteDropped { id: mid }),
+                    );
+                } else {
+                    self.push_log(now_ms, format!("chain {id} dropped tx {hash}: {error}"));
+                }
+            }
+            ChainEffect::Output(SequencerOutput::ImportRejected { import, .. }) => {
+                relayer_actions.extend(self.relayer.handle(RelayerInput::ImportDropped {
+                    dest: id,
+                    root: import,
+                }));
+            }
+            ChainEffect::CheckFailed { batch, reason } => {
+                tracing::warn!(target: "braid::devnet", "chain {id} batch {batch} failed a settlement check: {reason}");
+            }
+            ChainEffect::Output(_)
+            | ChainEffect::Doomed { .. }
+            | ChainEffect::RolledBack { .. }
+            | ChainEffect::Finalized { .. } => {}
+        }
         Ok(())
     }
 
@@ -612,12 +672,14 @@ impl Devnet {
         self.push_log(at_ms, format!("message {id} executed on chain {dest} block {block} in {mode} mode after {latency}"));
     }
 
-    fn sl_event(&mut self, now_ms: u64, e: &SlEvent) -> Result<(), NodeError> {
+    fn sl_event(
+        &mut self,
+        now_ms: u64,
+        e: &SlEvent,
+        relayer_actions: &mut Vec<RelayerAction>,
+    ) -> Result<(), NodeError> {
         match e {
             SlEvent::DepositQueued(d) => {
-                if let Some(node) = self.chains.get_mut(&d.chainId) {
-                    node.seq.handle(SequencerInput::Deposit(d.clone()));
-                }
                 self.push_log(
                     now_ms,
                     format!(
@@ -655,36 +717,13 @@ impl Devnet {
                 );
             }
             SlEvent::BatchesReverted {
-                chain,
-                from,
-                to,
-                first_block,
-                ..
+                chain, from, to, ..
             } => {
                 self.counters.batches_reverted += to - from + 1;
                 self.push_log(
                     now_ms,
                     format!("SL: chain {chain} batches {from}..={to} reverted"),
                 );
-                // the SL's cascade cannot reach imports of the void roots in open batches
-                let mut lines = Vec::new();
-                for (id, node) in self.chains.iter_mut().filter(|(id, _)| *id != chain) {
-                    let void = |i: &braid_primitives::ImportedRoot| {
-                        i.voided_by(*chain, *from, *first_block)
-                    };
-                    if let Some(outcome) = node.seq.drop_void_imports(void)? {
-                        node.store.revert_to_block(outcome.head.number)?;
-                        lines.push(format!(
-                            "chain {id} dropped its open batch (imports of reverted chain {chain}); \
-                             {} txs back in the pool{}",
-                            outcome.txs_repooled,
-                            not_repooled(&outcome)
-                        ));
-                    }
-                }
-                for line in lines {
-                    self.push_log(now_ms, line);
-                }
             }
             SlEvent::TxRejected { call, error, .. } => {
                 tracing::warn!(target: "braid::devnet", "SL refused {call}: {error}");
@@ -693,54 +732,15 @@ impl Devnet {
         }
         let ids: Vec<ChainId> = self.chains.keys().copied().collect();
         for id in ids {
-            let actions = match self.chains.get_mut(&id) {
-                Some(node) => node.operator.observe_sl(e),
+            if !route::operator_concerns(id, e) {
+                continue;
+            }
+            let effects = match self.chains.get_mut(&id) {
+                Some(node) => node.role.observe_sl(e, self.sl.sl())?,
                 None => continue,
             };
-            for action in actions {
-                self.operator_action(id, action, now_ms)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn operator_action(
-        &mut self,
-        id: ChainId,
-        action: OperatorAction,
-        now_ms: u64,
-    ) -> Result<(), NodeError> {
-        let Some(node) = self.chains.get_mut(&id) else {
-            return Ok(());
-        };
-        match action {
-            OperatorAction::RevertSequencer {
-                last_valid_batch,
-                invalid_imports,
-                cause,
-            } => {
-                let outcome = node
-                    .seq
-                    .revert_to(last_valid_batch, |i| invalid_imports.contains(i))?;
-                node.store.revert_to_block(outcome.head.number)?;
-                self.push_log(
-                    now_ms,
-                    format!(
-                        "chain {id} re-sequencing from block {} after revert ({cause:?}); {} txs back in the pool{}",
-                        outcome.head.number + 1,
-                        outcome.txs_repooled,
-                        not_repooled(&outcome)
-                    ),
-                );
-            }
-            OperatorAction::Finalized { through } => {
-                node.seq.finalize_through(through);
-                if let Some(h) = node.store.batch(through)? {
-                    node.store.finalize_through_block(h.lastBlock)?;
-                }
-            }
-            OperatorAction::CheckFailed { batch, reason } => {
-                tracing::warn!(target: "braid::devnet", "chain {id} batch {batch} failed a settlement check: {reason}");
+            for effect in effects {
+                self.chain_effect(id, effect, now_ms, relayer_actions)?;
             }
         }
         Ok(())
@@ -757,8 +757,11 @@ impl Devnet {
                     let Some(node) = self.chains.get_mut(&dest) else {
                         continue;
                     };
-                    for out in node.seq.handle(SequencerInput::Import(root)) {
-                        if let SequencerOutput::ImportRejected { import, .. } = out {
+                    for effect in node.role.import(root) {
+                        if let ChainEffect::Output(SequencerOutput::ImportRejected {
+                            import, ..
+                        }) = effect
+                        {
                             queue.extend(
                                 self.relayer
                                     .handle(RelayerInput::ImportDropped { dest, root: import }),
@@ -809,8 +812,8 @@ impl Devnet {
             .get(&dest)
             .ok_or_else(|| format!("unknown chain {dest}"))?;
         let from = self.relayer_key.address();
-        let account = node.seq.state().account(&from).nonce;
-        let nonce = node.seq.mempool().pending_nonce(&from, account);
+        let account = node.seq().state().account(&from).nonce;
+        let nonce = node.seq().mempool().pending_nonce(&from, account);
         let input = execute_message_calldata(message, proof);
         let raw = self
             .relayer_key
@@ -888,8 +891,11 @@ impl Devnet {
             .chains
             .get(&source)
             .ok_or_else(|| format!("unknown chain {source}"))?;
-        let account = node.seq.state().account(&signer.address()).nonce;
-        let nonce = node.seq.mempool().pending_nonce(&signer.address(), account);
+        let account = node.seq().state().account(&signer.address()).nonce;
+        let nonce = node
+            .seq()
+            .mempool()
+            .pending_nonce(&signer.address(), account);
         let input = braid_primitives::IMessenger::sendMessageWithModeCall {
             destChain: U256::from(dest),
             recipient: signer.address(),
