@@ -6,7 +6,8 @@
 //! - commit the next batch after the SL's `last_committed` (one commit per tick);
 //! - prove every committed batch, in order;
 //! - request execution of every proven batch once an extension proof is available for each of
-//!   its `precommit` imports ([`ExtensionProofs`], implemented by [`Relayer`]).
+//!   its `precommit` imports ([`ExtensionProofs`]; `braid-driver` implements it over a relayer
+//!   core that follows the source chains).
 //!
 //! A call is not repeated until the SL has produced `resend_after_blocks` blocks since it was
 //! issued (it is either reflected in the SL's state by then, or was refused and is issued again). The shell signs the
@@ -24,7 +25,6 @@ use std::collections::BTreeMap;
 use alloy_primitives::Bytes;
 use braid_merkle::ExtensionProof;
 use braid_primitives::{BatchNumber, BlockNumber, ChainId, ImportKind, ImportedRoot};
-use braid_relayer::Relayer;
 use braid_sequencer::SealedBatch;
 use braid_settlement::{BatchStatus, RevertCause, SettlementLayer, SlCall, SlEvent};
 
@@ -139,12 +139,6 @@ pub trait ExtensionProofs {
     /// Proof that `import`'s LocalRoot is a prefix of the ChainBatchRoot of the source batch
     /// holding the imported block; `None` until that batch is sealed and known.
     fn precommit_extension(&self, import: &ImportedRoot) -> Option<ExtensionProof>;
-}
-
-impl ExtensionProofs for Relayer {
-    fn precommit_extension(&self, import: &ImportedRoot) -> Option<ExtensionProof> {
-        Relayer::precommit_extension(self, import)
-    }
 }
 
 /// What the operator asks the shell to do besides submitting calls.
@@ -482,6 +476,3 @@ impl Operator {
             .collect()
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -1691,7 +1691,7 @@ impl<'a> Sim<'a> {
             // the SL's rule
             let since = c.stalled_since();
             if now.saturating_sub(since) >= timeout {
-                calls.extend(op.tick(&self.sl, &self.relayer));
+                calls.extend(op.tick(&self.sl, &WatchedSources(&self.relayer)));
             }
         }
         for call in calls {

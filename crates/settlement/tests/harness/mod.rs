@@ -418,7 +418,9 @@ impl Net {
         node.core
             .set_prove_and_execute(node.mode == OperatorMode::Honest);
         let key = node.operator;
-        let mut calls = node.core.tick(&self.sl, &self.relayer);
+        let mut calls = node
+            .core
+            .tick(&self.sl, &braid_driver::WatchedSources(&self.relayer));
         if node.tamper_extension {
             for call in &mut calls {
                 if let SlCall::ExecuteBatch {

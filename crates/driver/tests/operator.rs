@@ -1,16 +1,24 @@
-//! Hand-driven scenarios: real sequencers, a real SL and a real relayer, no harness.
+//! The operator core in hand-driven scenarios: real sequencers, a real SL and a real relayer
+//! (its extension proofs through [`WatchedSources`]), no harness.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use super::*;
+use std::collections::BTreeMap;
+
 use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::SolCall as _;
+use braid_driver::WatchedSources;
 use braid_execution::TxSigner;
 use braid_merkle::verify_extension;
+use braid_operator::*;
+use braid_primitives::{BatchNumber, ChainId, ImportKind, ImportedRoot};
 use braid_primitives::{IMessenger, MESSENGER_ADDRESS};
 use braid_proof::ReExecution;
+use braid_relayer::Relayer;
 use braid_relayer::{RelayerAction, RelayerConfig, RelayerInput};
+use braid_sequencer::SealedBatch;
 use braid_sequencer::{SealedBlock, Sequencer, SequencerConfig, SequencerInput, SequencerOutput};
 use braid_settlement::{Authority, ChainGenesis, SlConfig, SlInput, SlTx};
+use braid_settlement::{RevertCause, SettlementLayer, SlCall, SlEvent};
 
 const A: ChainId = 901;
 const B: ChainId = 902;
@@ -118,7 +126,7 @@ impl World {
         self.ops
             .get_mut(&chain)
             .unwrap()
-            .tick(&self.sl, &self.relayer)
+            .tick(&self.sl, &WatchedSources(&self.relayer))
     }
 
     /// Submits `calls` for `chain` and produces an SL block; every operator observes its events.
