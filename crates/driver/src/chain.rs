@@ -2,6 +2,8 @@
 //! revert and finality decisions pass between them directly), with the view of the SL the
 //! operator acts on.
 
+use std::collections::BTreeMap;
+
 use braid_operator::{ExtensionProofs, Operator, OperatorAction, SlView};
 use braid_primitives::{BatchHeader, BatchNumber, BlockNumber, ChainId, ImportedRoot};
 use braid_relayer::Relayer;
@@ -54,6 +56,31 @@ impl ExtensionProofs for WatchedSources<'_> {
     fn precommit_extension(&self, import: &ImportedRoot) -> Option<braid_merkle::ExtensionProof> {
         self.0.precommit_extension(import)
     }
+}
+
+/// Why a chain node refused an import before its sequencer saw it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportRefusal {
+    /// A revert of the source that the sender had not seen voided the imported root.
+    #[error(
+        "import of chain {source_chain} at height {height} was built at source epoch {sent_at_epoch}; \
+         revert {revert} of the source (batches from {from_batch}, blocks from {first_block}) \
+         voided it"
+    )]
+    VoidedBySourceRevert {
+        /// The source chain.
+        source_chain: ChainId,
+        /// The imported block (or batch) number.
+        height: u64,
+        /// Reverts of the source the sender had seen.
+        sent_at_epoch: u64,
+        /// The revert (1-based count) that voided it.
+        revert: u64,
+        /// That revert's first batch.
+        from_batch: BatchNumber,
+        /// That revert's first block.
+        first_block: BlockNumber,
+    },
 }
 
 /// Why the sequencer rolled back.
@@ -113,6 +140,13 @@ pub enum ChainEffect {
         /// The last final batch.
         through: BatchNumber,
     },
+    /// An import was refused before reaching the sequencer (tell its sender).
+    ImportRefused {
+        /// The import.
+        import: ImportedRoot,
+        /// Why.
+        reason: ImportRefusal,
+    },
     /// The SL reported that a batch failed a settlement check.
     CheckFailed {
         /// The batch.
@@ -133,6 +167,9 @@ pub struct ChainRole {
     view: SlMirror,
     tree: AggregationConfig,
     alter_next: Option<BatchAlteration>,
+    /// Reverts of each other chain seen on the SL, in order: (first reverted batch, first
+    /// reverted block). Their count is the source's epoch ([`ChainRole::import`]).
+    source_reverts: BTreeMap<ChainId, Vec<(BatchNumber, BlockNumber)>>,
 }
 
 impl std::fmt::Debug for ChainRole {
@@ -166,6 +203,7 @@ impl ChainRole {
             view: SlMirror::new(chain),
             tree,
             alter_next: None,
+            source_reverts: BTreeMap::new(),
         })
     }
 
@@ -212,11 +250,52 @@ impl ChainRole {
         outs.into_iter().map(ChainEffect::Output).collect()
     }
 
-    /// A root to import in the next block (refusals come back as
-    /// `Output(SequencerOutput::ImportRejected)`).
-    pub fn import(&mut self, root: ImportedRoot) -> Vec<ChainEffect> {
+    /// A root to import in the next block. `source_epoch` is how many reverts of the source
+    /// the sender had seen when it built the import (`braid_relayer::Relayer::source_epoch`;
+    /// `None`: not said, taken as current). An import that a revert the sender had not seen
+    /// voided is refused ([`ChainEffect::ImportRefused`]): it names a block or batch that no
+    /// longer exists, and would make the batch holding it wait for an extension proof that
+    /// can never come. The sequencer's own refusals come back as
+    /// `Output(SequencerOutput::ImportRejected)`.
+    pub fn import(&mut self, root: ImportedRoot, source_epoch: Option<u64>) -> Vec<ChainEffect> {
+        if let Some(reason) = self.voided_import(&root, source_epoch) {
+            return vec![ChainEffect::ImportRefused {
+                import: root,
+                reason,
+            }];
+        }
         let outs = self.seq.handle(SequencerInput::Import(root));
         outs.into_iter().map(ChainEffect::Output).collect()
+    }
+
+    /// Whether a revert of `import`'s source after epoch `source_epoch` voided it.
+    fn voided_import(
+        &self,
+        import: &ImportedRoot,
+        source_epoch: Option<u64>,
+    ) -> Option<ImportRefusal> {
+        let epoch = usize::try_from(source_epoch?).unwrap_or(usize::MAX);
+        let me = self.id();
+        let source = import.sourceChain;
+        let reverts = self.source_reverts.get(&source)?;
+        reverts
+            .iter()
+            .enumerate()
+            .skip(epoch)
+            .find(|(_, (from, first_block))| {
+                import.voided_by(source, *from, *first_block)
+                    || self.tree.import_voided_by(me, import, source, *first_block)
+            })
+            .map(
+                |(i, (from, first_block))| ImportRefusal::VoidedBySourceRevert {
+                    source_chain: source,
+                    height: import.sourceHeight,
+                    sent_at_epoch: epoch as u64,
+                    revert: i as u64 + 1,
+                    from_batch: *from,
+                    first_block: *first_block,
+                },
+            )
     }
 
     /// Hands what the sequencer produced to the operator and turns it into effects (for
@@ -279,6 +358,10 @@ impl ChainRole {
                 first_block,
                 ..
             } if *chain != me => {
+                self.source_reverts
+                    .entry(*chain)
+                    .or_default()
+                    .push((*from, *first_block));
                 effects.extend(self.source_reverted(*chain, *from, *first_block)?);
             }
             _ => {}

@@ -19,7 +19,9 @@ mod chain;
 mod mirror;
 pub mod route;
 
-pub use chain::{ChainEffect, ChainRole, NoTree, RollbackCause, SlNode, WatchedSources};
+pub use chain::{
+    ChainEffect, ChainRole, ImportRefusal, NoTree, RollbackCause, SlNode, WatchedSources,
+};
 pub use mirror::SlMirror;
 
 use braid_primitives::{BatchNumber, ChainId};

@@ -845,6 +845,8 @@ pub struct RelayerProcess {
     key: TxSigner,
     /// Execution transactions sent and not yet seen included: hash → (dest, message id).
     in_flight: HashMap<B256, (ChainId, MessageId)>,
+    /// Imports a destination refused in the last round, reported to the core in the next.
+    refused: Vec<(ChainId, braid_primitives::ImportedRoot)>,
 }
 
 impl RelayerProcess {
@@ -857,6 +859,7 @@ impl RelayerProcess {
             cursors: Cursors::default(),
             key,
             in_flight: HashMap::new(),
+            refused: Vec::new(),
         }
     }
 
@@ -867,6 +870,12 @@ impl RelayerProcess {
         let mut actions = self.relayer.handle(RelayerInput::Tick {
             now_ms: crate::run::now_ms(),
         });
+        for (dest, root) in std::mem::take(&mut self.refused) {
+            actions.extend(
+                self.relayer
+                    .handle(RelayerInput::ImportDropped { dest, root }),
+            );
+        }
         for (_, block, receipts) in fetched.blocks {
             actions.extend(
                 self.relayer
@@ -910,8 +919,10 @@ impl RelayerProcess {
             match action {
                 RelayerAction::Import { dest, root } => {
                     if let Some(url) = self.chains.get(&dest) {
-                        if let Err(e) = call(url, "braid_importRoot", json!([root])) {
+                        let epoch = self.relayer.source_epoch(root.sourceChain);
+                        if let Err(e) = call(url, "braid_importRoot", json!([root, epoch])) {
                             tracing::warn!("import into {dest} refused: {e}");
+                            self.refused.push((dest, root));
                         }
                     }
                 }

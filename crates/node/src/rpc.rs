@@ -233,8 +233,18 @@ pub fn chain_extension(
                 serde_json::from_value(param(params, 0).cloned().unwrap_or(Value::Null)).map_err(
                     |e| RpcError::invalid_params(format!("an ImportedRoot object expected: {e}")),
                 )?;
-            match node.role.import(import).pop() {
+            // optional: the reverts of the source the sender had seen (its source epoch)
+            let epoch = match param(params, 1) {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().ok_or_else(|| {
+                    RpcError::invalid_params("source epoch: a non-negative integer expected")
+                })?),
+            };
+            match node.role.import(import, epoch).pop() {
                 Some(ChainEffect::Output(SequencerOutput::ImportQueued(_))) => Ok(json!("queued")),
+                Some(ChainEffect::ImportRefused { reason, .. }) => {
+                    Err(RpcError::server(reason.to_string()))
+                }
                 Some(ChainEffect::Output(SequencerOutput::ImportRejected { error, .. })) => {
                     Err(RpcError::server(error.to_string()))
                 }

@@ -235,6 +235,7 @@ impl ChainNode {
             ))),
             ChainEffect::BatchSealed { .. }
             | ChainEffect::Output(_)
+            | ChainEffect::ImportRefused { .. }
             | ChainEffect::Doomed { .. } => Ok(None),
         }
     }
@@ -653,6 +654,7 @@ impl Devnet {
             ChainEffect::Output(_)
             | ChainEffect::Doomed { .. }
             | ChainEffect::RolledBack { .. }
+            | ChainEffect::ImportRefused { .. }
             | ChainEffect::Finalized { .. } => {}
         }
         Ok(())
@@ -754,19 +756,22 @@ impl Devnet {
                     if !self.config.autorelay {
                         continue;
                     }
+                    let epoch = self.relayer.source_epoch(root.sourceChain);
                     let Some(node) = self.chains.get_mut(&dest) else {
                         continue;
                     };
-                    for effect in node.role.import(root) {
-                        if let ChainEffect::Output(SequencerOutput::ImportRejected {
-                            import, ..
-                        }) = effect
-                        {
-                            queue.extend(
-                                self.relayer
-                                    .handle(RelayerInput::ImportDropped { dest, root: import }),
-                            );
-                        }
+                    for effect in node.role.import(root, Some(epoch)) {
+                        let refused = match effect {
+                            ChainEffect::Output(SequencerOutput::ImportRejected {
+                                import, ..
+                            })
+                            | ChainEffect::ImportRefused { import, .. } => import,
+                            _ => continue,
+                        };
+                        queue.extend(self.relayer.handle(RelayerInput::ImportDropped {
+                            dest,
+                            root: refused,
+                        }));
                     }
                 }
                 RelayerAction::Execute {

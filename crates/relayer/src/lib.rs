@@ -729,6 +729,8 @@ struct ChainView {
     requested_proof: BTreeMap<u64, BTreeSet<ImportKey>>,
     /// Blocks of this chain (as a source) known L2-final.
     certified: BTreeSet<BlockNumber>,
+    /// Reverts of this chain's batches seen on the SL ([`Relayer::source_epoch`]).
+    reverts: u64,
     /// Certified blocks whose postconfirmation was asked for.
     postconfirm_asked: BTreeSet<BlockNumber>,
 }
@@ -1367,6 +1369,9 @@ impl Relayer {
     }
 
     fn reverted(&mut self, chain_id: ChainId, from: BatchNumber, first_block: BlockNumber) {
+        if let Some(view) = self.chains.get_mut(&chain_id) {
+            view.reverts += 1;
+        }
         // imports of void roots of this source are no longer wanted anywhere (tree node hashes
         // over the source's void blocks included)
         let agg = self.config.aggregation.as_ref();
@@ -1994,6 +1999,14 @@ impl Relayer {
     /// The sealed batch of `chain` holding `block`, if seen.
     pub fn batch_of_block(&self, chain: ChainId, block: BlockNumber) -> Option<&BatchHeader> {
         self.chains.get(&chain)?.batch_of_block(block)
+    }
+
+    /// How many reverts of `chain`'s batches the relayer has seen on the SL: the source epoch
+    /// an import it sends now belongs to. A destination that has seen more reverts of the
+    /// source refuses an import of an older epoch that a later revert voided
+    /// (`braid_driver::ChainRole::import`): it was built from blocks that no longer exist.
+    pub fn source_epoch(&self, chain: ChainId) -> u64 {
+        self.chains.get(&chain).map_or(0, |c| c.reverts)
     }
 
     /// The last block seen of `chain`.

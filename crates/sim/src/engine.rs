@@ -231,8 +231,12 @@ enum Delivery {
     SlToRelayer(Vec<SlEvent>),
     /// SL → an operator (feed).
     SlToOperator(ChainId, SlEvent),
-    /// Relayer → sequencer.
-    Import { dest: ChainId, root: ImportedRoot },
+    /// Relayer → sequencer, with the source epoch the relayer was at.
+    Import {
+        dest: ChainId,
+        root: ImportedRoot,
+        epoch: u64,
+    },
     /// Relayer → sequencer: `executeMessage` (signed on arrival with the relayer's key).
     Execute {
         dest: ChainId,
@@ -1157,6 +1161,21 @@ impl<'a> Sim<'a> {
                 return Ok(());
             }
             ChainEffect::Finalized { .. } | ChainEffect::CheckFailed { .. } => return Ok(()),
+            ChainEffect::ImportRefused { import, reason } => {
+                if let Some(node) = self.chains.get_mut(&id) {
+                    *node
+                        .stats
+                        .imports_rejected
+                        .entry(kind_of(&reason))
+                        .or_default() += 1;
+                }
+                let d = Delivery::ImportRejected {
+                    dest: id,
+                    root: import,
+                };
+                self.send(seq_role, relayer, Class::Datagram, d);
+                return Ok(());
+            }
             ChainEffect::Output(out) => out,
         };
         match out {
@@ -1887,7 +1906,8 @@ impl<'a> Sim<'a> {
                         self.import_deadline
                             .insert((dest, key), (root.clone(), deadline));
                     }
-                    let d = Delivery::Import { dest, root };
+                    let epoch = self.relayer.source_epoch(root.sourceChain);
+                    let d = Delivery::Import { dest, root, epoch };
                     self.send(Role::Relayer, Role::Sequencer(dest), Class::Datagram, d);
                 }
                 RelayerAction::Execute {
@@ -2037,9 +2057,9 @@ impl<'a> Sim<'a> {
                 self.relayer_actions(actions);
             }
             Delivery::SlToOperator(id, e) => self.operator_observes(id, e)?,
-            Delivery::Import { dest, root } => {
+            Delivery::Import { dest, root, epoch } => {
                 let effects = match self.chains.get_mut(&dest) {
-                    Some(node) => node.role.import(root),
+                    Some(node) => node.role.import(root, Some(epoch)),
                     None => vec![],
                 };
                 for effect in effects {

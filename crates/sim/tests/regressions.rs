@@ -233,3 +233,74 @@ fn v_noloss_onerevert() {
         r.relayer.error_kinds
     );
 }
+
+/// Imports of `chain` refused because a revert of their source that the relayer had not seen
+/// yet voided them.
+fn voided_imports_refused(r: &Report) -> u64 {
+    r.chains
+        .values()
+        .map(|c| {
+            c.imports_rejected
+                .get("VoidedBySourceRevert")
+                .copied()
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Four chains, every pair precommit, one operator revert (cascading through the mesh). An
+/// import the relayer built from a source block just before the SL reverted it arrived at its
+/// destination after the revert; the destination had already dropped the void imports it held,
+/// so it queued this one, included it after its own roll-back and executed a message that no
+/// longer existed (`executed_message_exists`, 8 of 10 seeds). Imports now carry the source
+/// epoch the relayer was at (reverts of the source it had seen), and a chain node refuses one
+/// that a later revert voided (`ImportRefusal::VoidedBySourceRevert`). A void import waiting in
+/// the import queue is dropped too (it was kept when no block held one yet).
+#[test]
+fn mesh4_precommit_revert() {
+    let mut refused = 0;
+    for seed in 1..=4 {
+        let r = run_repro("mesh4_precommit_revert", seed);
+        assert_eq!(r.reverts.by_operator, 1, "seed {seed}: {:?}", r.revert_log);
+        assert!(r.reverts.cascade >= 1, "seed {seed}: {:?}", r.revert_log);
+        let m = r.mode("precommit");
+        assert_eq!(m.executed, m.settled, "seed {seed}: {m:?}");
+        refused += voided_imports_refused(&r);
+    }
+    assert!(refused > 0, "no void import reached a destination late");
+}
+
+/// A three-chain precommit cycle under load and one revert: no invariant fired, but no chain
+/// executed another batch for the last ~70 s (a destination batch held an import the revert
+/// voided and waited for an extension proof that could never exist). Now caught by the
+/// liveness check, and fixed with the import epochs of `mesh4_precommit_revert`.
+#[test]
+fn cyc3_heavy() {
+    let s = repro("cyc3_heavy");
+    let r = run_repro("cyc3_heavy", s.seed);
+    assert!(r.liveness.stalled_chains.is_empty(), "{:?}", r.liveness);
+    assert_eq!(r.liveness.stuck_count, 0, "{:?}", r.liveness);
+    assert!(r.reverts.by_operator >= 1, "{:?}", r.revert_log);
+    for (id, c) in &r.chains {
+        assert!(
+            c.batches_executed + 3 >= c.batches_committed - c.batches_reverted,
+            "chain {id} settles to the end: {c:?}"
+        );
+    }
+}
+
+/// `v_noloss_onerevert` at the seeds where, after the relayer fix, delivery still stalled on
+/// void precommit imports (`chain_settles` at seeds 1–3 and 7).
+#[test]
+fn v_noloss_onerevert_other_seeds() {
+    for seed in [1, 2, 3, 7] {
+        let r = run_repro("v_noloss_onerevert", seed);
+        assert!(
+            r.reverts.by_operator >= 1,
+            "seed {seed}: {:?}",
+            r.revert_log
+        );
+        let m = r.mode("precommit");
+        assert_eq!(m.executed, m.settled, "seed {seed}: {m:?}");
+    }
+}

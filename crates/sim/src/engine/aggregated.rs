@@ -453,7 +453,7 @@ impl Sim<'_> {
             root: keccak256(format!("forged tree hash {i} at checkpoint {checkpoint}")),
             messageCount: 1,
         };
-        let _refused = node.role.import(import); // the adversary's: no one to tell
+        let _refused = node.role.import(import, None); // the adversary's: no one to tell
         net.stats.forged_imports_injected += 1;
     }
 
