@@ -2,10 +2,12 @@
 //! revert and finality decisions pass between them directly), with the view of the SL the
 //! operator acts on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use alloy_primitives::B256;
 
 use braid_operator::{ExtensionProofs, Operator, OperatorAction, SlView};
-use braid_primitives::{BatchHeader, BatchNumber, BlockNumber, ChainId, ImportedRoot};
+use braid_primitives::{BatchHeader, BatchNumber, BlockNumber, ChainId, ImportKind, ImportedRoot};
 use braid_relayer::Relayer;
 use braid_sequencer::{
     RevertOutcome, SealedBatch, SealedBlock, Sequencer, SequencerInput, SequencerOutput,
@@ -80,6 +82,18 @@ pub enum ImportRefusal {
         from_batch: BatchNumber,
         /// That revert's first block.
         first_block: BlockNumber,
+    },
+    /// The SL reverted a batch of this chain for holding this very import: the source's
+    /// committed batch holds another LocalRoot at that block (`RevertCause::Contradicted`).
+    #[error(
+        "import of chain {source_chain} block {block} is contradicted by the source's committed \
+         batch (the SL reverted a batch holding it)"
+    )]
+    Contradicted {
+        /// The source chain.
+        source_chain: ChainId,
+        /// The imported block.
+        block: BlockNumber,
     },
 }
 
@@ -170,6 +184,9 @@ pub struct ChainRole {
     /// Reverts of each other chain seen on the SL, in order: (first reverted batch, first
     /// reverted block). Their count is the source's epoch ([`ChainRole::import`]).
     source_reverts: BTreeMap<ChainId, Vec<(BatchNumber, BlockNumber)>>,
+    /// Block-root imports the SL found contradicted by their source's batches: (source, block,
+    /// root). Never imported again.
+    contradicted: BTreeSet<(ChainId, BlockNumber, B256)>,
 }
 
 impl std::fmt::Debug for ChainRole {
@@ -204,6 +221,7 @@ impl ChainRole {
             tree,
             alter_next: None,
             source_reverts: BTreeMap::new(),
+            contradicted: BTreeSet::new(),
         })
     }
 
@@ -274,6 +292,15 @@ impl ChainRole {
         import: &ImportedRoot,
         source_epoch: Option<u64>,
     ) -> Option<ImportRefusal> {
+        let key = (import.sourceChain, import.sourceHeight, import.root);
+        if import.import_kind().is_ok_and(ImportKind::is_block_root)
+            && self.contradicted.contains(&key)
+        {
+            return Some(ImportRefusal::Contradicted {
+                source_chain: import.sourceChain,
+                block: import.sourceHeight,
+            });
+        }
         let epoch = usize::try_from(source_epoch?).unwrap_or(usize::MAX);
         let me = self.id();
         let source = import.sourceChain;
@@ -351,6 +378,25 @@ impl ChainRole {
                     effects.extend(outs.into_iter().map(ChainEffect::Output));
                 }
                 return Ok(effects);
+            }
+            SlEvent::BatchesReverted {
+                chain,
+                from,
+                first_block,
+                ..
+            } if *chain == me => {
+                if let SlEvent::BatchesReverted {
+                    cause:
+                        RevertCause::Contradicted {
+                            source_chain,
+                            block,
+                            root,
+                        },
+                    ..
+                } = e
+                {
+                    self.contradicted.insert((*source_chain, *block, *root));
+                }
             }
             SlEvent::BatchesReverted {
                 chain,

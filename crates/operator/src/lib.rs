@@ -243,6 +243,9 @@ struct PendingRevert {
     from: BatchNumber,
     cause: RevertCause,
     dropped: BTreeMap<BatchNumber, Held>,
+    /// Imports the SL found contradicted by their source's batches (`RevertCause::Contradicted`):
+    /// they can never settle and must not be imported again.
+    contradicted: Vec<(ChainId, BlockNumber, alloy_primitives::B256)>,
 }
 
 impl Operator {
@@ -355,18 +358,28 @@ impl Operator {
                 }
                 let dropped = self.batches.split_off(from);
                 self.issued.retain(|(b, _), _| *b < *from);
+                let contradicted = match cause {
+                    RevertCause::Contradicted {
+                        source_chain,
+                        block,
+                        root,
+                    } => vec![(*source_chain, *block, *root)],
+                    _ => vec![],
+                };
                 // The roll-back waits for the end of this SL block: a cascade in the same block
                 // may still void imports of the dropped batches (its event comes later).
                 match &mut self.pending_revert {
                     Some(p) => {
                         p.from = p.from.min(*from);
                         p.dropped.extend(dropped);
+                        p.contradicted.extend(contradicted);
                     }
                     None => {
                         self.pending_revert = Some(PendingRevert {
                             from: *from,
                             cause: *cause,
                             dropped,
+                            contradicted,
                         })
                     }
                 }
@@ -382,6 +395,10 @@ impl Operator {
                         let (me, tree) = (self.config.chain_id, self.config.tree.as_ref());
                         let void = self.source_reverts.iter().any(|r| {
                             r.seen_seq > held.sealed_seq && r.invalidates(me, tree, import)
+                        }) || p.contradicted.iter().any(|(c, h, r)| {
+                            import.sourceChain == *c
+                                && import.sourceHeight == *h
+                                && import.root == *r
                         });
                         if void && !invalid_imports.contains(import) {
                             invalid_imports.push(import.clone());

@@ -455,6 +455,21 @@ impl Sequencer {
         })
     }
 
+    /// The sequencer a node resumes with after a crash when it persisted its blocks and the
+    /// state at the end of every batch the SL has not executed (or rebuilds them by
+    /// re-executing its stored blocks from the last final one): as [`Sequencer::restore`] —
+    /// empty pool, no pending imports (the relayer sends them again), next block one block time
+    /// after the head — but it keeps its revert snapshots, so it can still roll back to any
+    /// batch that is not final, and the SL deposits not final yet (re-read from the SL).
+    pub fn restarted(&self) -> Self {
+        let mut s = self.clone();
+        s.mempool = Mempool::new(s.config.mempool);
+        s.pending_imports.clear();
+        s.catch_up_blocks = 0;
+        s.next_block_at_ms = s.head.timestampMs.saturating_add(s.config.block_time_ms);
+        s
+    }
+
     /// The configuration.
     pub fn config(&self) -> &SequencerConfig {
         &self.config

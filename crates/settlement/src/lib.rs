@@ -479,6 +479,18 @@ pub enum RevertCause {
         /// The first reverted batch of the source.
         source_batch: BatchNumber,
     },
+    /// The batch imported, as the LocalRoot of block `block` of `source_chain`, a root that
+    /// the source's committed batch holding that block contradicts: a block the source's
+    /// batches do not contain (an equivocating sequencer showed the importer another block at
+    /// that height), or one a revert voided. The import can never settle.
+    Contradicted {
+        /// The source chain.
+        source_chain: ChainId,
+        /// The imported block.
+        block: BlockNumber,
+        /// The imported root, which the source's batch does not hold at that block.
+        root: B256,
+    },
 }
 
 /// Outputs of the SL.
@@ -1146,6 +1158,7 @@ impl SettlementLayer {
             }
         }
         self.tick_optimistic(&mut events);
+        self.revert_contradicted(&mut events);
         self.settle_ready(&mut events);
         let epoch = self.epoch_at(self.now_ms);
         if let Some((set_hash, validators)) = self.staking.snapshot(epoch) {
@@ -2156,6 +2169,69 @@ impl SettlementLayer {
                     .map(|b| b.header.stateRoot),
             );
             self.proofs.retain(chain_id, &keep);
+        }
+    }
+
+    /// The first import of an unexecuted batch of each chain that a committed source batch
+    /// contradicts ([`RevertCause::Contradicted`]): a `precommit` or `qc` import of block `h` of
+    /// a source whose committed batch holding `h` has another LocalRoot (or message count) at
+    /// `h`. Such a batch can never execute (no extension proof links the import to the source's
+    /// batch root), so it is reverted at once, with its importers, instead of waiting forever.
+    fn contradicted_imports(&self) -> Vec<(ChainId, BatchNumber, RevertCause)> {
+        let mut hits = Vec::new();
+        for (id, chain) in &self.chains {
+            let hit = chain
+                .batches
+                .range(chain.last_executed + 1..)
+                .map(|(_, b)| b)
+                .find_map(|b| {
+                    b.imports
+                        .iter()
+                        .find(|i| self.import_contradicted(i))
+                        .map(|i| (b.header.number, i))
+                });
+            if let Some((n, i)) = hit {
+                // a final batch imports only final roots (crate docs): never contradicted
+                if self.finality(*id, n).is_none() {
+                    hits.push((
+                        *id,
+                        n,
+                        RevertCause::Contradicted {
+                            source_chain: i.sourceChain,
+                            block: i.sourceHeight,
+                            root: i.root,
+                        },
+                    ));
+                }
+            }
+        }
+        hits
+    }
+
+    /// Whether a committed batch of `import`'s source holds another LocalRoot at the imported
+    /// block (block-root imports only; genesis and blocks not committed yet never are).
+    fn import_contradicted(&self, import: &ImportedRoot) -> bool {
+        if !import.import_kind().is_ok_and(ImportKind::is_block_root) || import.sourceHeight == 0 {
+            return false;
+        }
+        let Some(rec) = self
+            .chains
+            .get(&import.sourceChain)
+            .and_then(|c| c.batch_holding_block(import.sourceHeight))
+        else {
+            return false;
+        };
+        let offset = (import.sourceHeight - rec.header.firstBlock) as usize;
+        rec.local_roots
+            .get(offset)
+            .is_some_and(|held| *held != (import.root, import.messageCount))
+    }
+
+    /// Reverts, with their importers, the batches holding a contradicted import (see
+    /// [`RevertCause::Contradicted`]).
+    fn revert_contradicted(&mut self, events: &mut Vec<SlEvent>) {
+        for (chain, from, cause) in self.contradicted_imports() {
+            self.revert_cascading(chain, from, cause, events);
         }
     }
 

@@ -489,3 +489,44 @@ fn a_sequencer_censoring_deposits_cannot_settle_past_the_inclusion_window() {
     );
     assert_eq!(net.sl.pending_deposit_value(), U256::from(ETH));
 }
+
+/// An importer shown a block the source's batches do not hold (an equivocating sequencer's, or
+/// a void one): once the source commits the batch holding that height, the SL sees the
+/// imported LocalRoot contradicted and reverts the importer at once (`RevertCause::Contradicted`)
+/// instead of leaving it waiting for an extension proof that cannot exist; its operator drops
+/// the import and the re-sequenced batch settles.
+#[test]
+fn an_import_the_source_batch_contradicts_reverts_its_importer() {
+    let mut net = Net::new(&[A, B]);
+    let forged = braid_primitives::ImportedRoot {
+        kind: ImportKind::Precommit as u8,
+        sourceChain: A,
+        sourceHeight: 1,
+        root: alloy_primitives::B256::repeat_byte(0xab),
+        messageCount: 1,
+    };
+    net.nodes
+        .get_mut(&B)
+        .unwrap()
+        .seq
+        .handle(braid_sequencer::SequencerInput::Import(forged.clone()));
+    net.run(12);
+    let contradicted: Vec<_> = net
+        .events(|e| {
+            matches!(e, SlEvent::BatchesReverted {
+                chain: B,
+                from: 1,
+                cause: RevertCause::Contradicted { source_chain: A, block: 1, root },
+                ..
+            } if *root == forged.root)
+        })
+        .collect();
+    assert_eq!(contradicted.len(), 1, "{:?}", net.sl_events);
+    assert!(net.executed(A, 1));
+    assert!(net.executed(B, 1), "the re-sequenced batch settles");
+    assert!(net.nodes[&B]
+        .seq
+        .state()
+        .imports()
+        .all(|i| i.root != forged.root));
+}

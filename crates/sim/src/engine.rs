@@ -127,17 +127,10 @@ fn tamper_state_root(batch: &mut braid_sequencer::SealedBatch) {
     batch.header.daCommitment = braid_primitives::da_commitment(&batch.blocks);
 }
 
-/// A sequencer rebuilt from what its node persisted (state, head, open batch, last batch) with
-/// an empty pool: the path a real chain node takes on restart.
-fn restored(seq: &Sequencer) -> Result<Sequencer, String> {
-    Sequencer::restore(
-        seq.config().clone(),
-        seq.state().clone(),
-        seq.head().clone(),
-        seq.open_batch().to_vec(),
-        seq.last_batch(),
-    )
-    .map_err(|e| format!("chain {}: restore: {e}", seq.config().chain_id))
+/// A sequencer as its node resumes after a crash ([`Sequencer::restarted`]): what it persisted
+/// (blocks, the state at each batch end not final yet), with an empty pool.
+fn restored(seq: &Sequencer) -> Sequencer {
+    seq.restarted()
 }
 
 /// Runs `scenario` with `seed` to the end of its duration (or the first invariant violation)
@@ -894,7 +887,7 @@ impl<'a> Sim<'a> {
             return Ok(()); // another crash keeps it down longer
         }
         let lost = node.role.seq().mempool().len() as u64;
-        *node.role.seq_mut() = restored(node.role.seq())?;
+        *node.role.seq_mut() = restored(node.role.seq());
         self.heads_moved = true;
         node.stats.pool_txs_lost += lost;
         node.stats.downtime_ms += downtime;
@@ -1035,7 +1028,7 @@ impl<'a> Sim<'a> {
             return Ok(());
         }
         let twin = match node.equivocate_next {
-            Some(_) => Some(restored(node.role.seq())?),
+            Some(_) => Some(restored(node.role.seq())),
             None => None,
         };
         let mut outs = node
@@ -1049,7 +1042,14 @@ impl<'a> Sim<'a> {
             });
             if let Some((block, receipts)) = lie {
                 // block h goes to the relayer only; the chain continues on h' (same height,
-                // built a millisecond later from an empty pool), which its batches commit
+                // built a millisecond later from an empty pool), which its batches commit.
+                // The messages only h holds are phantoms (see `Invariants::phantom_leaves`).
+                let outbox = node.role.seq().state().outbox();
+                for id in receipts.iter().filter_map(|r| r.message_sent) {
+                    if let Some(leaf) = outbox.leaf(id.nonce) {
+                        self.invariants.phantom_leaves.insert(leaf);
+                    }
+                }
                 node.equivocate_next = None;
                 *node.role.seq_mut() = twin;
                 outs = node
@@ -1646,6 +1646,14 @@ impl<'a> Sim<'a> {
                     } => {
                         self.revert_stats.cascade += 1;
                         format!("cascade from {source_chain}/{source_batch}")
+                    }
+                    RevertCause::Contradicted {
+                        source_chain,
+                        block,
+                        ..
+                    } => {
+                        self.revert_stats.contradicted += 1;
+                        format!("contradicted import of {source_chain} block {block}")
                     }
                 };
                 self.revert_log.push(RevertRecord {

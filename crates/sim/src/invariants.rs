@@ -15,6 +15,14 @@ pub(crate) struct Execution {
     pub leaf: Option<B256>,
 }
 
+/// The outcome of checking one execution.
+enum Check {
+    Holds,
+    /// An execution of an equivocated block's message, not settled: tracked until undone.
+    Phantom,
+    Fails(Failure),
+}
+
 /// A failed invariant: its name and what was seen.
 pub(crate) type Failure = (&'static str, String);
 
@@ -33,6 +41,14 @@ pub(crate) struct Invariants {
     /// rolled back yet: executions from there on are void and wait for the rollback (the SL
     /// event reaches each chain's operator with its own latency).
     pub voided: BTreeMap<ChainId, BlockNumber>,
+    /// Leaves of messages that only an equivocating sequencer's discarded block held (the
+    /// relayer saw that block, the chain's batches hold another at its height). A destination
+    /// that imported the block may execute them; it must not *keep* them: the SL finds the
+    /// import contradicted by the source's batch and reverts the importer. Until the
+    /// destination block settles or the run ends such an execution is tracked, not a failure.
+    pub phantom_leaves: BTreeSet<B256>,
+    /// Executions of phantom messages not rolled back yet (re-checked as the SL moves).
+    phantoms: BTreeSet<(ChainId, MessageId)>,
     /// Executions recorded since the last check (checked incrementally).
     unchecked: Vec<(ChainId, MessageId)>,
     /// Each destination's last settled block at the last check.
@@ -221,6 +237,9 @@ impl Invariants {
             }
         }
         self.unchecked.clear();
+        if sl_moved {
+            todo.extend(self.phantoms.iter().copied());
+        }
         if sl_moved || full {
             for dest in self.executed.keys() {
                 self.settled_block
@@ -228,11 +247,44 @@ impl Invariants {
             }
         }
         for (dest, id) in todo {
-            if let Some(f) = self.check_one(sl, &lookup, dest, id) {
-                return Some(f);
+            match self.check_one(sl, &lookup, dest, id) {
+                Check::Holds => {
+                    self.phantoms.remove(&(dest, id));
+                }
+                Check::Phantom => {
+                    self.phantoms.insert((dest, id));
+                }
+                Check::Fails(f) => return Some(f),
             }
         }
         None
+    }
+
+    /// Executions of an equivocating sequencer's discarded messages that their destination
+    /// still holds (checked at the end of a run: the SL's contradiction revert must have
+    /// undone them).
+    pub fn phantoms_kept<'s>(
+        &self,
+        lookup: impl Fn(ChainId) -> Option<&'s Sequencer>,
+    ) -> Vec<Failure> {
+        self.phantoms
+            .iter()
+            .filter_map(|(dest, id)| {
+                let exec = self.executed.get(dest)?.get(id)?;
+                let src = lookup(id.source_chain)?;
+                let leaf = src.state().outbox().leaf(id.nonce);
+                (leaf != exec.leaf).then(|| {
+                    (
+                        "executed_message_exists",
+                        format!(
+                            "message {id} executed on chain {dest} block {} is in no block of \
+                             its source's batches (an equivocated block), and was never undone",
+                            exec.block
+                        ),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// The per-execution invariants: the message exists in its source's tree, and if its
@@ -243,14 +295,20 @@ impl Invariants {
         lookup: &impl Fn(ChainId) -> Option<&'s Sequencer>,
         dest: ChainId,
         id: MessageId,
-    ) -> Option<Failure> {
-        let exec = self.executed.get(&dest)?.get(&id)?;
+    ) -> Check {
+        let Some(exec) = self.executed.get(&dest).and_then(|e| e.get(&id)) else {
+            return Check::Holds; // rolled back
+        };
         let void_from = self.voided.get(&dest).copied().unwrap_or(BlockNumber::MAX);
         if exec.block >= void_from {
-            return None; // void on the SL; the destination's rollback is on its way
+            return Check::Holds; // void on the SL; the destination's rollback is on its way
         }
+        let dest_settled_block = sl
+            .chain(dest)
+            .and_then(|c| c.batches.get(&c.last_executed))
+            .map(|b| b.header.lastBlock);
         let Some(src) = lookup(id.source_chain) else {
-            return Some((
+            return Check::Fails((
                 "executed_message_exists",
                 format!("message {id} executed on {dest} from an unknown source"),
             ));
@@ -261,8 +319,12 @@ impl Invariants {
             (Some(have), Some(want)) => have == want,
             (Some(_), None) => true,
         };
+        let settled = dest_settled_block.is_some_and(|b| exec.block <= b);
+        if !ok && !settled && exec.leaf.is_some_and(|l| self.phantom_leaves.contains(&l)) {
+            return Check::Phantom;
+        }
         if !ok {
-            return Some((
+            return Check::Fails((
                 "executed_message_exists",
                 format!(
                     "message {id} executed on chain {dest} block {} is not in its source's \
@@ -271,16 +333,12 @@ impl Invariants {
                 ),
             ));
         }
-        let dest_settled_block = sl
-            .chain(dest)
-            .and_then(|c| c.batches.get(&c.last_executed))
-            .map(|b| b.header.lastBlock);
         let settled_count = sl
             .chain(id.source_chain)
             .and_then(|c| c.batches.get(&c.last_executed))
             .map_or(0, |b| b.header.messageCount);
-        if dest_settled_block.is_some_and(|b| exec.block <= b) && id.nonce >= settled_count {
-            return Some((
+        if settled && id.nonce >= settled_count {
+            return Check::Fails((
                 "settled_execution_has_settled_source",
                 format!(
                     "message {id} executed in settled block {} of chain {dest}, but its source \
@@ -289,7 +347,7 @@ impl Invariants {
                 ),
             ));
         }
-        None
+        Check::Holds
     }
 }
 

@@ -190,6 +190,10 @@ pub struct RevertReport {
     pub by_council: u64,
     /// Reverts in cascade (the batch imported from a reverted batch or block).
     pub cascade: u64,
+    /// Reverts of a batch holding an import the source's committed batch contradicts (an
+    /// equivocating sequencer's block, or a voided one).
+    #[serde(default)]
+    pub contradicted: u64,
     /// Batches reverted, over all events.
     pub batches: u64,
 }

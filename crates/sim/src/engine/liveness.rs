@@ -11,6 +11,11 @@
 //!   sequencer produces blocks, empty or not, every block time, so there is always a batch
 //!   to settle).
 //!
+//! - **`executed_message_exists`** (its end-of-run part): an execution of a message only an
+//!   equivocating sequencer's discarded block held is tolerated while its destination block is
+//!   not settled (the SL must find the import contradicted and revert the importer); one still
+//!   held at the end was kept.
+//!
 //! A safety violation stops the run early; liveness is then not judged.
 
 use braid_relayer::MessageStatus;
@@ -131,6 +136,13 @@ impl Sim<'_> {
                     first.head
                 ),
             ));
+        }
+        let chains = &self.chains;
+        let kept = self
+            .invariants
+            .phantoms_kept(|id| chains.get(&id).map(|n| n.role.seq()));
+        for (invariant, detail) in kept.into_iter().take(1) {
+            self.liveness_violations.push(violation(invariant, detail));
         }
         self.liveness = report;
     }
