@@ -372,7 +372,7 @@ fn check_step(
     let (from_json, from_postcard) = serde_round_trips(&witness);
     assert_eq!(from_json, witness);
     assert_eq!(from_postcard, witness);
-    assert_eq!(verify_step(pre, step, &from_json), Ok((got.clone(), cost)));
+    assert_eq!(verify_step(pre, step, &from_json), Ok((got, cost)));
 
     // Omitting any single item fails.
     for j in 0..witness.entries.len() {
