@@ -1833,6 +1833,7 @@ impl<'a> Sim<'a> {
         if let SlEvent::DepositQueued(d) = &e {
             if self.now < node.censor_until {
                 node.censored.push(d.clone());
+                self.deposit_stats.censored += 1;
                 return Ok(());
             }
         }
