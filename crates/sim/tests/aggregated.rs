@@ -205,6 +205,15 @@ fn swarm_runs_of_the_aggregated_scenarios_hold_every_invariant() {
                 r.seed,
                 report.invariant_violations
             );
+            // the seed injected faults, and every one of them (and the base's) happened
+            assert!(!r.injected.is_empty(), "{name} swarm seed {}", r.seed);
+            assert_eq!(
+                report.faults.len(),
+                base.faults.len() + r.injected.len(),
+                "{name} swarm seed {}: {:?}",
+                r.seed,
+                report.faults
+            );
         }
     }
 }
