@@ -408,7 +408,9 @@ fn swarm(
         .map_err(|e| e.to_string())?,
     );
     let mut events = 0u64;
+    let mut injected = 0usize;
     let runs = braid_sim::swarm(scenario, first, count, true, |r| {
+        injected += r.injected.len();
         if let Ok(report) = &r.result {
             events += report.events_processed;
         }
@@ -419,7 +421,7 @@ fn swarm(
     let failed: Vec<&braid_sim::SwarmRun> = runs.iter().filter(|r| !r.passed()).collect();
     if failed.is_empty() {
         println!(
-            "swarm: {} runs, {events} events, no invariant violated",
+            "swarm: {} runs, {injected} faults injected, {events} events, no invariant violated",
             runs.len()
         );
         return Ok(());
@@ -432,6 +434,9 @@ fn swarm(
                 }
             }
             Err(e) => eprintln!("seed {}: {e}", r.seed),
+        }
+        for f in &r.injected {
+            eprintln!("seed {}: injected {f:?}", r.seed);
         }
         eprintln!(
             "replay: braid sim {} --swarm 1 --seed {}",

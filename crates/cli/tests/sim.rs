@@ -57,6 +57,14 @@ fn braid_sim_swarm_runs_many_seeds() {
     );
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(stdout.contains("swarm: 4 runs"), "{stdout}");
+    // every seed injects one to three faults
+    let injected: usize = stdout
+        .split("runs, ")
+        .nth(1)
+        .and_then(|s| s.split(" faults injected").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no fault count: {stdout}"));
+    assert!((4..=12).contains(&injected), "{stdout}");
     assert!(stdout.contains("no invariant violated"), "{stdout}");
 }
 

@@ -368,9 +368,11 @@ fn check_step(
     if let StepItem::Transaction(_) = step.item {
         assert_eq!(cost.ecrecovers, 1);
     }
-    // serde round trip keeps the witness
-    let json = serde_json_like(&witness);
-    assert_eq!(json, witness);
+    // serde round trips keep the witness, and what comes back still verifies
+    let (from_json, from_postcard) = serde_round_trips(&witness);
+    assert_eq!(from_json, witness);
+    assert_eq!(from_postcard, witness);
+    assert_eq!(verify_step(pre, step, &from_json), Ok((got, cost)));
 
     // Omitting any single item fails.
     for j in 0..witness.entries.len() {
@@ -462,12 +464,14 @@ fn check_step(
     }
 }
 
-fn serde_json_like(w: &StepWitness) -> StepWitness {
-    // The crate has no serializer dependency: check Clone + Eq stand in for a round trip and that
-    // the types implement the serde traits (compile-time).
-    fn assert_serde<T: Serialize + for<'de> Deserialize<'de>>(_: &T) {}
-    assert_serde(w);
-    w.clone()
+/// The witness serialised and deserialised again, through JSON (the format of reports and
+/// RPC) and postcard (the binary encoding of stored and gossiped values).
+fn serde_round_trips(w: &StepWitness) -> (StepWitness, StepWitness) {
+    let json = serde_json::to_string(w).expect("a witness serialises to JSON");
+    let from_json: StepWitness = serde_json::from_str(&json).expect("and deserialises");
+    let bytes = postcard::to_allocvec(w).expect("a witness serialises with postcard");
+    let from_postcard: StepWitness = postcard::from_bytes(&bytes).expect("and deserialises");
+    (from_json, from_postcard)
 }
 
 /// Variants of an entry that must not verify.

@@ -100,6 +100,25 @@ impl BlsSignature {
     pub fn verify(&self, pk: &BlsPublicKey, msg: &[u8], dst: &[u8]) -> Result<(), FinalityError> {
         verify(&self.to_point()?, &pk.to_point()?, msg, dst)
     }
+
+    /// Verifies this signature as the aggregate of signatures of one `msg` under `dst` by every
+    /// key of `pks` (fast aggregate verification, as a QC or an availability certificate is
+    /// checked). Every key is decoded and group-checked ([`FinalityError::BadPublicKey`]); no
+    /// key at all is [`FinalityError::InvalidSignature`]. Sound only for keys whose proofs of
+    /// possession were verified ([`BlsPublicKey::verify_pop`]).
+    pub fn fast_aggregate_verify(
+        &self,
+        pks: &[BlsPublicKey],
+        msg: &[u8],
+        dst: &[u8],
+    ) -> Result<(), FinalityError> {
+        let sig = self.to_point()?;
+        let keys = pks
+            .iter()
+            .map(|pk| pk.to_point())
+            .collect::<Result<Vec<_>, _>>()?;
+        fast_aggregate_verify(&sig, &keys, msg, dst)
+    }
 }
 
 /// Aggregates signatures (the sum of the G2 points). Every input is decoded and group-checked.

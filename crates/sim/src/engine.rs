@@ -32,6 +32,8 @@ use rand_chacha::ChaCha8Rng;
 mod aggregated;
 mod deposits;
 mod finality;
+#[cfg(test)]
+mod invariants_fire;
 mod liveness;
 mod optimistic;
 
@@ -684,10 +686,12 @@ impl<'a> Sim<'a> {
     }
 
     fn run_loop(&mut self, end: u64, progress: &mut dyn FnMut(u64, u64)) {
-        while let Some(((at, _), ev)) = self.queue.pop_first() {
-            if at > end {
+        // the first event past `end` stays queued: a later `run_loop` resumes with it
+        while let Some(next) = self.queue.first_entry() {
+            if next.key().0 > end {
                 break;
             }
+            let ((at, _), ev) = next.remove_entry();
             self.now = at;
             self.events += 1;
             if self.events.is_multiple_of(10_000) {
@@ -1837,6 +1841,7 @@ impl<'a> Sim<'a> {
         if let SlEvent::DepositQueued(d) = &e {
             if self.now < node.censor_until {
                 node.censored.push(d.clone());
+                self.deposit_stats.censored += 1;
                 return Ok(());
             }
         }

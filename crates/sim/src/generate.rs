@@ -457,7 +457,11 @@ pub fn generate(
                 }
                 let scenario = generated(seed, options);
                 let result = scenario.validate().and_then(|()| run(&scenario, seed));
-                let r = SwarmRun { seed, result };
+                let r = SwarmRun {
+                    seed,
+                    injected: scenario.faults.clone(),
+                    result,
+                };
                 if !r.passed() {
                     failed.store(true, Ordering::Relaxed);
                 }

@@ -352,35 +352,218 @@ impl Invariants {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    //! Each checker of this module fires on a doctored input with its name and what it saw.
+    //! (`settled_execution_has_settled_source` needs an SL with executed batches: its test
+    //! doctors a real run, in `engine/invariants_fire.rs`.)
     use super::*;
+    use alloy_primitives::Address;
+    use braid_execution::{ChainState, StateKey, StateValue, ValueTotals};
+    use braid_proof::ReExecution;
+    use braid_sequencer::SequencerConfig;
+    use braid_settlement::SlConfig;
+
+    fn sl() -> SettlementLayer {
+        SettlementLayer::new(SlConfig::new(Address::ZERO), Box::new(ReExecution::new())).unwrap()
+    }
+
+    /// Chain `id` at genesis with `state` instead of its genesis state.
+    fn chain_with(id: ChainId, mut state: ChainState) -> Sequencer {
+        let (genesis, _) = Sequencer::genesis(SequencerConfig::new(id), &[]).unwrap();
+        let mut head = genesis.head().clone();
+        head.stateRoot = state.state_root();
+        Sequencer::restore(SequencerConfig::new(id), state, head, vec![], 0).unwrap()
+    }
+
+    /// Chain `id` whose message tree holds `leaves`.
+    fn chain_sending(id: ChainId, leaves: &[B256]) -> Sequencer {
+        chain_with(
+            id,
+            ChainState::restore(id, [], leaves.iter().copied()).unwrap(),
+        )
+    }
+
+    /// One check over `chains` (every chain's head counts as moved).
+    fn check(inv: &mut Invariants, sl: &SettlementLayer, chains: &[Sequencer]) -> Option<Failure> {
+        let by_id = |id: ChainId| chains.iter().find(|s| s.config().chain_id == id);
+        inv.check(
+            sl,
+            true,
+            chains.iter().map(|s| (s.config().chain_id, s)),
+            by_id,
+        )
+    }
+
+    fn id(source_chain: ChainId, nonce: u64) -> MessageId {
+        MessageId {
+            source_chain,
+            nonce,
+        }
+    }
 
     #[test]
-    fn double_execution_and_reverted_executed_batch_are_caught() {
+    fn a_clean_state_passes_every_check() {
+        let sl = sl();
+        let leaf = B256::repeat_byte(7);
+        let chains = [chain_sending(1, &[leaf]), chain_sending(2, &[])];
         let mut inv = Invariants::default();
-        let id = MessageId {
-            source_chain: 1,
-            nonce: 0,
-        };
+        inv.executed(
+            2,
+            id(1, 0),
+            Execution {
+                block: 3,
+                leaf: Some(leaf),
+            },
+        );
+        assert_eq!(check(&mut inv, &sl, &chains), None);
+    }
+
+    #[test]
+    fn no_double_execution_fires_on_a_second_execution_of_one_id() {
+        let mut inv = Invariants::default();
         let exec = Execution {
             block: 3,
             leaf: None,
         };
-        inv.executed(2, id, exec);
+        inv.executed(2, id(1, 0), exec);
         assert!(inv.pending.is_none());
-        inv.executed(2, id, exec);
-        assert_eq!(inv.pending.take().map(|f| f.0), Some("no_double_execution"));
+        inv.executed(2, id(1, 0), Execution { block: 4, ..exec });
+        let (name, detail) = inv.pending.take().unwrap();
+        assert_eq!(name, "no_double_execution");
+        assert_eq!(detail, "message 1:0 executed twice on chain 2 (block 4)");
         // a revert of the destination forgets the execution: executing again is fine
-        assert_eq!(inv.dest_reverted(2, 3), vec![id]);
-        inv.executed(2, id, exec);
+        assert_eq!(inv.dest_reverted(2, 3), vec![id(1, 0)]);
+        inv.executed(2, id(1, 0), exec);
         assert!(inv.pending.is_none());
+        // and the pending failure is what the next check reports
+        inv.executed(2, id(1, 0), exec);
+        let sl = sl();
+        let failure = check(&mut inv, &sl, &[]).unwrap();
+        assert_eq!(failure.0, "no_double_execution");
+    }
+
+    #[test]
+    fn executed_batch_never_reverted_fires_on_a_revert_of_an_executed_batch() {
+        let mut inv = Invariants::default();
         inv.batch_executed(1, 4);
         inv.batches_reverted(1, 5, 6);
-        assert!(inv.pending.is_none());
+        inv.batches_reverted(2, 1, 9);
+        assert!(
+            inv.pending.is_none(),
+            "batches after it, or another chain's"
+        );
         inv.batches_reverted(1, 3, 6);
+        let (name, detail) = inv.pending.take().unwrap();
+        assert_eq!(name, "executed_batch_never_reverted");
+        assert_eq!(detail, "chain 1: executed batch 4 reverted (3..=6)");
+    }
+
+    #[test]
+    fn executed_message_exists_fires_for_an_unknown_source() {
+        let sl = sl();
+        let chains = [chain_sending(2, &[])];
+        let mut inv = Invariants::default();
+        let exec = Execution {
+            block: 3,
+            leaf: None,
+        };
+        inv.executed(2, id(9, 0), exec);
+        let (name, detail) = check(&mut inv, &sl, &chains).unwrap();
+        assert_eq!(name, "executed_message_exists");
+        assert_eq!(detail, "message 9:0 executed on 2 from an unknown source");
+    }
+
+    #[test]
+    fn executed_message_exists_fires_for_a_nonce_beyond_the_source_tree() {
+        let sl = sl();
+        let chains = [
+            chain_sending(1, &[B256::repeat_byte(7)]),
+            chain_sending(2, &[]),
+        ];
+        let mut inv = Invariants::default();
+        let exec = Execution {
+            block: 3,
+            leaf: None,
+        };
+        inv.executed(2, id(1, 1), exec);
+        let (name, detail) = check(&mut inv, &sl, &chains).unwrap();
+        assert_eq!(name, "executed_message_exists");
+        assert!(
+            detail.starts_with("message 1:1 executed on chain 2 block 3 is not in its source's"),
+            "{detail}"
+        );
+        assert!(detail.contains("leaf there: None"), "{detail}");
+    }
+
+    #[test]
+    fn executed_message_exists_fires_for_a_leaf_that_differs_from_the_source_tree() {
+        let sl = sl();
+        let chains = [
+            chain_sending(1, &[B256::repeat_byte(7)]),
+            chain_sending(2, &[]),
+        ];
+        let mut inv = Invariants::default();
+        let forged = Execution {
+            block: 5,
+            leaf: Some(B256::repeat_byte(8)),
+        };
+        inv.executed(2, id(1, 0), forged);
+        let (name, detail) = check(&mut inv, &sl, &chains).unwrap();
+        assert_eq!(name, "executed_message_exists");
+        assert!(
+            detail.starts_with("message 1:0 executed on chain 2 block 5"),
+            "{detail}"
+        );
+        assert!(
+            detail.contains(&B256::repeat_byte(8).to_string()),
+            "{detail}"
+        );
+        // an execution in a block the SL voided waits for the rollback instead
+        let mut inv = Invariants::default();
+        inv.sl_voided(2, 5);
+        inv.executed(2, id(1, 0), forged);
+        assert_eq!(check(&mut inv, &sl, &chains), None);
+    }
+
+    #[test]
+    fn chain_value_conserved_fires_for_a_chain_whose_balances_do_not_add_up() {
+        let sl = sl();
+        // 5 wei created at genesis, but no account holds them
+        let totals = ValueTotals {
+            genesis_supply: U256::from(5u64),
+            ..ValueTotals::default()
+        };
+        let state =
+            ChainState::restore(3, [(StateKey::Totals, StateValue::Totals(totals))], []).unwrap();
+        assert!(!state.value_conserved());
+        let chains = [chain_sending(1, &[]), chain_with(3, state)];
+        let mut inv = Invariants::default();
+        let (name, detail) = check(&mut inv, &sl, &chains).unwrap();
+        assert_eq!(name, "chain_value_conserved");
+        assert!(detail.starts_with("chain 3: totals"), "{detail}");
+        assert!(detail.contains("genesis_supply: 5"), "{detail}");
+    }
+
+    #[test]
+    fn sl_value_conserved_fires_when_the_sl_total_moves() {
+        let sl = sl();
+        let mut inv = Invariants::default();
+        assert_eq!(check(&mut inv, &sl, &[]), None);
+        // the SL's total is re-read only when it produced a block: start over
+        let mut inv = Invariants {
+            sl_value: sl.total_value() + U256::from(1u64),
+            ..Invariants::default()
+        };
+        let (name, detail) = check(&mut inv, &sl, &[]).unwrap();
+        assert_eq!(name, "sl_value_conserved");
         assert_eq!(
-            inv.pending.take().map(|f| f.0),
-            Some("executed_batch_never_reverted")
+            detail,
+            format!(
+                "SL total value {}, expected {}",
+                sl.total_value(),
+                sl.total_value() + U256::from(1u64)
+            )
         );
     }
 }

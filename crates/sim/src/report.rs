@@ -301,6 +301,9 @@ pub struct FinalityReport {
     pub equivocations_detected: u64,
     /// Votes an aggregator refused (bad signature, pruned height, not in the set).
     pub votes_refused: u64,
+    /// Votes `withhold` validators did not send: one per block they would have voted on.
+    #[serde(default)]
+    pub votes_withheld: u64,
     /// Slashes on the SL, in order.
     pub slashes: Vec<SlashRecord>,
 }
@@ -463,6 +466,10 @@ pub struct DepositReport {
     pub queued: u64,
     /// Deposits settled (applied by an executed batch of their chain).
     pub settled: u64,
+    /// Deposits a censoring chain node held back from its sequencer (`censor_deposits`; handed
+    /// over when the fault ends).
+    #[serde(default)]
+    pub censored: u64,
     /// Batches that could not settle because they skipped an overdue deposit.
     pub batches_failed_censorship: u64,
     /// From queueing to the first block applying it (last inclusion, after reverts).

@@ -2,9 +2,10 @@
 //!
 //! For seed `s` the swarm derives, from a `ChaCha8Rng` seeded with `s`, a variant of the base
 //! scenario: link latency in `0..=2×base+50` ms, jitter in `0..=100` ms, loss in `0..=0.05`, and
-//! up to three extra faults (operator stall, partition, dropped messages) at random times within
+//! one to three extra faults (operator stall, partition, dropped messages) at random times within
 //! the traffic window. The variant is then run with seed `s`, so `swarm_variant(base, s)` plus
-//! `run(variant, s)` replays any swarm run exactly (`braid sim FILE --swarm 1 --seed s`).
+//! `run(variant, s)` replays any swarm run exactly (`braid sim FILE --swarm 1 --seed s`). Each
+//! [`SwarmRun`] lists the faults its seed injected; its report's `faults` shows them happen.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -16,6 +17,9 @@ use crate::{run, Fault, Report, Scenario, SimError};
 pub struct SwarmRun {
     /// The seed (of both the variant and the run).
     pub seed: u64,
+    /// The faults the run injected: those a swarm variant added to its base scenario's (at
+    /// least one), or every fault of a generated scenario ([`crate::generate`]).
+    pub injected: Vec<Fault>,
     /// The report, or why the run could not start.
     pub result: Result<Report, SimError>,
 }
@@ -40,7 +44,9 @@ pub fn swarm_variant(base: &Scenario, seed: u64) -> Scenario {
     s.link.loss = rng.gen_range(0.0..=0.05);
     let chains = base.chain_ids();
     let window = base.traffic_stop_ms().max(1);
-    let extra = rng.gen_range(0..=3);
+    // a draw of none injects one: every seed injects a fault (the draw is kept so that the
+    // variants of every other seed are unchanged)
+    let extra = rng.gen_range(0..=3).max(1);
     for _ in 0..extra {
         let at_ms = rng.gen_range(0..window);
         let duration_ms = rng.gen_range(500..=10_000u64);
@@ -79,7 +85,16 @@ pub fn swarm(
     for seed in first_seed..first_seed.saturating_add(count) {
         let variant = swarm_variant(base, seed);
         let result = variant.validate().and_then(|()| run(&variant, seed));
-        let r = SwarmRun { seed, result };
+        let injected = variant
+            .faults
+            .get(base.faults.len()..)
+            .unwrap_or(&[])
+            .to_vec();
+        let r = SwarmRun {
+            seed,
+            injected,
+            result,
+        };
         progress(&r);
         let failed = !r.passed();
         runs.push(r);
@@ -132,12 +147,46 @@ mod tests {
     }
 
     #[test]
+    fn every_seed_injects_between_one_and_three_faults() {
+        let b = base();
+        let mut counts = std::collections::BTreeSet::new();
+        for seed in 0..40 {
+            let v = swarm_variant(&b, seed);
+            let extra = v.faults.len() - b.faults.len();
+            assert!((1..=3).contains(&extra), "seed {seed}: {extra} faults");
+            counts.insert(extra);
+        }
+        assert_eq!(counts.len(), 3, "{counts:?}");
+    }
+
+    #[test]
     fn a_swarm_runs_every_seed_and_replays_exactly() {
         let b = base();
         let mut seen = vec![];
         let runs = swarm(&b, 5, 4, true, |r| seen.push(r.seed));
         assert_eq!(seen, vec![5, 6, 7, 8]);
         assert!(runs.iter().all(SwarmRun::passed));
+        // every run injected faults, and each of them happened
+        for r in &runs {
+            assert!(!r.injected.is_empty(), "seed {}", r.seed);
+            assert_eq!(
+                r.injected,
+                swarm_variant(&b, r.seed).faults[b.faults.len()..]
+            );
+            let report = r.result.as_ref().unwrap();
+            let mut injected: Vec<_> = r
+                .injected
+                .iter()
+                .map(|f| (f.at_ms(), f.kind(), f.chain()))
+                .collect();
+            injected.sort_unstable();
+            let happened: Vec<_> = report
+                .faults
+                .iter()
+                .map(|f| (f.start_ms, f.kind.as_str(), f.chain))
+                .collect();
+            assert_eq!(happened, injected, "seed {}", r.seed);
+        }
         // a swarm run is reproduced by its variant and seed
         let replay = run(&swarm_variant(&b, 6), 6).unwrap();
         let first = runs[1].result.as_ref().unwrap();

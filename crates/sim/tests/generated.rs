@@ -58,8 +58,9 @@ fn generated_seeds_hold_safety_and_liveness() {
             // the liveness check at the drain's end saw every settled message executed
             assert!(m.executed >= m.settled, "seed {}: {mode}: {m:?}", r.seed);
         }
-        // the report's faults are the generated scenario's
+        // the report's faults are the generated scenario's, all of which the run lists
         let scenario = generated(r.seed, &options);
+        assert_eq!(r.injected, scenario.faults, "seed {}", r.seed);
         assert_eq!(
             report.faults.len(),
             scenario.faults.len(),

@@ -328,5 +328,6 @@ fn a_modelled_proving_delay_slows_proof_mode_and_settlement_only() {
     assert!(settle(&slowed, "commit") >= settle(&fast, "commit") + 4_000);
     // early modes do not wait for proofs
     assert_eq!(p50(&slowed, "precommit"), p50(&fast, "precommit"));
+    assert!(slowed.modes["proof"].sent > 0);
     assert_eq!(slowed.modes["proof"].executed, slowed.modes["proof"].sent);
 }

@@ -255,7 +255,11 @@ impl Sim<'_> {
         };
         match v.behaviour {
             None => votes.extend(honest_vote),
-            Some(Behaviour::Withhold) => {}
+            Some(Behaviour::Withhold) => {
+                if honest_vote.is_some() {
+                    f.stats.votes_withheld += 1;
+                }
+            }
             Some(Behaviour::AcceptInvalid) => match honest_vote {
                 Some(mut hv) if !hv.vote.accept => {
                     hv.vote.accept = true;
