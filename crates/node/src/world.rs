@@ -371,7 +371,10 @@ impl Devnet {
                         .map(|k| n.seq.state().imported(&k).is_none())
                         .unwrap_or(false)
                 }),
-                RelayerAction::Error(_) | RelayerAction::Postconfirm { .. } => false,
+                RelayerAction::Error(_)
+                | RelayerAction::Postconfirm { .. }
+                | RelayerAction::Backfill { .. }
+                | RelayerAction::BackfillSl { .. } => false,
             })
             .collect();
         devnet.apply_relayer_actions(pending, 0);
@@ -778,6 +781,26 @@ impl Devnet {
                 }
                 // no validators in the devnet yet: nothing is certified, nothing to postconfirm
                 RelayerAction::Postconfirm { .. } => {}
+                // the in-process feed is ordered and gap-free: a backfill request means the
+                // relayer saw a fork; it is logged, the next blocks of the chain resolve it
+                RelayerAction::Backfill { chain, from } => {
+                    self.counters.relayer_errors += 1;
+                    self.push_log(
+                        now_ms,
+                        format!("relayer: asks for blocks of chain {chain} from {from}"),
+                    );
+                }
+                // SL events are read in-process, none is lost
+                RelayerAction::BackfillSl {
+                    from_height,
+                    to_height,
+                } => {
+                    self.counters.relayer_errors += 1;
+                    self.push_log(
+                        now_ms,
+                        format!("relayer: asks for SL blocks {from_height}..={to_height}"),
+                    );
+                }
                 RelayerAction::Error(e) => {
                     self.counters.relayer_errors += 1;
                     self.push_log(now_ms, format!("relayer: {e}"));
