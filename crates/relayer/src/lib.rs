@@ -42,6 +42,33 @@
 //! as a source (its mirrored tree is truncated, messages sent in those blocks are forgotten —
 //! the re-sequenced chain sends them again) and as a destination (imports and executions seen in
 //! those blocks are forgotten; the re-sequenced chain re-includes them).
+//!
+//! # Resynchronisation
+//! Feeds may lose blocks, batch headers and SL blocks, and a chain may fork under the relayer
+//! (an equivocating sequencer, or a re-sequenced chain whose revert it missed). The relayer never
+//! stalls on that; it asks the shell for what it misses:
+//! - a block beyond the next one (a gap) is not accepted, and the chain's canonical blocks from
+//!   the next one are asked for ([`RelayerAction::Backfill`]); a copy of a block held (a backfill
+//!   overlapping the feed) is ignored;
+//! - a block whose parent is not the block held at the height before rolls the mirror of the
+//!   chain back: the block held there and the later ones are forgotten as in a revert (messages
+//!   sent in them are forgotten and re-learned from the blocks that replace them; imports and
+//!   executions seen in them likewise; the settlement layer's facts about batches are kept) and
+//!   the canonical blocks from that height are asked for. A deeper fork rolls back one more
+//!   block per answer (a request with a lower `from` is never rate-limited);
+//! - a batch header whose last block is not held yet, or is held with another hash, is kept
+//!   pending and retried after every block (the next block of a fork rolls the mirror back; a
+//!   header alone never does, so a stale header of a reverted branch cannot undo canonical
+//!   blocks);
+//! - an executed batch whose header is missing makes the global MessageRoot mirror wait (and its
+//!   header is asked for with a backfill) instead of stopping; a gap in the SL heights seen by
+//!   [`Relayer::observe_sl_block`] asks for the missed SL blocks
+//!   ([`RelayerAction::BackfillSl`]), and an SL block seen before is ignored.
+//!
+//! Requests not answered are asked again from where the mirror then stands, at most once per
+//! [`RelayerConfig::backfill_retry_ms`] of the shell's clock ([`RelayerInput::Clock`]). The
+//! relayer stays sans-IO: the shell answers with ordinary [`RelayerInput::SourceBlock`],
+//! [`RelayerInput::BatchSealed`] and SL inputs.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -434,7 +461,8 @@ impl SlFact {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelayerInput {
     /// A block of a watched chain, with the receipts of its transactions. Blocks of a chain
-    /// arrive in order, starting with a block whose messages are the chain's first (genesis).
+    /// should arrive in order, starting with a block whose messages are the chain's first
+    /// (genesis); a gap or a fork is resynchronised with [`RelayerAction::Backfill`].
     SourceBlock {
         /// The block.
         block: Block,
@@ -909,7 +937,10 @@ impl Relayer {
 
     /// Handles one input; a rejected input returns its error and changes nothing. Detected
     /// inconsistencies that do not reject the input (e.g. a diverged MessageRoot) are returned
-    /// as [`RelayerAction::Error`] among the actions.
+    /// as [`RelayerAction::Error`] among the actions; so are a gap in a chain's blocks and a
+    /// block of another branch, which are not accepted but start a resynchronisation (a
+    /// [`RelayerAction::Backfill`], and for the latter the deliberate rollback described in
+    /// the crate docs).
     pub fn try_handle(&mut self, input: RelayerInput) -> Result<Vec<RelayerAction>, RelayerError> {
         let mut out = vec![];
         match input {

@@ -2015,9 +2015,17 @@ impl<'a> Sim<'a> {
     /// head, each followed by the header of the batch it closes, on its feed to the relayer
     /// (lossy feeds may lose them again; the relayer then asks again).
     fn backfill(&mut self, chain: ChainId, from: BlockNumber) {
-        let Some(head) = self.chains.get(&chain).map(|n| n.seq.head().number) else {
+        let Some(mut head) = self.chains.get(&chain).map(|n| n.seq.head().number) else {
             return;
         };
+        // blocks the SL voided and the sequencer has not rolled back yet are not served: the
+        // re-sequenced ones follow (a relayer fed void blocks would relay their messages)
+        if let Some(first) = self.invariants.voided.get(&chain) {
+            match first.checked_sub(1) {
+                Some(last) => head = head.min(last),
+                None => return,
+            }
+        }
         let Some(log) = self.feed_log.get(&chain) else {
             return;
         };
