@@ -164,6 +164,16 @@ pub struct RelayerReport {
     /// `BlockOutOfOrder`, `LocalRootMismatch`, `BadBatchHeader`, ...): the inconsistencies it
     /// detected in what the chains and the SL told it.
     pub error_kinds: BTreeMap<String, u64>,
+    /// Backfill requests of the relayer core (after a gap, a fork or a missing batch header),
+    /// first requests and repeats.
+    #[serde(default)]
+    pub backfills: u64,
+    /// Blocks the sequencers resent to answer backfill requests.
+    #[serde(default)]
+    pub backfill_blocks: u64,
+    /// Requests of the relayer core for SL blocks whose events it missed.
+    #[serde(default)]
+    pub sl_backfills: u64,
 }
 
 /// What the security council did (forced settlement and reverts).
