@@ -154,6 +154,14 @@ pub enum ChainEffect {
         /// The last final batch.
         through: BatchNumber,
     },
+    /// SL blocks `from..=to` never arrived ([`ChainRole::observe_sl_block`]): fetch their events
+    /// for this chain again; later blocks wait.
+    SlGap {
+        /// First missing SL height.
+        from: u64,
+        /// Last missing SL height.
+        to: u64,
+    },
     /// An import was refused before reaching the sequencer (tell its sender).
     ImportRefused {
         /// The import.
@@ -187,6 +195,10 @@ pub struct ChainRole {
     /// Block-root imports the SL found contradicted by their source's batches: (source, block,
     /// root). Never imported again.
     contradicted: BTreeSet<(ChainId, BlockNumber, B256)>,
+    /// The next SL block whose events [`ChainRole::observe_sl_block`] expects (SL heights start
+    /// at 1), and the blocks received past a gap, held until it is filled.
+    sl_next: u64,
+    sl_held: BTreeMap<u64, Vec<SlEvent>>,
 }
 
 impl std::fmt::Debug for ChainRole {
@@ -222,6 +234,8 @@ impl ChainRole {
             alter_next: None,
             source_reverts: BTreeMap::new(),
             contradicted: BTreeSet::new(),
+            sl_next: 1,
+            sl_held: BTreeMap::new(),
         })
     }
 
@@ -462,6 +476,36 @@ impl ChainRole {
                 self.seq.finalize_through(through);
             }
         }
+    }
+
+    /// Follows the events routed to this chain of SL block `height` (the whole block's, in
+    /// order), for shells whose SL feed may lose or reorder blocks: blocks are applied in height
+    /// order; one past a gap is held until the gap is filled, and [`ChainEffect::SlGap`] asks
+    /// the shell to fetch the missing blocks again. A block already applied is ignored.
+    pub fn observe_sl_block(
+        &mut self,
+        height: u64,
+        events: Vec<SlEvent>,
+        sl: &impl SlNode,
+    ) -> Result<Vec<ChainEffect>, DriverError> {
+        let mut effects = Vec::new();
+        if height < self.sl_next {
+            return Ok(effects);
+        }
+        self.sl_held.insert(height, events);
+        while let Some(events) = self.sl_held.remove(&self.sl_next) {
+            for e in &events {
+                effects.extend(self.observe_sl(e, sl)?);
+            }
+            self.sl_next += 1;
+        }
+        if let Some((first_held, _)) = self.sl_held.first_key_value() {
+            effects.push(ChainEffect::SlGap {
+                from: self.sl_next,
+                to: first_held - 1,
+            });
+        }
+        Ok(effects)
     }
 
     /// `source` reverted its batches from `from` (its blocks from `first_block`): roots of the

@@ -973,6 +973,27 @@ impl RelayerProcess {
                     }
                 }
                 RelayerAction::Postconfirm { .. } => {}
+                // SL events are read by index with `observe_sl`, which does not follow heights
+                RelayerAction::BackfillSl {
+                    from_height,
+                    to_height,
+                } => tracing::warn!("relayer: asks for SL blocks {from_height}..={to_height}"),
+                RelayerAction::Backfill { chain, from } => {
+                    // re-read the chain from `from` (and the batches ending there or later) on
+                    // the next round
+                    tracing::info!("relayer: backfilling chain {chain} from block {from}");
+                    let next = self.cursors.next_block.entry(chain).or_insert(0);
+                    *next = (*next).min(from);
+                    let batch = match from.checked_sub(1) {
+                        Some(b) => self
+                            .relayer
+                            .batch_of_block(chain, b)
+                            .map_or(1, |h| h.number + u64::from(h.lastBlock < from)),
+                        None => 1,
+                    };
+                    let next_batch = self.cursors.next_batch.entry(chain).or_insert(1);
+                    *next_batch = (*next_batch).min(batch);
+                }
                 RelayerAction::Error(e) => tracing::warn!("relayer: {e}"),
             }
         }

@@ -236,6 +236,7 @@ impl ChainNode {
             ChainEffect::BatchSealed { .. }
             | ChainEffect::Output(_)
             | ChainEffect::ImportRefused { .. }
+            | ChainEffect::SlGap { .. }
             | ChainEffect::Doomed { .. } => Ok(None),
         }
     }
@@ -434,7 +435,10 @@ impl Devnet {
                         .map(|k| n.seq().state().imported(&k).is_none())
                         .unwrap_or(false)
                 }),
-                RelayerAction::Error(_) | RelayerAction::Postconfirm { .. } => false,
+                RelayerAction::Error(_)
+                | RelayerAction::Postconfirm { .. }
+                | RelayerAction::Backfill { .. }
+                | RelayerAction::BackfillSl { .. } => false,
             })
             .collect();
         devnet.apply_relayer_actions(pending, 0);
@@ -655,6 +659,7 @@ impl Devnet {
             | ChainEffect::Doomed { .. }
             | ChainEffect::RolledBack { .. }
             | ChainEffect::ImportRefused { .. }
+            | ChainEffect::SlGap { .. }
             | ChainEffect::Finalized { .. } => {}
         }
         Ok(())
@@ -797,12 +802,71 @@ impl Devnet {
                 }
                 // no validators in the devnet yet: nothing is certified, nothing to postconfirm
                 RelayerAction::Postconfirm { .. } => {}
+                // the in-process feed is ordered and gap-free: a backfill request means the
+                // relayer saw a fork (or a revert it missed); answered from the chain's store
+                RelayerAction::Backfill { chain, from } => {
+                    self.push_log(
+                        now_ms,
+                        format!("relayer: asks for blocks of chain {chain} from {from}"),
+                    );
+                    match self.stored_feed(chain, from) {
+                        Ok(inputs) => {
+                            for input in inputs {
+                                queue.extend(self.relayer.handle(input));
+                            }
+                        }
+                        Err(e) => self.push_log(now_ms, format!("backfill of {chain}: {e}")),
+                    }
+                }
+                // SL events are read in-process, none is lost
+                RelayerAction::BackfillSl {
+                    from_height,
+                    to_height,
+                } => {
+                    self.push_log(
+                        now_ms,
+                        format!("relayer: asks for SL blocks {from_height}..={to_height}"),
+                    );
+                }
                 RelayerAction::Error(e) => {
                     self.counters.relayer_errors += 1;
                     self.push_log(now_ms, format!("relayer: {e}"));
                 }
             }
         }
+    }
+
+    /// The relayer inputs that replay `chain` from block `from` to its head, from its store:
+    /// each block with its receipts, then the header of each batch ending at or after `from`
+    /// after its last block.
+    fn stored_feed(&self, chain: ChainId, from: BlockNumber) -> Result<Vec<RelayerInput>, String> {
+        let Some(node) = self.chains.get(&chain) else {
+            return Ok(vec![]);
+        };
+        let mut headers = BTreeMap::new();
+        for n in 1..=node.seq().last_batch() {
+            if let Some(h) = node.store.batch(n).map_err(|e| e.to_string())? {
+                if h.lastBlock >= from {
+                    headers.insert(h.lastBlock, h);
+                }
+            }
+        }
+        let mut inputs = vec![];
+        for n in from..=node.seq().head().number {
+            let Some(block) = node.store.block(n).map_err(|e| e.to_string())? else {
+                return Err(format!("block {n} missing"));
+            };
+            let receipts = node
+                .store
+                .receipts(n)
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            inputs.push(RelayerInput::SourceBlock { block, receipts });
+            if let Some(header) = headers.remove(&n) {
+                inputs.push(RelayerInput::BatchSealed { header });
+            }
+        }
+        Ok(inputs)
     }
 
     /// Signs and submits `executeMessage(message, proof)` on `dest` with the relayer's key.

@@ -54,6 +54,33 @@
 //! as a source (its mirrored tree is truncated, messages sent in those blocks are forgotten —
 //! the re-sequenced chain sends them again) and as a destination (imports and executions seen in
 //! those blocks are forgotten; the re-sequenced chain re-includes them).
+//!
+//! # Resynchronisation
+//! Feeds may lose blocks, batch headers and SL blocks, and a chain may fork under the relayer
+//! (an equivocating sequencer, or a re-sequenced chain whose revert it missed). The relayer never
+//! stalls on that; it asks the shell for what it misses:
+//! - a block beyond the next one (a gap) is not accepted, and the chain's canonical blocks from
+//!   the next one are asked for ([`RelayerAction::Backfill`]); a copy of a block held (a backfill
+//!   overlapping the feed) is ignored;
+//! - a block whose parent is not the block held at the height before rolls the mirror of the
+//!   chain back: the block held there and the later ones are forgotten as in a revert (messages
+//!   sent in them are forgotten and re-learned from the blocks that replace them; imports and
+//!   executions seen in them likewise; the settlement layer's facts about batches are kept) and
+//!   the canonical blocks from that height are asked for. A deeper fork rolls back one more
+//!   block per answer (a request with a lower `from` is never rate-limited);
+//! - a batch header whose last block is not held yet, or is held with another hash, is kept
+//!   pending and retried after every block (the next block of a fork rolls the mirror back; a
+//!   header alone never does, so a stale header of a reverted branch cannot undo canonical
+//!   blocks);
+//! - an executed batch whose header is missing makes the global MessageRoot mirror wait (and its
+//!   header is asked for with a backfill) instead of stopping; a gap in the SL heights seen by
+//!   [`Relayer::observe_sl_block`] asks for the missed SL blocks
+//!   ([`RelayerAction::BackfillSl`]), and an SL block seen before is ignored.
+//!
+//! Requests not answered are asked again from where the mirror then stands, at most once per
+//! [`RelayerConfig::backfill_retry_ms`] of the shell's clock ([`RelayerInput::Tick`]). The
+//! relayer stays sans-IO: the shell answers with ordinary [`RelayerInput::SourceBlock`],
+//! [`RelayerInput::BatchSealed`] and SL inputs.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -390,11 +417,14 @@ pub struct RelayerConfig {
     pub pipeline: bool,
     /// The shared aggregation tree, if the chains use `aggregated` mode.
     pub aggregation: Option<AggregationView>,
+    /// How long an unanswered [`RelayerAction::Backfill`] waits before it is asked again, by the
+    /// shell's clock ([`RelayerInput::Tick`]).
+    pub backfill_retry_ms: u64,
 }
 
 impl RelayerConfig {
     /// Watches `chains`, retrying dropped executions with a backoff from 500 ms up to 16 s,
-    /// pipelining on.
+    /// pipelining on, backfills asked again after 1 s.
     pub fn new(chains: Vec<ChainId>) -> Self {
         Self {
             chains,
@@ -402,6 +432,7 @@ impl RelayerConfig {
             retry_max_ms: 16_000,
             pipeline: true,
             aggregation: None,
+            backfill_retry_ms: 1_000,
         }
     }
 
@@ -556,7 +587,8 @@ impl SlFact {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelayerInput {
     /// A block of a watched chain, with the receipts of its transactions. Blocks of a chain
-    /// arrive in order, starting with a block whose messages are the chain's first (genesis).
+    /// should arrive in order, starting with a block whose messages are the chain's first
+    /// (genesis); a gap or a fork is resynchronised with [`RelayerAction::Backfill`].
     SourceBlock {
         /// The block.
         block: Block,
@@ -578,8 +610,9 @@ pub enum RelayerInput {
         id: MessageId,
     },
     /// Shell time, in ms (a shell without ticks gets only the immediate first retry of a
-    /// dropped execution). Executions whose backoff ended are retried. Earlier times than one
-    /// already seen are ignored.
+    /// dropped execution). Executions whose backoff ended are retried, and a
+    /// [`RelayerAction::Backfill`] still unanswered after [`RelayerConfig::backfill_retry_ms`]
+    /// is asked again. Earlier times than one already seen are ignored.
     Tick {
         /// Now.
         now_ms: u64,
@@ -644,6 +677,27 @@ pub enum RelayerAction {
         chain: ChainId,
         /// The certified block.
         height: BlockNumber,
+    },
+    /// The relayer's mirror of `chain` has a hole or was rolled back: send the chain's canonical
+    /// blocks from `from` to its head, in order, as [`RelayerInput::SourceBlock`]s (with their
+    /// receipts), and the sealed batch headers of the batches ending at or after `from` as
+    /// [`RelayerInput::BatchSealed`] after their last block. Asked again (from where the mirror
+    /// then stands) while blocks are still missing, at most once per
+    /// [`RelayerConfig::backfill_retry_ms`] unless a rollback lowers `from`.
+    Backfill {
+        /// The chain.
+        chain: ChainId,
+        /// The first block wanted.
+        from: BlockNumber,
+    },
+    /// SL blocks `from_height..=to_height` never reached [`Relayer::observe_sl_block`] (a gap
+    /// in the SL heights seen): send their events again, one call per block. Asked again while
+    /// some are missing, at most once per [`RelayerConfig::backfill_retry_ms`].
+    BackfillSl {
+        /// The first missing SL block.
+        from_height: u64,
+        /// The last missing SL block.
+        to_height: u64,
     },
     /// An input was rejected or an inconsistency detected.
     Error(RelayerError),
@@ -733,9 +787,36 @@ struct ChainView {
     reverts: u64,
     /// Certified blocks whose postconfirmation was asked for.
     postconfirm_asked: BTreeSet<BlockNumber>,
+    /// The next block expected while `blocks` is empty after a rollback to it (else the block
+    /// after the last one held).
+    resume_at: Option<BlockNumber>,
+    /// Sealed batch headers not accepted yet: their last block is not held yet, or it differs
+    /// from the one held (an equivocation or a stale header). Retried after every block.
+    pending_headers: BTreeMap<BatchNumber, BatchHeader>,
+    /// The backfill under way, if blocks or headers are missing.
+    resync: Option<Resync>,
+}
+
+/// A chain's backfill under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Resync {
+    /// The first block wanted (advances as blocks arrive).
+    from: BlockNumber,
+    /// The highest block known to exist (resynchronised once it is held).
+    upto: BlockNumber,
+    /// The last request: its `from` and when it was asked (the relayer's clock).
+    asked: Option<(BlockNumber, u64)>,
 }
 
 impl ChainView {
+    /// The number the next block of this chain must have (`None` before the first block).
+    fn next_block(&self) -> Option<BlockNumber> {
+        match self.blocks.last_key_value() {
+            Some((n, _)) => Some(n + 1),
+            None => self.resume_at,
+        }
+    }
+
     fn batch_of_block(&self, block: BlockNumber) -> Option<&BatchHeader> {
         let (_, batch) = self.batch_by_first_block.range(..=block).next_back()?;
         self.headers
@@ -863,7 +944,24 @@ pub struct Relayer {
     now_ms: u64,
     /// Dropped executions waiting for their retry: (due time, message).
     backoff: BTreeSet<(u64, MessageId)>,
+    /// Executed batches whose leaf waits for their batch header (or for an earlier waiting
+    /// leaf), by leaf index: (chain, batch, MessageRoot after the leaf). The global mirror
+    /// resumes once the headers arrive ([`RelayerAction::Backfill`] asks for them).
+    /// The header is the one the shell gave with the event, if any.
+    global_waiting: BTreeMap<u64, (ChainId, BatchNumber, B256, Option<BatchHeader>)>,
+    /// The SL height after the highest SL block seen by [`Relayer::observe_sl_block`].
+    sl_next: Option<u64>,
+    /// SL blocks below `sl_next` never seen (their events were lost on the way).
+    sl_missing: BTreeSet<u64>,
+    /// The last [`RelayerAction::BackfillSl`]: its first height and when it was asked.
+    sl_asked: Option<(u64, u64)>,
 }
+
+/// Most missing SL blocks tracked (a larger gap is asked for in parts).
+const MAX_SL_MISSING: u64 = 4_096;
+
+/// Most sealed batch headers kept pending per chain (the oldest are dropped beyond).
+const MAX_PENDING_HEADERS: usize = 64;
 
 fn key_of(root: &ImportedRoot) -> Option<ImportKey> {
     ImportKey::of(root).ok()
@@ -890,6 +988,10 @@ impl Relayer {
             tree_accepted: None,
             now_ms: 0,
             backoff: BTreeSet::new(),
+            global_waiting: BTreeMap::new(),
+            sl_next: None,
+            sl_missing: BTreeSet::new(),
+            sl_asked: None,
         }
     }
 
@@ -916,31 +1018,94 @@ impl Relayer {
 
     /// Handles the events of one SL block, in order, then moves the pending messages once: what
     /// [`Relayer::observe_sl`] does per event, with one pass over the messages per block.
+    ///
+    /// The block's height (its `SlBlock` event) is followed: a block seen before is ignored (a
+    /// backfill overlapping the feed), and blocks skipped are asked for again
+    /// ([`RelayerAction::BackfillSl`]); facts arriving late this way are applied in the order
+    /// they arrive (the global mirror orders executed batches by leaf index).
     pub fn observe_sl_block(&mut self, events: &[SlEvent]) -> Vec<RelayerAction> {
         let mut out = vec![];
+        let height = events.iter().rev().find_map(|e| match e {
+            SlEvent::SlBlock { height, .. } => Some(*height),
+            _ => None,
+        });
+        if let Some(h) = height {
+            match self.sl_next {
+                Some(n) if h < n && !self.sl_missing.remove(&h) => return out,
+                Some(n) if h > n => {
+                    let lo = n.max(h.saturating_sub(MAX_SL_MISSING));
+                    self.sl_missing.extend(lo..h);
+                }
+                _ => {}
+            }
+            self.sl_next = Some(self.sl_next.map_or(h + 1, |n| n.max(h + 1)));
+        }
         for ev in events {
             if let Some(fact) = SlFact::from_event(ev) {
                 self.sl_fact(fact, &mut out);
             }
         }
         self.progress(&mut out);
+        self.ask_sl_backfill(&mut out);
         out
+    }
+
+    /// Asks for the SL blocks missing: at once if their first is below the last request's,
+    /// else once the last request is [`RelayerConfig::backfill_retry_ms`] old.
+    fn ask_sl_backfill(&mut self, out: &mut Vec<RelayerAction>) {
+        let (Some(&from), Some(&to)) = (self.sl_missing.first(), self.sl_missing.last()) else {
+            self.sl_asked = None;
+            return;
+        };
+        let due = match self.sl_asked {
+            None => true,
+            Some((f, at)) => {
+                from < f || self.now_ms >= at.saturating_add(self.config.backfill_retry_ms)
+            }
+        };
+        if due {
+            self.sl_asked = Some((from, self.now_ms));
+            out.push(RelayerAction::BackfillSl {
+                from_height: from,
+                to_height: to,
+            });
+        }
     }
 
     /// Handles one input; a rejected input returns its error and changes nothing. Detected
     /// inconsistencies that do not reject the input (e.g. a diverged MessageRoot) are returned
-    /// as [`RelayerAction::Error`] among the actions.
+    /// as [`RelayerAction::Error`] among the actions; so are a gap in a chain's blocks and a
+    /// block of another branch, which are not accepted but start a resynchronisation (a
+    /// [`RelayerAction::Backfill`], and for the latter the deliberate rollback described in
+    /// the crate docs).
     pub fn try_handle(&mut self, input: RelayerInput) -> Result<Vec<RelayerAction>, RelayerError> {
         let mut out = vec![];
         match input {
             RelayerInput::SourceBlock { block, receipts } => {
-                self.source_block(block, &receipts)?;
+                let chain = block.header.chainId;
+                if self.source_block(block, &receipts, &mut out)? {
+                    self.after_block(chain, &mut out);
+                }
             }
-            RelayerInput::BatchSealed { header } => self.batch_sealed(header)?,
+            RelayerInput::BatchSealed { header } => {
+                let chain = header.chainId;
+                self.batch_sealed(header, &mut out)?;
+                self.after_block(chain, &mut out);
+            }
             RelayerInput::Sl(fact) => self.sl_fact(fact, &mut out),
             RelayerInput::ExecuteDropped { id } => self.execute_dropped(id),
             RelayerInput::Tick { now_ms } => {
                 self.now_ms = self.now_ms.max(now_ms);
+                let resyncing: Vec<ChainId> = self
+                    .chains
+                    .iter()
+                    .filter(|(_, c)| c.resync.is_some())
+                    .map(|(id, _)| *id)
+                    .collect();
+                for chain in resyncing {
+                    self.ask_backfill(chain, &mut out);
+                }
+                self.ask_sl_backfill(&mut out);
                 while let Some(&(at, id)) = self.backoff.first() {
                     if at > self.now_ms {
                         break;
@@ -991,26 +1156,69 @@ impl Relayer {
         Ok(out)
     }
 
-    fn source_block(&mut self, block: Block, receipts: &[TxReceipt]) -> Result<(), RelayerError> {
+    /// Mirrors a block. `Ok(true)`: accepted, or a copy of a block held (ignored); `Ok(false)`:
+    /// not accepted but acted on — a gap (a backfill is asked) or a block that does not extend
+    /// the one held before it (the mirror is rolled back to the block before that one, and a
+    /// backfill asked); `Err`: rejected, nothing changed.
+    fn source_block(
+        &mut self,
+        block: Block,
+        receipts: &[TxReceipt],
+        out: &mut Vec<RelayerAction>,
+    ) -> Result<bool, RelayerError> {
         let h = &block.header;
         let chain_id = h.chainId;
         let chain = self
             .chains
             .get_mut(&chain_id)
             .ok_or(RelayerError::UnknownChain(chain_id))?;
-        if let Some((last, info)) = chain.blocks.last_key_value() {
-            if h.number != last + 1 {
+        if let Some(next) = chain.next_block() {
+            if h.number < next {
+                if chain
+                    .blocks
+                    .get(&h.number)
+                    .is_some_and(|b| b.hash == h.hash())
+                {
+                    // a copy (a backfill overlapping the feed): nothing to do
+                    if let Some(r) = chain.resync.as_mut() {
+                        r.from = r.from.max(h.number + 1);
+                    }
+                    return Ok(true);
+                }
+                // another block at a height held: stale (a void branch in flight) or the first
+                // sign of a fork, which the next block of the fork reveals (parent mismatch)
                 return Err(RelayerError::BlockOutOfOrder {
                     chain: chain_id,
-                    expected: last + 1,
+                    expected: next,
                     got: h.number,
                 });
             }
-            if h.parentHash != info.hash {
-                return Err(RelayerError::ParentMismatch {
+            if h.number > next {
+                out.push(RelayerAction::Error(RelayerError::BlockOutOfOrder {
+                    chain: chain_id,
+                    expected: next,
+                    got: h.number,
+                }));
+                self.want_backfill(chain_id, next, h.number, out);
+                return Ok(false);
+            }
+            let parent = h
+                .number
+                .checked_sub(1)
+                .and_then(|p| chain.blocks.get(&p))
+                .map(|b| b.hash);
+            if parent.is_some_and(|p| p != h.parentHash) {
+                // the chain is not the one mirrored from the parent's height on (an equivocation
+                // or a re-sequenced chain this relayer missed): forget the block held there and
+                // ask for the canonical blocks from that height
+                out.push(RelayerAction::Error(RelayerError::ParentMismatch {
                     chain: chain_id,
                     block: h.number,
-                });
+                }));
+                let fork = h.number - 1;
+                self.rollback(chain_id, fork);
+                self.want_backfill(chain_id, fork, h.number, out);
+                return Ok(false);
             }
         }
         // decode the block's messages
@@ -1106,10 +1314,24 @@ impl Relayer {
                 }
             }
         }
+        if let Some(r) = chain.resync.as_mut() {
+            r.from = r.from.max(h.number + 1);
+        }
         for (message, mode) in sent {
             let id = message.id();
-            self.pending.insert(id);
-            self.active.insert(id);
+            // re-learned after a rollback: its execution may have been seen already
+            let done = self
+                .chains
+                .get(&message.destChain)
+                .and_then(|d| d.executions.get(&id).copied());
+            let status = match done {
+                Some(dest_block) => MessageStatus::Executed { dest_block },
+                None => {
+                    self.pending.insert(id);
+                    self.active.insert(id);
+                    MessageStatus::Sent { at_block: h.number }
+                }
+            };
             self.messages.insert(
                 id,
                 Entry {
@@ -1117,7 +1339,7 @@ impl Relayer {
                         message,
                         mode,
                         source_block: h.number,
-                        status: MessageStatus::Sent { at_block: h.number },
+                        status,
                         attempts: 0,
                     },
                     target: None,
@@ -1126,7 +1348,162 @@ impl Relayer {
                 },
             );
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Notes that `chain` misses blocks `from..=upto` (or lower ones, after a rollback) and asks
+    /// for them unless a request for them is recent.
+    fn want_backfill(
+        &mut self,
+        chain_id: ChainId,
+        from: BlockNumber,
+        upto: BlockNumber,
+        out: &mut Vec<RelayerAction>,
+    ) {
+        let Some(chain) = self.chains.get_mut(&chain_id) else {
+            return;
+        };
+        let r = chain.resync.get_or_insert(Resync {
+            from,
+            upto,
+            asked: None,
+        });
+        r.from = r.from.min(from);
+        r.upto = r.upto.max(upto);
+        self.ask_backfill(chain_id, out);
+    }
+
+    /// Asks for the blocks `chain` misses: at once if never asked or if the mirror now wants
+    /// blocks below the last request (a rollback), else once the last request is
+    /// [`RelayerConfig::backfill_retry_ms`] old.
+    fn ask_backfill(&mut self, chain_id: ChainId, out: &mut Vec<RelayerAction>) {
+        let (now, retry) = (self.now_ms, self.config.backfill_retry_ms);
+        let Some(r) = self
+            .chains
+            .get_mut(&chain_id)
+            .and_then(|c| c.resync.as_mut())
+        else {
+            return;
+        };
+        let due = match r.asked {
+            None => true,
+            Some((from, at)) => r.from < from || now >= at.saturating_add(retry),
+        };
+        if due {
+            r.asked = Some((r.from, now));
+            out.push(RelayerAction::Backfill {
+                chain: chain_id,
+                from: r.from,
+            });
+        }
+    }
+
+    /// After a block or header of `chain` was handled: retries its pending headers, resumes the
+    /// global mirror, and ends the chain's backfill once it holds every block and header it
+    /// was missing.
+    fn after_block(&mut self, chain_id: ChainId, out: &mut Vec<RelayerAction>) {
+        let Some(chain) = self.chains.get_mut(&chain_id) else {
+            return;
+        };
+        let next = chain.next_block().unwrap_or(0);
+        let ready: Vec<BatchHeader> = chain
+            .pending_headers
+            .values()
+            .filter(|h| h.lastBlock < next)
+            .cloned()
+            .collect();
+        for header in ready {
+            let number = header.number;
+            match Self::check_header(chain, &header) {
+                Ok(true) => {
+                    chain.pending_headers.remove(&number);
+                    chain.insert_header(header);
+                }
+                // held block differs: stale, or a fork the next block reveals
+                Ok(false) => {}
+                Err(_) => {
+                    chain.pending_headers.remove(&number);
+                }
+            }
+        }
+        if let Some(top) = chain.headers.last_key_value().map(|(n, _)| *n) {
+            chain.pending_headers.retain(|n, _| *n > top);
+        }
+        self.drain_global(out);
+        let missing_header = self
+            .global_waiting
+            .values()
+            .any(|(c, b, _, h)| *c == chain_id && h.is_none() && !self.has_header(*c, *b));
+        let Some(chain) = self.chains.get_mut(&chain_id) else {
+            return;
+        };
+        let pending_upto = chain.pending_headers.values().map(|h| h.lastBlock).max();
+        if let Some(r) = chain.resync.as_mut() {
+            if let Some(u) = pending_upto {
+                r.upto = r.upto.max(u);
+            }
+            if r.from > r.upto && next > r.upto && !missing_header {
+                chain.resync = None;
+            }
+        }
+    }
+
+    fn has_header(&self, chain: ChainId, batch: BatchNumber) -> bool {
+        self.chains
+            .get(&chain)
+            .is_some_and(|c| c.headers.contains_key(&batch))
+    }
+
+    /// Forgets `chain`'s blocks from `first_block` on, as a revert does (messages sent in them
+    /// are forgotten and re-learned from the blocks that replace them; imports and executions
+    /// seen in them likewise), but keeps the settlement layer's facts about its batches. Headers
+    /// of batches over the forgotten blocks wait again for their blocks.
+    fn rollback(&mut self, chain_id: ChainId, first_block: BlockNumber) {
+        let undone: Vec<MessageId> = self
+            .chains
+            .get(&chain_id)
+            .map(|c| {
+                c.executions
+                    .iter()
+                    .filter(|(_, b)| **b >= first_block)
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.reverted(chain_id, BatchNumber::MAX, first_block);
+        // an execution seen only in a forgotten block may be gone: let the message move again
+        // (a copy of a canonical execution is refused by the destination; the re-learned block
+        // shows it executed)
+        for id in undone {
+            if let Some(e) = self.messages.get_mut(&id) {
+                if e.record.status == MessageStatus::Submitted {
+                    e.record.status = MessageStatus::Imported;
+                    self.active.insert(id);
+                }
+            }
+        }
+        let Some(chain) = self.chains.get_mut(&chain_id) else {
+            return;
+        };
+        let over: Vec<BatchNumber> = chain
+            .headers
+            .values()
+            .filter(|h| h.lastBlock >= first_block)
+            .map(|h| h.number)
+            .collect();
+        if let Some(from) = over.first() {
+            let moved = chain.headers.split_off(from);
+            for h in moved.into_values() {
+                chain.batch_by_first_block.remove(&h.firstBlock);
+                chain.pending_headers.insert(h.number, h);
+            }
+        }
+        if chain.blocks.is_empty() {
+            chain.resume_at = Some(first_block);
+        }
+        if let Some(r) = chain.resync.as_mut() {
+            r.from = r.from.min(first_block);
+        }
     }
 
     /// Keeps a proven tree level. Only a snapshot whose node hashes follow from its block hashes
@@ -1248,7 +1625,44 @@ impl Relayer {
         true
     }
 
-    fn batch_sealed(&mut self, header: BatchHeader) -> Result<(), RelayerError> {
+    /// Checks a sealed header against the mirror: `Ok(true)` consistent, `Ok(false)` its last
+    /// block is held with another hash (a fork, or a stale header), `Err` inconsistent or its
+    /// last block was never seen.
+    fn check_header(chain: &ChainView, header: &BatchHeader) -> Result<bool, RelayerError> {
+        let bad = |reason: String| RelayerError::BadBatchHeader {
+            chain: header.chainId,
+            batch: header.number,
+            reason,
+        };
+        if header.firstBlock > header.lastBlock {
+            return Err(bad("first block after last block".into()));
+        }
+        let last = chain
+            .blocks
+            .get(&header.lastBlock)
+            .ok_or_else(|| bad(format!("last block {} not seen", header.lastBlock)))?;
+        if last.hash != header.lastBlockHash {
+            return Ok(false);
+        }
+        if last.local_root != header.chainBatchRoot || last.message_count != header.messageCount {
+            return Err(bad(
+                "chainBatchRoot/messageCount differ from the last block's LocalRoot".into(),
+            ));
+        }
+        if chain.tree.root_at(header.messageCount)? != header.chainBatchRoot {
+            return Err(bad("chainBatchRoot is not the mirrored root".into()));
+        }
+        Ok(true)
+    }
+
+    /// A sealed header: accepted if it matches the mirror; kept pending (and its blocks asked
+    /// for) if its last block is not held yet; kept pending and reported if its last block is
+    /// held with another hash (the next block of a fork rolls the mirror back).
+    fn batch_sealed(
+        &mut self,
+        header: BatchHeader,
+        out: &mut Vec<RelayerAction>,
+    ) -> Result<(), RelayerError> {
         let chain_id = header.chainId;
         let chain = self
             .chains
@@ -1262,22 +1676,25 @@ impl Relayer {
         if header.firstBlock > header.lastBlock {
             return Err(bad("first block after last block".into()));
         }
-        let last = chain
-            .blocks
-            .get(&header.lastBlock)
-            .ok_or_else(|| bad(format!("last block {} not seen", header.lastBlock)))?;
-        if last.hash != header.lastBlockHash {
-            return Err(bad("last block hash differs from the block seen".into()));
+        let next = chain.next_block().unwrap_or(0);
+        let ahead = header.lastBlock >= next;
+        if !ahead && !Self::check_header(chain, &header)? {
+            out.push(RelayerAction::Error(bad(
+                "last block hash differs from the block seen".into(),
+            )));
+        } else if !ahead {
+            chain.pending_headers.remove(&header.number);
+            chain.insert_header(header);
+            return Ok(());
         }
-        if last.local_root != header.chainBatchRoot || last.message_count != header.messageCount {
-            return Err(bad(
-                "chainBatchRoot/messageCount differ from the last block's LocalRoot".into(),
-            ));
+        let last_block = header.lastBlock;
+        chain.pending_headers.insert(header.number, header);
+        while chain.pending_headers.len() > MAX_PENDING_HEADERS {
+            chain.pending_headers.pop_first();
         }
-        if chain.tree.root_at(header.messageCount)? != header.chainBatchRoot {
-            return Err(bad("chainBatchRoot is not the mirrored root".into()));
+        if ahead {
+            self.want_backfill(chain_id, next, last_block, out);
         }
-        chain.insert_header(header);
         Ok(())
     }
 
@@ -1306,39 +1723,42 @@ impl Relayer {
                 if !self.global_ok {
                     return;
                 }
-                let header = header.or_else(|| {
-                    self.chains
-                        .get(&chain)
-                        .and_then(|c| c.headers.get(&batch).cloned())
-                });
-                let Some(header) = header else {
-                    self.global_ok = false;
+                let given = header.is_some();
+                self.global_waiting
+                    .insert(leaf_index, (chain, batch, message_root, header));
+                if !given && !self.has_header(chain, batch) {
+                    // the mirror waits for the header: ask for it again, from the block after
+                    // the last header held before it
                     out.push(RelayerAction::Error(RelayerError::MissingBatchHeader {
                         chain,
                         batch,
                     }));
-                    return;
-                };
-                let leaf =
-                    message_root_leaf(chain, batch, header.chainBatchRoot, header.messageCount);
-                let size = self.global.len();
-                let appended = leaf_index == size && self.global.append(leaf).is_ok();
-                let mirrored = self.global.root();
-                if !appended || mirrored != message_root {
-                    let _ = self.global.truncate(size);
-                    self.global_ok = false;
-                    out.push(RelayerAction::Error(RelayerError::MessageRootMismatch {
-                        size: leaf_index + 1,
-                        sl_root: message_root,
-                        mirrored,
-                    }));
+                    let from = self
+                        .chains
+                        .get(&chain)
+                        .and_then(|c| c.headers.range(..batch).next_back())
+                        .map_or(0, |(_, h)| h.lastBlock + 1);
+                    let upto = self
+                        .chains
+                        .get(&chain)
+                        .and_then(|c| c.next_block())
+                        .map_or(0, |n| n.saturating_sub(1));
+                    self.want_backfill(chain, from, upto, out);
                 }
+                self.drain_global(out);
             }
             SlFact::BatchesReverted {
                 chain,
                 from,
                 first_block,
-            } => self.reverted(chain, from, first_block),
+            } => {
+                // the source epoch counts the SL's reverts only (as every chain node does),
+                // not this mirror's own fork roll-backs
+                if let Some(view) = self.chains.get_mut(&chain) {
+                    view.reverts += 1;
+                }
+                self.reverted(chain, from, first_block)
+            }
             SlFact::RootAccepted { checkpoint, root } => {
                 if self.tree_accepted.is_none_or(|(c, _)| checkpoint > c) {
                     self.tree_accepted = Some((checkpoint, root));
@@ -1350,11 +1770,22 @@ impl Relayer {
                 message_root,
                 message_root_size,
             } => {
-                if !self.global_ok {
-                    return;
+                if !self.global_ok || !self.global_waiting.is_empty() {
+                    return; // stopped, or behind until the headers it waits for arrive
                 }
-                let mirrored = self.global.root();
-                if self.global.len() != message_root_size || mirrored != message_root {
+                if self.global.len() < message_root_size {
+                    return; // behind: an executed batch's event was lost (asked for again)
+                }
+                if self.sl_block.is_some_and(|(h, _, _)| height <= h) {
+                    return; // an older block again (an SL backfill overlapping the feed)
+                }
+                // the mirror may already hold leaves of later blocks (their events came first,
+                // e.g. through a backfill): compare at this block's size
+                let mirrored = match self.global.root_at(message_root_size) {
+                    Ok(root) => root,
+                    Err(_) => self.global.root(),
+                };
+                if mirrored != message_root {
                     self.global_ok = false;
                     out.push(RelayerAction::Error(RelayerError::MessageRootMismatch {
                         size: message_root_size,
@@ -1368,10 +1799,51 @@ impl Relayer {
         }
     }
 
-    fn reverted(&mut self, chain_id: ChainId, from: BatchNumber, first_block: BlockNumber) {
-        if let Some(view) = self.chains.get_mut(&chain_id) {
-            view.reverts += 1;
+    /// Appends the waiting executed batches' leaves to the global mirror, in leaf order, as far
+    /// as their headers are held; a leaf that does not fit stops the mirror.
+    fn drain_global(&mut self, out: &mut Vec<RelayerAction>) {
+        while self.global_ok {
+            let Some((&leaf_index, (chain, batch, message_root, given))) =
+                self.global_waiting.first_key_value()
+            else {
+                return;
+            };
+            let (chain, batch, message_root) = (*chain, *batch, *message_root);
+            let Some(header) = given.clone().or_else(|| {
+                self.chains
+                    .get(&chain)
+                    .and_then(|c| c.headers.get(&batch).cloned())
+            }) else {
+                return;
+            };
+            let size = self.global.len();
+            if leaf_index > size {
+                return; // an earlier BatchExecuted was lost: wait for it (BackfillSl)
+            }
+            self.global_waiting.pop_first();
+            if leaf_index < size {
+                // seen before (an SL backfill overlapping the feed): it must agree
+                if self.global.root_at(leaf_index + 1).ok() == Some(message_root) {
+                    continue;
+                }
+            }
+            let leaf = message_root_leaf(chain, batch, header.chainBatchRoot, header.messageCount);
+            let appended = leaf_index == size && self.global.append(leaf).is_ok();
+            let mirrored = self.global.root();
+            if !appended || mirrored != message_root {
+                let _ = self.global.truncate(size);
+                self.global_ok = false;
+                self.global_waiting.clear();
+                out.push(RelayerAction::Error(RelayerError::MessageRootMismatch {
+                    size: leaf_index + 1,
+                    sl_root: message_root,
+                    mirrored,
+                }));
+            }
         }
+    }
+
+    fn reverted(&mut self, chain_id: ChainId, from: BatchNumber, first_block: BlockNumber) {
         // imports of void roots of this source are no longer wanted anywhere (tree node hashes
         // over the source's void blocks included)
         let agg = self.config.aggregation.as_ref();
@@ -1404,6 +1876,7 @@ impl Relayer {
         chain.certified.split_off(&first_block);
         chain.postconfirm_asked.split_off(&first_block);
         chain.drop_headers_from(from);
+        chain.pending_headers.split_off(&from);
         chain.committed.split_off(&from);
         chain.proven.split_off(&from);
         let gone: Vec<MessageId> = self

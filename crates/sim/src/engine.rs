@@ -220,12 +220,22 @@ enum Delivery {
     },
     /// Sequencer → relayer (feed).
     BatchSealed { header: BatchHeader },
+    /// Relayer → sequencer: resend the chain's blocks from `from` (and their batch headers).
+    Backfill { chain: ChainId, from: BlockNumber },
+    /// Relayer → SL: resend the relayer's events of SL blocks `from..=to`.
+    BackfillSl { from: u64, to: u64 },
     /// Operator → SL: a call (signed on arrival with the operator's key, see docs).
     SlCall { chain: ChainId, call: SlCall },
     /// SL → relayer (feed): the events of one SL block.
     SlToRelayer(Vec<SlEvent>),
-    /// SL → an operator (feed).
-    SlToOperator(ChainId, SlEvent),
+    /// SL → an operator (feed): the events of one SL block routed to its chain.
+    SlToOperator {
+        chain: ChainId,
+        height: u64,
+        events: Vec<SlEvent>,
+    },
+    /// Operator → SL: resend the chain's events of SL blocks `from..=to`.
+    OperatorBackfillSl { chain: ChainId, from: u64, to: u64 },
     /// Relayer → sequencer, with the source epoch the relayer was at.
     Import {
         dest: ChainId,
@@ -288,7 +298,7 @@ struct ChainNode {
     down_until: u64,
     /// SL events for the operator that arrived while the node was down (the feed resumes on
     /// restart).
-    held: Vec<SlEvent>,
+    held: Vec<(u64, Vec<SlEvent>)>,
     /// `wrong_state_root`: tamper the next sealed batch (fault index).
     tamper_next: Option<usize>,
     /// `equivocation`: equivocate at the next block (fault index).
@@ -304,6 +314,13 @@ impl ChainNode {
     fn down(&self, now: u64) -> bool {
         now < self.down_until
     }
+}
+
+/// What a chain's sequencer sealed, for backfills (see `Sim::feed_log`).
+#[derive(Debug, Default)]
+struct FeedLog {
+    blocks: BTreeMap<BlockNumber, (Block, Vec<TxReceipt>)>,
+    headers: BTreeMap<BatchNumber, BatchHeader>,
 }
 
 /// A message the simulator follows for the report.
@@ -378,6 +395,14 @@ struct Sim<'a> {
     exec_samples: BTreeMap<ChainId, VecDeque<(Message, MessageProof)>>,
     /// The block of an equivocating chain not to announce to the relayer (it saw the other one).
     suppress_relay: Option<(ChainId, BlockNumber)>,
+    /// Per chain, the blocks (with receipts) and batch headers its sequencer sealed, by number
+    /// (a re-sequenced number replaces the old one): what a sequencer's RPC serves to answer
+    /// the relayer's backfill requests.
+    feed_log: BTreeMap<ChainId, FeedLog>,
+    /// When the relayer core was last told the time.
+    relayer_clock_at: Option<u64>,
+    /// The SL events sent to the relayer, by SL height (for its SL backfill requests).
+    sl_feed_log: BTreeMap<u64, Vec<SlEvent>>,
     /// The sender of each traffic route (dev account `i` for route `i`).
     traffic_signers: Vec<TxSigner>,
     /// Validators, DA nodes and their adversaries, when the scenario has `[finality]`.
@@ -462,6 +487,7 @@ impl<'a> Sim<'a> {
         let mut sl =
             SettlementLayer::new(sl_config, Box::new(ReExecution::new())).map_err(|e| core(&e))?;
         let mut relayer = Relayer::new(relayer_config);
+        let mut feed_log = BTreeMap::new();
         let mut chains = BTreeMap::new();
         let mut genesis_states = Vec::new();
         for (i, id) in ids.iter().enumerate() {
@@ -493,6 +519,16 @@ impl<'a> Sim<'a> {
                 return Err(core(&error));
             }
             // the relayer starts from every chain's genesis block (as in the devnet)
+            feed_log.insert(
+                *id,
+                FeedLog {
+                    blocks: BTreeMap::from([(
+                        genesis.block.header.number,
+                        (genesis.block.clone(), genesis.receipts.clone()),
+                    )]),
+                    headers: BTreeMap::new(),
+                },
+            );
             for a in relayer.handle(RelayerInput::SourceBlock {
                 block: genesis.block,
                 receipts: genesis.receipts,
@@ -601,6 +637,9 @@ impl<'a> Sim<'a> {
             adversary_stats: AdversaryReport::default(),
             exec_samples: BTreeMap::new(),
             suppress_relay: None,
+            feed_log,
+            relayer_clock_at: None,
+            sl_feed_log: BTreeMap::new(),
             traffic_signers,
             finality,
             tamper_block: false,
@@ -907,8 +946,8 @@ impl<'a> Sim<'a> {
                     .map_or(0, |n| n.role.seq().head().number)
             }),
         );
-        for e in held {
-            self.operator_observes(id, e)?;
+        for (height, events) in held {
+            self.operator_observes(id, height, events)?;
         }
         Ok(())
     }
@@ -1133,6 +1172,11 @@ impl<'a> Sim<'a> {
             }
             ChainEffect::BatchSealed { batch, .. } => {
                 let header = batch.header.clone();
+                self.feed_log
+                    .entry(id)
+                    .or_default()
+                    .headers
+                    .insert(header.number, header.clone());
                 // a batch sealed on blocks the SL already voided (the sequencer has not rolled
                 // back yet) is void: its re-sealed successor comes after the roll-back
                 let void = self
@@ -1165,6 +1209,18 @@ impl<'a> Sim<'a> {
                 return Ok(());
             }
             ChainEffect::Finalized { .. } | ChainEffect::CheckFailed { .. } => return Ok(()),
+            ChainEffect::SlGap { from, to } => {
+                if let Some(node) = self.chains.get_mut(&id) {
+                    node.stats.sl_backfills += 1;
+                }
+                let d = Delivery::OperatorBackfillSl {
+                    chain: id,
+                    from,
+                    to,
+                };
+                self.send(Role::Operator(id), Role::Sl, Class::Datagram, d);
+                return Ok(());
+            }
             ChainEffect::ImportRefused { import, reason } => {
                 if let Some(node) = self.chains.get_mut(&id) {
                     *node
@@ -1233,6 +1289,11 @@ impl<'a> Sim<'a> {
         if let Some(node) = self.chains.get_mut(&id) {
             node.stats.blocks += 1;
         }
+        self.feed_log
+            .entry(id)
+            .or_default()
+            .blocks
+            .insert(number, (block.clone(), receipts.clone()));
         if !block.deposits.is_empty() {
             self.deposits_included(&block);
         }
@@ -1522,6 +1583,20 @@ impl<'a> Sim<'a> {
             self.sl_event(e);
         }
         let for_relayer = std::mem::take(&mut self.relayer_sl_events);
+        let height = for_relayer.iter().rev().find_map(|e| match e {
+            SlEvent::SlBlock { height, .. } => Some(*height),
+            _ => None,
+        });
+        if let Some(h) = height {
+            self.sl_feed_log.insert(h, for_relayer.clone());
+        }
+        if let Some(h) = height {
+            // every operator follows every SL block (its SlBlock event at least)
+            let ids: Vec<ChainId> = self.chains.keys().copied().collect();
+            for id in ids {
+                self.send_operator_block(id, h, &for_relayer);
+            }
+        }
         if !for_relayer.is_empty() {
             let d = Delivery::SlToRelayer(for_relayer);
             self.send(Role::Sl, Role::Relayer, Class::Feed, d);
@@ -1677,13 +1752,22 @@ impl<'a> Sim<'a> {
             return;
         }
         self.relayer_sl_events.push(e.clone());
-        let ids: Vec<ChainId> = self.chains.keys().copied().collect();
-        for id in ids {
-            if route::operator_concerns(id, e) {
-                let d = Delivery::SlToOperator(id, e.clone());
-                self.send(Role::Sl, Role::Operator(id), Class::Feed, d);
-            }
-        }
+    }
+
+    /// Sends chain `id`'s operator the events of SL block `height` routed to it (from the
+    /// block's events for batch-settling roles).
+    fn send_operator_block(&mut self, id: ChainId, height: u64, events: &[SlEvent]) {
+        let events: Vec<SlEvent> = events
+            .iter()
+            .filter(|e| route::operator_concerns(id, e))
+            .cloned()
+            .collect();
+        let d = Delivery::SlToOperator {
+            chain: id,
+            height,
+            events,
+        };
+        self.send(Role::Sl, Role::Operator(id), Class::Feed, d);
     }
 
     /// The security council, co-located with the SL (it reads it in-process, right before each
@@ -1830,29 +1914,41 @@ impl<'a> Sim<'a> {
         Ok(())
     }
 
-    fn operator_observes(&mut self, id: ChainId, e: SlEvent) -> Result<(), String> {
+    fn operator_observes(
+        &mut self,
+        id: ChainId,
+        height: u64,
+        events: Vec<SlEvent>,
+    ) -> Result<(), String> {
+        let now = self.now;
         let Some(node) = self.chains.get_mut(&id) else {
             return Ok(());
         };
-        if node.down(self.now) {
-            node.held.push(e); // the feed resumes when the node restarts
+        if node.down(now) {
+            node.held.push((height, events)); // the feed resumes when the node restarts
             return Ok(());
         }
-        if let SlEvent::DepositQueued(d) = &e {
-            if self.now < node.censor_until {
-                node.censored.push(d.clone());
-                self.deposit_stats.censored += 1;
-                return Ok(());
-            }
+        let mut events = events;
+        if now < node.censor_until {
+            events.retain(|e| match e {
+                SlEvent::DepositQueued(d) => {
+                    node.censored.push(d.clone());
+                    self.deposit_stats.censored += 1;
+                    false
+                }
+                _ => true,
+            });
         }
-        if let SlEvent::BatchCommitted { chain, batch, .. } = &e {
-            if *chain == id {
-                node.committed_seen.insert(*batch, self.now);
+        for e in &events {
+            if let SlEvent::BatchCommitted { chain, batch, .. } = e {
+                if *chain == id {
+                    node.committed_seen.entry(*batch).or_insert(now);
+                }
             }
         }
         let effects = node
             .role
-            .observe_sl(&e, &self.sl)
+            .observe_sl_block(height, events, &self.sl)
             .map_err(|e| e.to_string())?;
         for effect in effects {
             self.chain_effect(id, effect)?;
@@ -1864,6 +1960,11 @@ impl<'a> Sim<'a> {
     /// from): report what was not re-pooled, undo the executions of the discarded blocks, and
     /// withdraw the relayer's re-pooled executions.
     fn rolled_back(&mut self, id: ChainId, outcome: &braid_sequencer::RevertOutcome) {
+        // the discarded blocks and batches are no longer the chain's: never served again
+        if let Some(log) = self.feed_log.get_mut(&id) {
+            log.blocks.split_off(&(outcome.head.number + 1));
+            log.headers.split_off(&(outcome.last_batch + 1));
+        }
         if let Some(node) = self.chains.get_mut(&id) {
             for (_, why) in &outcome.txs_dropped {
                 *node
@@ -1936,6 +2037,22 @@ impl<'a> Sim<'a> {
                     };
                     self.send(Role::Relayer, Role::Sequencer(dest), Class::Datagram, d);
                 }
+                RelayerAction::BackfillSl {
+                    from_height,
+                    to_height,
+                } => {
+                    self.relayer_stats.sl_backfills += 1;
+                    let d = Delivery::BackfillSl {
+                        from: from_height,
+                        to: to_height,
+                    };
+                    self.send(Role::Relayer, Role::Sl, Class::Datagram, d);
+                }
+                RelayerAction::Backfill { chain, from } => {
+                    self.relayer_stats.backfills += 1;
+                    let d = Delivery::Backfill { chain, from };
+                    self.send(Role::Relayer, Role::Sequencer(chain), Class::Datagram, d);
+                }
                 RelayerAction::Postconfirm { chain, height } => {
                     if let Err(e) = self.postconfirm(chain, height) {
                         self.relayer_stats.errors += 1;
@@ -1968,6 +2085,65 @@ impl<'a> Sim<'a> {
         }
     }
 
+    /// Tells the relayer core the time (once per instant it gets an input): it asks again for
+    /// backfills not answered in time.
+    fn relayer_clock(&mut self) {
+        if self.relayer_clock_at == Some(self.now) {
+            return;
+        }
+        self.relayer_clock_at = Some(self.now);
+        let actions = self.relayer.handle(RelayerInput::Tick { now_ms: self.now });
+        self.relayer_actions(actions);
+    }
+
+    /// A backfill request reached `chain`'s sequencer: it resends its blocks from `from` to its
+    /// head, each followed by the header of the batch it closes, on its feed to the relayer
+    /// (lossy feeds may lose them again; the relayer then asks again).
+    fn backfill(&mut self, chain: ChainId, from: BlockNumber) {
+        let Some(mut head) = self.chains.get(&chain).map(|n| n.role.seq().head().number) else {
+            return;
+        };
+        // blocks the SL voided and the sequencer has not rolled back yet are not served: the
+        // re-sequenced ones follow (a relayer fed void blocks would relay their messages)
+        if let Some(first) = self.invariants.voided.get(&chain) {
+            match first.checked_sub(1) {
+                Some(last) => head = head.min(last),
+                None => return,
+            }
+        }
+        let Some(log) = self.feed_log.get(&chain) else {
+            return;
+        };
+        let mut sends = vec![];
+        let mut hashes = BTreeMap::new();
+        if from > head {
+            return; // nothing canonical to serve yet (e.g. just rolled back)
+        }
+        for (number, (block, receipts)) in log.blocks.range(from..=head) {
+            hashes.insert(*number, block.header.hash());
+            sends.push(Delivery::Block {
+                chain,
+                block: block.clone(),
+                receipts: receipts.clone(),
+            });
+        }
+        // headers of the canonical batches ending in the range, after their last block
+        let mut headers: Vec<(usize, BatchHeader)> = vec![];
+        for h in log.headers.values() {
+            if hashes.get(&h.lastBlock) == Some(&h.lastBlockHash) {
+                let after = hashes.range(..=h.lastBlock).count();
+                headers.push((after, h.clone()));
+            }
+        }
+        for (after, header) in headers.into_iter().rev() {
+            sends.insert(after, Delivery::BatchSealed { header });
+        }
+        self.relayer_stats.backfill_blocks += hashes.len() as u64;
+        for d in sends {
+            self.send(Role::Sequencer(chain), Role::Relayer, Class::Feed, d);
+        }
+    }
+
     fn relayer_execute_dropped(&mut self, id: MessageId) {
         self.execute_deadline.remove(&id);
         if self.relayer.status(&id) == Some(MessageStatus::Submitted) {
@@ -1994,8 +2170,7 @@ impl<'a> Sim<'a> {
     /// core is told the time (executions whose backoff ended are retried).
     fn relayer_timeouts(&mut self) {
         let now = self.now;
-        let actions = self.relayer.handle(RelayerInput::Tick { now_ms: now });
-        self.relayer_actions(actions);
+        self.relayer_clock();
 
         let expired: Vec<MessageId> = self
             .execute_deadline
@@ -2020,7 +2195,7 @@ impl<'a> Sim<'a> {
     /// The chain whose (crashed) node a request is for: requests to a down node are lost.
     fn lost_while_down(&mut self, d: &Delivery) -> bool {
         let chain = match d {
-            Delivery::UserTx { chain, .. } => *chain,
+            Delivery::UserTx { chain, .. } | Delivery::Backfill { chain, .. } => *chain,
             Delivery::Import { dest, .. } | Delivery::Execute { dest, .. } => *dest,
             _ => return false,
         };
@@ -2055,21 +2230,50 @@ impl<'a> Sim<'a> {
                         self.execute_deadline.remove(&mid);
                     }
                 }
+                self.relayer_clock();
                 let actions = self
                     .relayer
                     .handle(RelayerInput::SourceBlock { block, receipts });
                 self.relayer_actions(actions);
             }
             Delivery::BatchSealed { header } => {
+                self.relayer_clock();
                 let actions = self.relayer.handle(RelayerInput::BatchSealed { header });
                 self.relayer_actions(actions);
             }
+            Delivery::Backfill { chain, from } => self.backfill(chain, from),
+            Delivery::BackfillSl { from, to } => {
+                let blocks: Vec<Vec<SlEvent>> = self
+                    .sl_feed_log
+                    .range(from..=to.max(from))
+                    .map(|(_, events)| events.clone())
+                    .collect();
+                for events in blocks {
+                    let d = Delivery::SlToRelayer(events);
+                    self.send(Role::Sl, Role::Relayer, Class::Feed, d);
+                }
+            }
             Delivery::SlCall { chain, call } => self.sl_call_arrived(chain, call)?,
             Delivery::SlToRelayer(events) => {
+                self.relayer_clock();
                 let actions = self.relayer.observe_sl_block(&events);
                 self.relayer_actions(actions);
             }
-            Delivery::SlToOperator(id, e) => self.operator_observes(id, e)?,
+            Delivery::SlToOperator {
+                chain,
+                height,
+                events,
+            } => self.operator_observes(chain, height, events)?,
+            Delivery::OperatorBackfillSl { chain, from, to } => {
+                let blocks: Vec<(u64, Vec<SlEvent>)> = self
+                    .sl_feed_log
+                    .range(from..=to.max(from))
+                    .map(|(h, events)| (*h, events.clone()))
+                    .collect();
+                for (h, events) in blocks {
+                    self.send_operator_block(chain, h, &events);
+                }
+            }
             Delivery::Import { dest, root, epoch } => {
                 let effects = match self.chains.get_mut(&dest) {
                     Some(node) => node.role.import(root, Some(epoch)),

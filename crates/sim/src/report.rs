@@ -77,6 +77,9 @@ pub struct BatchExecution {
 pub struct ChainReport {
     /// Blocks produced (re-sequenced blocks count again).
     pub blocks: u64,
+    /// SL blocks the operator's feed lost and fetched again (lossy feeds).
+    #[serde(default)]
+    pub sl_backfills: u64,
     /// Batches sealed by the sequencer.
     pub batches_sealed: u64,
     /// Batches committed on the SL.
@@ -164,6 +167,16 @@ pub struct RelayerReport {
     /// `BlockOutOfOrder`, `LocalRootMismatch`, `BadBatchHeader`, ...): the inconsistencies it
     /// detected in what the chains and the SL told it.
     pub error_kinds: BTreeMap<String, u64>,
+    /// Backfill requests of the relayer core (after a gap, a fork or a missing batch header),
+    /// first requests and repeats.
+    #[serde(default)]
+    pub backfills: u64,
+    /// Blocks the sequencers resent to answer backfill requests.
+    #[serde(default)]
+    pub backfill_blocks: u64,
+    /// Requests of the relayer core for SL blocks whose events it missed.
+    #[serde(default)]
+    pub sl_backfills: u64,
 }
 
 /// What the security council did (forced settlement and reverts).

@@ -495,6 +495,9 @@ impl Net {
                         }
                     }
                     RelayerAction::Postconfirm { .. } => {}
+                    // lockstep: every block and SL block reaches the relayer in order, so it
+                    // never has a gap to fill; a request would show up as a stuck message
+                    RelayerAction::Backfill { .. } | RelayerAction::BackfillSl { .. } => {}
                     RelayerAction::Error(e) => self.relayer_errors.push(e),
                 }
             }
