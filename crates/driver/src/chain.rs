@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use alloy_primitives::B256;
 
 use braid_operator::{ExtensionProofs, Operator, OperatorAction, SlView};
-use braid_primitives::{BatchHeader, BatchNumber, BlockNumber, ChainId, ImportKind, ImportedRoot};
+use braid_primitives::{BatchHeader, BatchNumber, BlockNumber, ChainId, ImportedRoot};
 use braid_relayer::Relayer;
 use braid_sequencer::{
     RevertOutcome, SealedBatch, SealedBlock, Sequencer, SequencerInput, SequencerOutput,
@@ -86,14 +86,14 @@ pub enum ImportRefusal {
     /// The SL reverted a batch of this chain for holding this very import: the source's
     /// committed batch holds another LocalRoot at that block (`RevertCause::Contradicted`).
     #[error(
-        "import of chain {source_chain} block {block} is contradicted by the source's committed \
-         batch (the SL reverted a batch holding it)"
+        "import of chain {source_chain} at {height} is contradicted by the source's committed \
+         batches (the SL reverted a batch holding it)"
     )]
     Contradicted {
         /// The source chain.
         source_chain: ChainId,
-        /// The imported block.
-        block: BlockNumber,
+        /// The imported block or batch number.
+        height: u64,
     },
 }
 
@@ -192,8 +192,8 @@ pub struct ChainRole {
     /// Reverts of each other chain seen on the SL, in order: (first reverted batch, first
     /// reverted block). Their count is the source's epoch ([`ChainRole::import`]).
     source_reverts: BTreeMap<ChainId, Vec<(BatchNumber, BlockNumber)>>,
-    /// Block-root imports the SL found contradicted by their source's batches: (source, block,
-    /// root). Never imported again.
+    /// Imports the SL found contradicted by their source's batches: (source, height, root).
+    /// Never imported again.
     contradicted: BTreeSet<(ChainId, BlockNumber, B256)>,
     /// The next SL block whose events [`ChainRole::observe_sl_block`] expects (SL heights start
     /// at 1), and the blocks received past a gap, held until it is filled.
@@ -307,12 +307,10 @@ impl ChainRole {
         source_epoch: Option<u64>,
     ) -> Option<ImportRefusal> {
         let key = (import.sourceChain, import.sourceHeight, import.root);
-        if import.import_kind().is_ok_and(ImportKind::is_block_root)
-            && self.contradicted.contains(&key)
-        {
+        if self.contradicted.contains(&key) {
             return Some(ImportRefusal::Contradicted {
                 source_chain: import.sourceChain,
-                block: import.sourceHeight,
+                height: import.sourceHeight,
             });
         }
         let epoch = usize::try_from(source_epoch?).unwrap_or(usize::MAX);
@@ -403,13 +401,13 @@ impl ChainRole {
                     cause:
                         RevertCause::Contradicted {
                             source_chain,
-                            block,
+                            height,
                             root,
                         },
                     ..
                 } = e
                 {
-                    self.contradicted.insert((*source_chain, *block, *root));
+                    self.contradicted.insert((*source_chain, *height, *root));
                 }
             }
             SlEvent::BatchesReverted {

@@ -361,9 +361,9 @@ impl Operator {
                 let contradicted = match cause {
                     RevertCause::Contradicted {
                         source_chain,
-                        block,
+                        height,
                         root,
-                    } => vec![(*source_chain, *block, *root)],
+                    } => vec![(*source_chain, *height, *root)],
                     _ => vec![],
                 };
                 // The roll-back waits for the end of this SL block: a cascade in the same block

@@ -479,16 +479,17 @@ pub enum RevertCause {
         /// The first reverted batch of the source.
         source_batch: BatchNumber,
     },
-    /// The batch imported, as the LocalRoot of block `block` of `source_chain`, a root that
-    /// the source's committed batch holding that block contradicts: a block the source's
-    /// batches do not contain (an equivocating sequencer showed the importer another block at
-    /// that height), or one a revert voided. The import can never settle.
+    /// The batch imported a root of `source_chain` at `height` that the source's committed
+    /// batches contradict: a LocalRoot of a block the source's batches do not contain (an
+    /// equivocating sequencer showed the importer another block at that height) or a
+    /// ChainBatchRoot of a batch that is no longer the committed one (a revert voided it). The
+    /// import can never settle.
     Contradicted {
         /// The source chain.
         source_chain: ChainId,
-        /// The imported block.
-        block: BlockNumber,
-        /// The imported root, which the source's batch does not hold at that block.
+        /// The imported block (`precommit`, `qc`) or batch (`commit`, `optimistic`) number.
+        height: u64,
+        /// The imported root, which the source's committed batch does not hold there.
         root: B256,
     },
 }
@@ -2172,11 +2173,10 @@ impl SettlementLayer {
         }
     }
 
-    /// The first import of an unexecuted batch of each chain that a committed source batch
-    /// contradicts ([`RevertCause::Contradicted`]): a `precommit` or `qc` import of block `h` of
-    /// a source whose committed batch holding `h` has another LocalRoot (or message count) at
-    /// `h`. Such a batch can never execute (no extension proof links the import to the source's
-    /// batch root), so it is reverted at once, with its importers, instead of waiting forever.
+    /// The first import of an unexecuted batch of each chain that its source's committed
+    /// batches contradict ([`RevertCause::Contradicted`]; `import_contradicted`). Such a batch
+    /// can never execute (its import check can never pass), so it is reverted at once, with
+    /// its importers, instead of waiting forever.
     fn contradicted_imports(&self) -> Vec<(ChainId, BatchNumber, RevertCause)> {
         let mut hits = Vec::new();
         for (id, chain) in &self.chains {
@@ -2198,7 +2198,7 @@ impl SettlementLayer {
                         n,
                         RevertCause::Contradicted {
                             source_chain: i.sourceChain,
-                            block: i.sourceHeight,
+                            height: i.sourceHeight,
                             root: i.root,
                         },
                     ));
@@ -2208,23 +2208,33 @@ impl SettlementLayer {
         hits
     }
 
-    /// Whether a committed batch of `import`'s source holds another LocalRoot at the imported
-    /// block (block-root imports only; genesis and blocks not committed yet never are).
+    /// Whether the source's committed batches contradict `import`: for a `precommit` or `qc`
+    /// import, the committed batch holding the imported block has another LocalRoot (or message
+    /// count) there; for a `commit` or `optimistic` import, the committed batch of that number
+    /// has another ChainBatchRoot (or message count). Genesis, blocks and batches not committed
+    /// yet, and the other kinds never are.
     fn import_contradicted(&self, import: &ImportedRoot) -> bool {
-        if !import.import_kind().is_ok_and(ImportKind::is_block_root) || import.sourceHeight == 0 {
-            return false;
-        }
-        let Some(rec) = self
-            .chains
-            .get(&import.sourceChain)
-            .and_then(|c| c.batch_holding_block(import.sourceHeight))
-        else {
+        let Some(source) = self.chains.get(&import.sourceChain) else {
             return false;
         };
-        let offset = (import.sourceHeight - rec.header.firstBlock) as usize;
-        rec.local_roots
-            .get(offset)
-            .is_some_and(|held| *held != (import.root, import.messageCount))
+        match import.import_kind() {
+            Ok(ImportKind::Precommit | ImportKind::Qc) if import.sourceHeight > 0 => {
+                let Some(rec) = source.batch_holding_block(import.sourceHeight) else {
+                    return false;
+                };
+                let offset = (import.sourceHeight - rec.header.firstBlock) as usize;
+                rec.local_roots
+                    .get(offset)
+                    .is_some_and(|held| *held != (import.root, import.messageCount))
+            }
+            Ok(ImportKind::Commit | ImportKind::Optimistic) => {
+                source.batches.get(&import.sourceHeight).is_some_and(|rec| {
+                    rec.header.chainBatchRoot != import.root
+                        || rec.header.messageCount != import.messageCount
+                })
+            }
+            _ => false,
+        }
     }
 
     /// Reverts, with their importers, the batches holding a contradicted import (see

@@ -516,7 +516,7 @@ fn an_import_the_source_batch_contradicts_reverts_its_importer() {
             matches!(e, SlEvent::BatchesReverted {
                 chain: B,
                 from: 1,
-                cause: RevertCause::Contradicted { source_chain: A, block: 1, root },
+                cause: RevertCause::Contradicted { source_chain: A, height: 1, root },
                 ..
             } if *root == forged.root)
         })

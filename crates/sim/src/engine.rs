@@ -326,6 +326,8 @@ struct FeedLog {
 /// A message the simulator follows for the report.
 #[derive(Debug, Clone)]
 struct Track {
+    /// The user transaction that sent it (after a revert, another may send the same id).
+    tx: B256,
     mode: Mode,
     dest: ChainId,
     sent_at: u64,
@@ -1313,13 +1315,17 @@ impl<'a> Sim<'a> {
             }
             if let Some(mid) = r.message_sent {
                 match self.messages.get_mut(&mid) {
-                    // re-sent after a revert of the source: same id, new block
-                    Some(t) => t.source_block = number,
-                    None => {
+                    // the same transaction re-included after a revert of the source: the same
+                    // message, in a new block
+                    Some(t) if t.tx == r.tx_hash => t.source_block = number,
+                    // a new message (another transaction took the id after a revert), or one
+                    // first seen
+                    _ => {
                         if let Some((mode, dest)) = self.user_txs.get(&r.tx_hash) {
                             self.messages.insert(
                                 mid,
                                 Track {
+                                    tx: r.tx_hash,
                                     mode: *mode,
                                     dest: *dest,
                                     sent_at: ts,
@@ -1353,10 +1359,14 @@ impl<'a> Sim<'a> {
                         leaf,
                     },
                 );
-                let early = self.messages.get(&mid).is_some_and(|t| {
-                    t.mode == Mode::Optimistic
-                        && !self.optimistic_final(mid.source_chain, t.source_block)
-                });
+                // a block the SL (or a source revert) already voided is rolled back, with its
+                // executions: only executions that can stand are judged
+                let void_from = self.invariants.voided.get(&id).copied();
+                let early = void_from.is_none_or(|v| number < v)
+                    && self.messages.get(&mid).is_some_and(|t| {
+                        t.mode == Mode::Optimistic
+                            && !self.optimistic_final(mid.source_chain, t.source_block)
+                    });
                 if early && self.invariants.pending.is_none() {
                     self.invariants.pending = Some((
                         "optimistic_before_final",
@@ -1728,11 +1738,11 @@ impl<'a> Sim<'a> {
                     }
                     RevertCause::Contradicted {
                         source_chain,
-                        block,
+                        height,
                         ..
                     } => {
                         self.revert_stats.contradicted += 1;
-                        format!("contradicted import of {source_chain} block {block}")
+                        format!("contradicted import of {source_chain} at {height}")
                     }
                 };
                 self.revert_log.push(RevertRecord {
