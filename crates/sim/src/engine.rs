@@ -2182,14 +2182,34 @@ impl<'a> Sim<'a> {
         let now = self.now;
         self.relayer_clock();
 
-        let expired: Vec<MessageId> = self
+        let expired: BTreeSet<MessageId> = self
             .execute_deadline
             .iter()
             .filter(|(_, at)| **at <= now)
             .map(|(id, _)| *id)
             .collect();
+        // an execution still waiting in its destination's pool is not lost: like a real
+        // relayer (`eth_getTransactionByHash` says pending), wait for it rather than send a
+        // duplicate that can only fail (`AlreadyExecuted`) and leave a nonce gap behind it
+        let pooled: BTreeSet<MessageId> = self
+            .relayer_txs
+            .iter()
+            .filter(|((dest, hash), (mid, _))| {
+                expired.contains(mid)
+                    && self
+                        .chains
+                        .get(dest)
+                        .is_some_and(|n| n.role.seq().mempool().contains(hash))
+            })
+            .map(|(_, (mid, _))| *mid)
+            .collect();
+        let later = now + self.scenario.relayer.retry_ms;
         for id in expired {
-            self.relayer_execute_dropped(id);
+            if pooled.contains(&id) {
+                self.execute_deadline.insert(id, later);
+            } else {
+                self.relayer_execute_dropped(id);
+            }
         }
         let expired: Vec<(ChainId, ImportedRoot)> = self
             .import_deadline
