@@ -2204,6 +2204,19 @@ impl<'a> Sim<'a> {
             .map(|(_, (mid, _))| *mid)
             .collect();
         let later = now + self.scenario.relayer.retry_ms;
+        // every execution the core has in flight is waited for with a deadline: one whose
+        // deadline went with a destination block later rolled back (its execution seen, then
+        // undone) would otherwise wait forever
+        let unwatched: Vec<MessageId> = self
+            .relayer
+            .messages()
+            .filter(|r| r.status == MessageStatus::Submitted)
+            .map(|r| r.message.id())
+            .filter(|id| !self.execute_deadline.contains_key(id))
+            .collect();
+        for id in unwatched {
+            self.execute_deadline.insert(id, later);
+        }
         for id in expired {
             if pooled.contains(&id) {
                 self.execute_deadline.insert(id, later);
