@@ -360,6 +360,9 @@ struct Sim<'a> {
     relayer_included: BTreeMap<(ChainId, B256), (MessageId, B256, BlockNumber)>,
     /// When the relayer shell gives up waiting for an execution.
     execute_deadline: BTreeMap<MessageId, u64>,
+    /// Per destination, executions waiting for room in its pool (it refused them as full).
+    /// (with when each was handed over).
+    exec_backlog: BTreeMap<ChainId, VecDeque<(Message, MessageProof, u64)>>,
     /// When the relayer shell gives up waiting for an import.
     import_deadline: BTreeMap<(ChainId, ImportKey), (ImportedRoot, u64)>,
     relayer_stats: RelayerReport,
@@ -613,6 +616,7 @@ impl<'a> Sim<'a> {
             relayer_txs: BTreeMap::new(),
             relayer_included: BTreeMap::new(),
             execute_deadline: BTreeMap::new(),
+            exec_backlog: BTreeMap::new(),
             import_deadline: BTreeMap::new(),
             relayer_stats: RelayerReport::default(),
             user_txs: BTreeMap::new(),
@@ -1160,6 +1164,8 @@ impl<'a> Sim<'a> {
         }
         self.tamper_block = false;
         self.suppress_relay = None;
+        // the block made room in the pool for executions waiting for it
+        self.drain_exec_backlog(id);
         self.schedule(next, Event::SeqTick(id));
         Ok(())
     }
@@ -1540,12 +1546,98 @@ impl<'a> Sim<'a> {
     }
 
     fn relayer_execute_arrived(&mut self, dest: ChainId, message: Message, proof: MessageProof) {
-        let id = message.id();
         let samples = self.exec_samples.entry(dest).or_default();
         if samples.len() >= ADVERSARY_SAMPLES {
             samples.pop_front();
         }
         samples.push_back((message.clone(), proof.clone()));
+        // executions wait their turn behind the ones the destination's pool refused as full
+        let now = self.now;
+        self.exec_backlog
+            .entry(dest)
+            .or_default()
+            .push_back((message, proof, now));
+        self.drain_exec_backlog(dest);
+    }
+
+    /// Whether `dest` holds the root `proof` is against, or has it in its import queue (imports
+    /// are applied at the start of a block, before its transactions).
+    fn dest_has_root(&self, dest: ChainId, message: &Message, proof: &MessageProof) -> bool {
+        let Some(node) = self.chains.get(&dest) else {
+            return false;
+        };
+        let Ok(kind) = braid_primitives::ImportKind::try_from(proof.kind) else {
+            return true; // the chain refuses it with its reason
+        };
+        let seq = node.role.seq();
+        [
+            message.sourceChain,
+            braid_primitives::SETTLEMENT_LAYER_CHAIN_ID,
+        ]
+        .into_iter()
+        .any(|source_chain| {
+            seq.state()
+                .imported(&ImportKey {
+                    kind,
+                    source_chain,
+                    root: proof.root,
+                })
+                .is_some()
+        }) || seq
+            .pending_imports()
+            .iter()
+            .any(|i| i.root == proof.root && i.kind == proof.kind)
+    }
+
+    /// Submits the executions waiting for `dest`, in order, while its pool takes them: like a
+    /// real relayer it caps what it has in flight per destination (the pool refused a burst as
+    /// full) and does not send an execution before the root it needs is on the destination or
+    /// in its import queue (the execution overtook its import on the network: it would fail and
+    /// leave a nonce gap). One whose root does not come within two retry periods is reported
+    /// dropped, and the core decides again.
+    fn drain_exec_backlog(&mut self, dest: ChainId) {
+        if self.chains.get(&dest).is_none_or(|n| n.down(self.now)) {
+            return;
+        }
+        let Some(mut queue) = self.exec_backlog.remove(&dest) else {
+            return;
+        };
+        let give_up = self.scenario.relayer.retry_ms.saturating_mul(2);
+        let mut keep = VecDeque::new();
+        while let Some((message, proof, since)) = queue.pop_front() {
+            if !self.dest_has_root(dest, &message, &proof) {
+                if self.now.saturating_sub(since) >= give_up {
+                    let id = message.id();
+                    self.execute_deadline.remove(&id);
+                    self.relayer_stats.executions_dropped += 1;
+                    let d = Delivery::ExecuteDropped { id };
+                    self.send(Role::Sequencer(dest), Role::Relayer, Class::Datagram, d);
+                } else {
+                    keep.push_back((message, proof, since));
+                }
+                continue;
+            }
+            if let Some((message, proof)) = self.submit_execution(dest, message, proof) {
+                keep.push_back((message, proof, since));
+                keep.append(&mut queue);
+                break;
+            }
+        }
+        if !keep.is_empty() {
+            self.exec_backlog.insert(dest, keep);
+        }
+    }
+
+    /// Signs and submits `executeMessage` on `dest` with the relayer's key; gives it back if the
+    /// pool is full (a burst made many messages executable at once: it waits for room, as a
+    /// real relayer caps what it has in flight per destination).
+    fn submit_execution(
+        &mut self,
+        dest: ChainId,
+        message: Message,
+        proof: MessageProof,
+    ) -> Option<(Message, MessageProof)> {
+        let id = message.id();
         let from = self.relayer_key.address();
         let result = match self.pending_nonce(dest, &from) {
             None => Err(TxRefused::Other(format!("unknown chain {dest}"))),
@@ -1568,17 +1660,14 @@ impl<'a> Sim<'a> {
                     self.send(seq_role, relayer, Class::Datagram, d);
                 }
             }
-            // the relayer's queue in the destination's pool is full (a burst of messages made
-            // executable at once, e.g. an optimistic batch becoming final): not an answer to
-            // retry at once — the execution deadline set when it was sent reports it dropped
-            // after `relayer.retry_ms`, when blocks have drained the pool
-            Err(TxRefused::PoolFull(_)) => {}
+            Err(TxRefused::PoolFull(_)) => return Some((message, proof)),
             Err(TxRefused::Other(_)) => {
                 self.relayer_stats.executions_dropped += 1;
                 let d = Delivery::ExecuteDropped { id };
                 self.send(seq_role, relayer, Class::Datagram, d);
             }
         }
+        None
     }
 
     // ----- settlement layer -----
@@ -2202,6 +2291,13 @@ impl<'a> Sim<'a> {
                         .is_some_and(|n| n.role.seq().mempool().contains(hash))
             })
             .map(|(_, (mid, _))| *mid)
+            .chain(
+                self.exec_backlog
+                    .values()
+                    .flatten()
+                    .map(|(m, _, _)| m.id())
+                    .filter(|id| expired.contains(id)),
+            )
             .collect();
         let later = now + self.scenario.relayer.retry_ms;
         // every execution the core has in flight is waited for with a deadline: one whose
