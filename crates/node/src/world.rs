@@ -480,6 +480,8 @@ impl Devnet {
     pub fn sl_config(config: &DevnetConfig) -> Result<SlConfig, NodeError> {
         let mut c = SlConfig::new(address_of(&council_key())?);
         c.sl_block_time_ms = config.sl_block_time_ms;
+        // the council registers every chain in the SL's first block
+        c.max_pending_txs_per_sender = c.max_pending_txs_per_sender.max(config.chains.len());
         c.genesis_balances = (0..config.dev_accounts)
             .map(|i| (TxSigner::dev(i).address(), config.dev_balance))
             .collect();
@@ -509,14 +511,18 @@ impl Devnet {
         self.log.push_back(LogLine { at_ms, text });
     }
 
-    fn submit_sl(&mut self, key: &B256, nonce: u64, call: SlCall) -> Result<(), NodeError> {
+    /// Signs and submits an SL call; `Ok(false)` if the SL refused it (it is not pooled, so
+    /// its nonce is still free).
+    fn submit_sl(&mut self, key: &B256, nonce: u64, call: SlCall) -> Result<bool, NodeError> {
         let tx = SlTx::sign(key, nonce, call).map_err(|e| NodeError::Config(e.to_string()))?;
+        let mut accepted = true;
         for e in self.sl.submit(tx) {
             if let SlEvent::TxRejected { call, error, .. } = e {
+                accepted = false;
                 tracing::warn!(target: "braid::devnet", "SL refused {call}: {error}");
             }
         }
-        Ok(())
+        Ok(accepted)
     }
 
     fn note_block(&mut self, block: &Block, receipts: &[braid_execution::TxReceipt]) {
@@ -570,7 +576,11 @@ impl Devnet {
             let pooled = self.sl.buffered().iter().filter(|t| t.from == from).count() as u64;
             let first = self.sl.sl().nonce(&from) + pooled;
             for (nonce, call) in (first..).zip(calls) {
-                self.submit_sl(&key, nonce, call)?;
+                // a refused call (e.g. the per-sender admission limit) leaves its nonce free:
+                // later calls would be a nonce gap, so they wait for the next tick
+                if !self.submit_sl(&key, nonce, call)? {
+                    break;
+                }
             }
         }
         // settlement layer

@@ -100,6 +100,31 @@
 //! batch whose last block is later than `deposit_inclusion_window_ms` after a deposit was queued,
 //! without having applied it, fails its checks (censorship) and cannot execute.
 //!
+//! # Block timestamps
+//! At `commitBatch` the SL checks the timestamps of the batch's blocks (the DA data): each is
+//! strictly after its parent's (the first after the last block of the chain's previous batch,
+//! kept as [`BatchRecord::last_block_timestamp_ms`], or after genesis) and at most
+//! `max_block_time_drift_ms` ahead of SL time; otherwise the commit is refused with
+//! [`SettlementError::BlockTimestampNotIncreasing`] or [`SettlementError::BlockTimestampAhead`].
+//! A sequencer can thus not backdate blocks below its own history to slip a censored deposit
+//! under the inclusion deadline.
+//!
+//! # Admission
+//! The SL pools at most `max_pending_txs` transactions for its next block, and at most
+//! `max_pending_txs_per_sender` from one sender; beyond that `submit` refuses with
+//! [`SettlementError::QueueFull`] or [`SettlementError::SenderQueueFull`], so one account's
+//! signed junk cannot crowd out the operators.
+//!
+//! # Replay across SL instances
+//! Every [`SlTx`] names the SL it is for (`sl_chain_id`), and its signed digest covers that id
+//! ([`SlTx::signing_hash`]); an SL refuses a transaction for another id with
+//! [`SettlementError::WrongSlChain`] ([`SlConfig::sl_chain_id`], default
+//! [`DEFAULT_SL_CHAIN_ID`]).
+//!
+//! # Postconfirmation epochs
+//! `postconfirm` accepts QCs of the current or the previous validator epoch only; an older one
+//! is refused with [`SettlementError::StaleQc`] (its signers' stake may be withdrawn).
+//!
 //! # Value accounting
 //! The SL escrows each chain's value (its genesis supply, plus value received and deposited,
 //! minus value sent and fees burned, as reported by verified batch outputs). Value sent by executed batches waits
@@ -170,6 +195,31 @@ pub struct SlConfig {
     /// Aggregated settlement (seed 001): which chains settle with the aggregation tree's roots.
     #[serde(default)]
     pub aggregation: AggregationConfig,
+    /// How far ahead of SL time a committed block's timestamp may be (see "Block timestamps"
+    /// in the crate docs). Must be > 0.
+    #[serde(default = "default_max_block_time_drift_ms")]
+    pub max_block_time_drift_ms: u64,
+    /// Most transactions one sender may have waiting for the next SL block (see "Admission"
+    /// in the crate docs). Must be > 0.
+    #[serde(default = "default_max_pending_txs_per_sender")]
+    pub max_pending_txs_per_sender: usize,
+    /// This SL instance's chain id: every [`SlTx`] names it and its signature covers it, so a
+    /// transaction signed for another SL instance is refused here.
+    #[serde(default = "default_sl_chain_id")]
+    pub sl_chain_id: u64,
+}
+
+/// The SL chain id [`SlConfig::new`] uses and [`SlTx::sign`] / [`SlTx::sign_with`] sign for.
+pub const DEFAULT_SL_CHAIN_ID: u64 = 0x0062_7261_6964; // "braid"
+
+fn default_max_block_time_drift_ms() -> u64 {
+    30_000
+}
+fn default_max_pending_txs_per_sender() -> usize {
+    64
+}
+fn default_sl_chain_id() -> u64 {
+    DEFAULT_SL_CHAIN_ID
 }
 
 fn default_epoch_ms() -> u64 {
@@ -184,7 +234,8 @@ fn default_reporter_share() -> u8 {
 
 impl SlConfig {
     /// Defaults: 2 s SL blocks, 60 s operator timeout, 300 s council timeout, 30 s deposit
-    /// inclusion window, no SL balances.
+    /// inclusion window, blocks at most 30 s ahead of SL time, 64 waiting transactions per
+    /// sender, SL chain id [`DEFAULT_SL_CHAIN_ID`], no SL balances.
     pub fn new(security_council: Address) -> Self {
         Self {
             sl_block_time_ms: 2_000,
@@ -200,6 +251,9 @@ impl SlConfig {
             reporter_share_percent: default_reporter_share(),
             optimistic: OptimisticConfig::default(),
             aggregation: AggregationConfig::default(),
+            max_block_time_drift_ms: default_max_block_time_drift_ms(),
+            max_pending_txs_per_sender: default_max_pending_txs_per_sender(),
+            sl_chain_id: DEFAULT_SL_CHAIN_ID,
         }
     }
 
@@ -219,6 +273,16 @@ impl SlConfig {
             return Err(SettlementError::InvalidConfig {
                 reason: "unbonding_ms must exceed timeout_council_ms (the settlement horizon)"
                     .into(),
+            });
+        }
+        if self.max_block_time_drift_ms == 0 {
+            return Err(SettlementError::InvalidConfig {
+                reason: "max_block_time_drift_ms must be > 0".into(),
+            });
+        }
+        if self.max_pending_txs_per_sender == 0 {
+            return Err(SettlementError::InvalidConfig {
+                reason: "max_pending_txs_per_sender must be > 0".into(),
             });
         }
         if self.reporter_share_percent > 100 {
@@ -311,6 +375,70 @@ pub enum SettlementError {
     QueueFull {
         /// The limit.
         limit: usize,
+    },
+    /// The sender already has `limit` transactions waiting for the next SL block.
+    #[error("{sender} already has {limit} transactions waiting for the next SL block")]
+    SenderQueueFull {
+        /// The sender.
+        sender: Address,
+        /// The per-sender limit (`max_pending_txs_per_sender`).
+        limit: usize,
+    },
+    /// The transaction was signed for another SL instance.
+    #[error("transaction signed for SL chain {got}, this SL is chain {expected}")]
+    WrongSlChain {
+        /// This SL's chain id.
+        expected: u64,
+        /// The chain id the transaction names (and its signature covers).
+        got: u64,
+    },
+    /// A QC of an epoch older than the previous one: its validators may have withdrawn their
+    /// stake, so it is no longer slashable and not accepted.
+    #[error(
+        "postconfirm refused: QC of epoch {epoch}, only epochs {oldest}..={current} are accepted"
+    )]
+    StaleQc {
+        /// The QC's epoch.
+        epoch: u64,
+        /// The oldest epoch accepted (the previous one).
+        oldest: u64,
+        /// The current epoch.
+        current: u64,
+    },
+    /// A committed block whose timestamp is not after its parent's (the previous block of the
+    /// batch, or the last block of the chain's previous batch, or genesis).
+    #[error(
+        "cannot commit batch {batch} of chain {chain}: block {block} has timestamp {timestamp_ms} ms, not after its parent's {parent_ms} ms"
+    )]
+    BlockTimestampNotIncreasing {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// The block.
+        block: BlockNumber,
+        /// Its timestamp.
+        timestamp_ms: u64,
+        /// Its parent's timestamp.
+        parent_ms: u64,
+    },
+    /// A committed block whose timestamp is more than `max_block_time_drift_ms` ahead of SL time.
+    #[error(
+        "cannot commit batch {batch} of chain {chain}: block {block} has timestamp {timestamp_ms} ms, more than {max_drift_ms} ms ahead of SL time {sl_time_ms} ms"
+    )]
+    BlockTimestampAhead {
+        /// The chain.
+        chain: ChainId,
+        /// The batch.
+        batch: BatchNumber,
+        /// The block.
+        block: BlockNumber,
+        /// Its timestamp.
+        timestamp_ms: u64,
+        /// SL time at commit.
+        sl_time_ms: u64,
+        /// The bound.
+        max_drift_ms: u64,
     },
     /// The sender may not make this call now.
     #[error("{sender} may not {action} for chain {chain}: {reason}")]
@@ -817,6 +945,8 @@ pub struct ChainRecord {
     pub operator: Address,
     /// The genesis tip.
     pub genesis: ChainTip,
+    /// The genesis block's timestamp (batch 1's first block must be later).
+    pub genesis_timestamp_ms: u64,
     /// Committed batches (executed ones keep their header and imports).
     pub batches: BTreeMap<BatchNumber, BatchRecord>,
     /// Last executed batch (0: none).
@@ -930,6 +1060,8 @@ pub struct SettlementLayer {
     historical_roots: BTreeSet<B256>,
     nonces: BTreeMap<Address, u64>,
     pending: Vec<SlTx>,
+    /// How many of `pending` each sender submitted.
+    pending_per_sender: BTreeMap<Address, usize>,
     in_flight: U256,
     fees_collected: U256,
     balances: BTreeMap<Address, U256>,
@@ -989,6 +1121,7 @@ impl SettlementLayer {
             historical_roots,
             nonces: BTreeMap::new(),
             pending: Vec::new(),
+            pending_per_sender: BTreeMap::new(),
             in_flight: U256::ZERO,
             fees_collected: U256::ZERO,
             balances,
@@ -1114,13 +1247,23 @@ impl SettlementLayer {
             call: tx.call.name(),
             error,
         };
-        if let Err(e) = tx.verify_signature() {
+        if let Err(e) = tx.verify_for(self.config.sl_chain_id) {
             return Some(reject(&tx, e));
         }
         if self.pending.len() >= self.config.max_pending_txs {
             let limit = self.config.max_pending_txs;
             return Some(reject(&tx, SettlementError::QueueFull { limit }));
         }
+        let waiting = self.pending_per_sender.get(&tx.from).copied().unwrap_or(0);
+        if waiting >= self.config.max_pending_txs_per_sender {
+            let limit = self.config.max_pending_txs_per_sender;
+            let sender = tx.from;
+            return Some(reject(
+                &tx,
+                SettlementError::SenderQueueFull { sender, limit },
+            ));
+        }
+        self.pending_per_sender.insert(tx.from, waiting + 1);
         self.pending.push(tx);
         None
     }
@@ -1128,6 +1271,7 @@ impl SettlementLayer {
     fn produce_block(&mut self) -> Vec<SlEvent> {
         self.height += 1;
         let mut events = Vec::new();
+        self.pending_per_sender.clear();
         for tx in std::mem::take(&mut self.pending) {
             let expected = self.nonce(&tx.from);
             let result = if tx.nonce != expected {
@@ -1500,6 +1644,7 @@ impl SettlementLayer {
                     block_hash: h.hash(),
                     state_root: root,
                 },
+                genesis_timestamp_ms: h.timestampMs,
                 batches: BTreeMap::new(),
                 last_executed: 0,
                 last_committed: 0,
@@ -1599,6 +1744,7 @@ impl SettlementLayer {
                 return Err(bad(format!("deposit {} was not queued on the SL", d.index)));
             }
         }
+        self.check_block_timestamps(chain, header, blocks)?;
         let (last_block_timestamp_ms, deposit_count_after) = blocks
             .last()
             .map_or((0, 0), |b| (b.header.timestampMs, b.header.depositCount));
@@ -1636,6 +1782,56 @@ impl SettlementLayer {
         });
         if self.config.aggregation.covers(chain_id) {
             self.fail_forged_imports(events);
+        }
+        Ok(())
+    }
+
+    /// The block timestamp rule at commit: each block after its parent (the first after the
+    /// chain's previous batch's last block, or genesis), none more than
+    /// `max_block_time_drift_ms` ahead of SL time.
+    fn check_block_timestamps(
+        &self,
+        chain: &ChainRecord,
+        header: &BatchHeader,
+        blocks: &[Block],
+    ) -> Result<(), SettlementError> {
+        let mut parent_ms = if header.number <= 1 {
+            chain.genesis_timestamp_ms
+        } else {
+            chain
+                .batches
+                .get(&(header.number - 1))
+                .map(|b| b.last_block_timestamp_ms)
+                .ok_or_else(|| SettlementError::BadCommit {
+                    chain: header.chainId,
+                    batch: header.number,
+                    reason: "previous batch missing".into(),
+                })?
+        };
+        let sl_time_ms = self.now_ms;
+        let max_drift_ms = self.config.max_block_time_drift_ms;
+        for b in blocks {
+            let timestamp_ms = b.header.timestampMs;
+            if timestamp_ms <= parent_ms {
+                return Err(SettlementError::BlockTimestampNotIncreasing {
+                    chain: header.chainId,
+                    batch: header.number,
+                    block: b.header.number,
+                    timestamp_ms,
+                    parent_ms,
+                });
+            }
+            if timestamp_ms > sl_time_ms.saturating_add(max_drift_ms) {
+                return Err(SettlementError::BlockTimestampAhead {
+                    chain: header.chainId,
+                    batch: header.number,
+                    block: b.header.number,
+                    timestamp_ms,
+                    sl_time_ms,
+                    max_drift_ms,
+                });
+            }
+            parent_ms = timestamp_ms;
         }
         Ok(())
     }

@@ -10,7 +10,11 @@
 //!   a validator is still slashable for everything it signed while it could matter.
 //! - **Postconfirmation.** `postconfirm(qc, header)` verifies a QC against the set of the epoch
 //!   its vote names (one fast-aggregate-verify), checks that `header` is the certified block, and
-//!   records the block's `LocalRoot` as certified. A `qc` import settles like a pre-commit
+//!   records the block's `LocalRoot` as certified. Only QCs of the current epoch (of SL time) or
+//!   the previous one are accepted; an older one is refused with
+//!   [`SettlementError::StaleQc`](crate::SettlementError::StaleQc): its validators may have
+//!   exited and withdrawn their stake since (unbonding only covers the settlement horizon), so
+//!   nothing slashable stands behind it. A `qc` import settles like a pre-commit
 //!   (extension proof into the executed source batch) *and* requires that record.
 //! - **Slashing.** Anyone may submit evidence: two different votes by one validator at one
 //!   (chain, height) — equivocation — or an accept vote for a block that the SL finds invalid by
@@ -350,6 +354,17 @@ impl SettlementLayer {
         const ACTION: &str = "postconfirm";
         if !self.chains.contains_key(&header.chainId) {
             return Err(crate::SettlementError::UnknownChain(header.chainId));
+        }
+        // only QCs of the current or the previous epoch: an older set's validators may have
+        // exited and withdrawn, so their signatures are no longer backed by slashable stake
+        let current = self.epoch_at(self.now_ms);
+        let oldest = current.saturating_sub(1);
+        if qc.vote.epoch < oldest {
+            return Err(crate::SettlementError::StaleQc {
+                epoch: qc.vote.epoch,
+                oldest,
+                current,
+            });
         }
         let record = self
             .staking

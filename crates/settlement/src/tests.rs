@@ -382,6 +382,193 @@ fn invalid_config_is_a_typed_error() {
     ));
 }
 
+/// `batch` with its blocks' timestamps changed by `edit`, its DA commitment recomputed (the
+/// SL checks it against the blocks before it looks at their timestamps).
+fn with_timestamps(batch: &SealedBatch, edit: impl Fn(&mut [u64])) -> SlCall {
+    let mut blocks = batch.blocks.clone();
+    let mut ts: Vec<u64> = blocks.iter().map(|b| b.header.timestampMs).collect();
+    edit(&mut ts);
+    for (b, t) in blocks.iter_mut().zip(ts) {
+        b.header.timestampMs = t;
+    }
+    let mut header = batch.header.clone();
+    header.daCommitment = da_commitment(&blocks);
+    SlCall::CommitBatch {
+        header,
+        imports: vec![],
+        blocks,
+    }
+}
+
+#[test]
+fn commit_refuses_block_timestamps_that_do_not_increase_or_run_ahead_of_sl_time() {
+    let mut s = setup(2);
+    let genesis_ms = s.genesis.genesis_header.timestampMs;
+    let (b1, b2) = (s.batches[0].clone(), s.batches[1].clone());
+    assert_eq!(b1.blocks.len(), 2);
+    // a block no later than its parent inside the batch
+    let e = s.op(with_timestamps(&b1, |t| t[1] = t[0]));
+    assert!(
+        matches!(
+            rejected(&e),
+            Some(SettlementError::BlockTimestampNotIncreasing { block: 2, .. })
+        ),
+        "{e:?}"
+    );
+    // the first block no later than genesis
+    let e = s.op(with_timestamps(&b1, |t| t[0] = genesis_ms));
+    assert!(
+        matches!(
+            rejected(&e),
+            Some(SettlementError::BlockTimestampNotIncreasing { block: 1, parent_ms, .. })
+                if *parent_ms == genesis_ms
+        ),
+        "{e:?}"
+    );
+    // a block too far ahead of SL time
+    let drift = s.sl.config().max_block_time_drift_ms;
+    let far = s.now + 1000 + drift + 1; // the SL block that includes it is at now + 1000
+    let e = s.op(with_timestamps(&b1, |t| t[1] = far));
+    assert!(
+        matches!(
+            rejected(&e),
+            Some(SettlementError::BlockTimestampAhead { block: 2, max_drift_ms, .. })
+                if *max_drift_ms == drift
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        s.sl.chain(CHAIN).unwrap().last_committed,
+        0,
+        "nothing committed"
+    );
+    assert!(s.sl.batch(CHAIN, 1).is_none());
+    // the honest batch commits; the next batch's first block must be after its last block
+    let e = s.op(s.commit(0));
+    assert!(rejected(&e).is_none(), "{e:?}");
+    let last_ms = s.sl.batch(CHAIN, 1).unwrap().last_block_timestamp_ms;
+    assert_eq!(last_ms, b1.blocks[1].header.timestampMs);
+    let e = s.op(with_timestamps(&b2, |t| t[0] = last_ms));
+    assert!(
+        matches!(
+            rejected(&e),
+            Some(SettlementError::BlockTimestampNotIncreasing { block: 3, parent_ms, .. })
+                if *parent_ms == last_ms
+        ),
+        "{e:?}"
+    );
+    assert_eq!(s.sl.chain(CHAIN).unwrap().last_committed, 1);
+    let e = s.op(s.commit(1));
+    assert!(rejected(&e).is_none(), "{e:?}");
+    // the bound is validated
+    let mut c = s.sl.config().clone();
+    c.max_block_time_drift_ms = 0;
+    assert!(matches!(
+        SettlementLayer::new(c, Box::new(ReExecution::new())),
+        Err(SettlementError::InvalidConfig { .. })
+    ));
+}
+
+#[test]
+fn a_sender_may_pool_only_max_pending_txs_per_sender() {
+    let mut s = setup(1);
+    let limit = s.sl.config().max_pending_txs_per_sender;
+    assert_eq!(limit, 64);
+    let junk = key("junk");
+    for n in 0..limit as u64 {
+        let tx = SlTx::sign(&junk, n, SlCall::ExitValidators).unwrap();
+        assert!(s.sl.handle(SlInput::Submit(Box::new(tx))).is_empty());
+    }
+    let tx = SlTx::sign(&junk, limit as u64, SlCall::ExitValidators).unwrap();
+    let e = s.sl.handle(SlInput::Submit(Box::new(tx)));
+    assert!(
+        matches!(
+            rejected(&e),
+            Some(SettlementError::SenderQueueFull { sender, limit: 64 }) if *sender == addr(&junk)
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        s.sl.pending.len(),
+        limit,
+        "the refused transaction is not pooled"
+    );
+    // other senders are still admitted
+    let tx = SlTx::sign(&s.operator, 0, s.commit(0)).unwrap();
+    assert!(s.sl.handle(SlInput::Submit(Box::new(tx))).is_empty());
+    s.now += 1000;
+    let e = s.sl.handle(SlInput::Tick { now_ms: s.now });
+    assert!(e
+        .iter()
+        .any(|e| matches!(e, SlEvent::BatchCommitted { batch: 1, .. })));
+    // once the block took the pool, the sender may submit again
+    let tx = SlTx::sign(&junk, limit as u64, SlCall::ExitValidators).unwrap();
+    assert!(s.sl.handle(SlInput::Submit(Box::new(tx))).is_empty());
+    let mut c = s.sl.config().clone();
+    c.max_pending_txs_per_sender = 0;
+    assert!(matches!(
+        SettlementLayer::new(c, Box::new(ReExecution::new())),
+        Err(SettlementError::InvalidConfig { .. })
+    ));
+}
+
+#[test]
+fn a_transaction_signed_for_another_sl_instance_is_refused() {
+    let s = setup(1);
+    let (x, y) = (7_001u64, 7_002u64);
+    let sl_with = |id: u64| {
+        let mut c = s.sl.config().clone();
+        c.sl_chain_id = id;
+        SettlementLayer::new(c, Box::new(ReExecution::new())).unwrap()
+    };
+    let register = SlCall::RegisterChain(s.genesis.clone());
+    let tx = SlTx::sign_for(x, &s.council, 0, register.clone()).unwrap();
+    assert_eq!(tx.sl_chain_id, x);
+    // refused by an SL with another id, which stays untouched
+    let mut sl_y = sl_with(y);
+    let e = sl_y.handle(SlInput::Submit(Box::new(tx.clone())));
+    assert!(
+        matches!(
+            rejected(&e),
+            Some(SettlementError::WrongSlChain { expected, got }) if *expected == y && *got == x
+        ),
+        "{e:?}"
+    );
+    sl_y.handle(SlInput::Tick { now_ms: 1000 });
+    assert!(sl_y.chain(CHAIN).is_none());
+    assert_eq!(sl_y.nonce(&addr(&s.council)), 0);
+    // relabelling it for Y breaks the signature: the id is in the signed digest
+    let mut relabelled = tx.clone();
+    relabelled.sl_chain_id = y;
+    let e = sl_y.handle(SlInput::Submit(Box::new(relabelled)));
+    assert!(
+        matches!(rejected(&e), Some(SettlementError::BadSignature { .. })),
+        "{e:?}"
+    );
+    // an SL with a default id refuses it too; the default signers sign for the default id
+    let mut sl_default = sl_with(DEFAULT_SL_CHAIN_ID);
+    let e = sl_default.handle(SlInput::Submit(Box::new(tx.clone())));
+    assert!(matches!(
+        rejected(&e),
+        Some(SettlementError::WrongSlChain { .. })
+    ));
+    let tx_default = SlTx::sign(&s.council, 0, register).unwrap();
+    assert_eq!(tx_default.sl_chain_id, DEFAULT_SL_CHAIN_ID);
+    assert!(sl_y
+        .handle(SlInput::Submit(Box::new(tx_default)))
+        .iter()
+        .any(|e| matches!(e, SlEvent::TxRejected { .. })));
+    // accepted by the SL it was signed for
+    let mut sl_x = sl_with(x);
+    assert!(sl_x.handle(SlInput::Submit(Box::new(tx))).is_empty());
+    let e = sl_x.handle(SlInput::Tick { now_ms: 1000 });
+    assert!(
+        e.iter()
+            .any(|e| matches!(e, SlEvent::ChainRegistered { chain: CHAIN })),
+        "{e:?}"
+    );
+}
+
 // ----- fast finality: staking, postconfirmation, slashing -----
 
 mod finality {
@@ -669,6 +856,45 @@ mod finality {
         );
         assert_eq!(s.sl.chain(CHAIN).unwrap().last_committed, 1);
         assert!(s.sl.batch(CHAIN, 1).is_some());
+    }
+
+    #[test]
+    fn postconfirm_takes_qcs_of_the_current_or_previous_epoch_only() {
+        let mut s = staked();
+        let epoch_ms = s.sl.config().epoch_ms;
+        let (h1, h2) = (
+            s.batches[0].blocks[0].header.clone(),
+            s.batches[0].blocks[1].header.clone(),
+        );
+        // epoch 1: a QC of epoch 0 (the previous one) is accepted
+        s.now = epoch_ms;
+        s.sl.handle(SlInput::Tick { now_ms: s.now });
+        assert_eq!(s.sl.epoch_at(s.now), 1);
+        postconfirm(&mut s, &h1);
+        // epoch 2: a QC of epoch 0 is refused, and nothing is recorded
+        s.now = 2 * epoch_ms;
+        s.sl.handle(SlInput::Tick { now_ms: s.now });
+        let cert = qc(&s, &[0, 1, 2], &vote_for(&h2)).unwrap();
+        let e = by(
+            &mut s,
+            3,
+            SlCall::Postconfirm {
+                qc: cert,
+                header: h2.clone(),
+            },
+        );
+        assert!(
+            matches!(
+                rejected(&e),
+                Some(SettlementError::StaleQc {
+                    epoch: 0,
+                    oldest: 1,
+                    current: 2
+                })
+            ),
+            "{e:?}"
+        );
+        assert!(!s.sl.staking().postconfirmed[&CHAIN].contains_key(&h2.number));
     }
 
     #[test]

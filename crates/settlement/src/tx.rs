@@ -7,7 +7,7 @@ use braid_primitives::{BatchHeader, BatchNumber, Block, BlockHeader, ChainId, Im
 use serde::{Deserialize, Serialize};
 
 use crate::staking::JoinRequest;
-use crate::{GameId, Proposal, ProposalId, SettlementError};
+use crate::{GameId, Proposal, ProposalId, SettlementError, DEFAULT_SL_CHAIN_ID};
 use braid_finality::{Evidence, QuorumCertificate, SignedVote};
 
 /// What a new chain brings to the registry.
@@ -170,6 +170,9 @@ impl SlCall {
 /// A signed settlement-layer transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlTx {
+    /// The SL instance the transaction is for ([`SlConfig::sl_chain_id`](crate::SlConfig));
+    /// covered by the signature, so it cannot be replayed on another SL instance.
+    pub sl_chain_id: u64,
     /// The claimed submitter; the signature must recover to it.
     pub from: Address,
     /// The submitter's SL nonce.
@@ -181,12 +184,13 @@ pub struct SlTx {
 }
 
 /// Domain tag of SL transaction signatures.
-pub const SL_TX_DOMAIN: &[u8] = b"braid-sl-tx-v1";
+pub const SL_TX_DOMAIN: &[u8] = b"braid-sl-tx-v2";
 
 impl SlTx {
-    /// `keccak256(SL_TX_DOMAIN ‖ nonce (8 bytes BE) ‖ postcard(call))`.
-    pub fn signing_hash(nonce: u64, call: &SlCall) -> B256 {
+    /// `keccak256(SL_TX_DOMAIN ‖ sl_chain_id (8 bytes BE) ‖ nonce (8 bytes BE) ‖ postcard(call))`.
+    pub fn signing_hash(sl_chain_id: u64, nonce: u64, call: &SlCall) -> B256 {
         let mut buf = SL_TX_DOMAIN.to_vec();
+        buf.extend_from_slice(&sl_chain_id.to_be_bytes());
         buf.extend_from_slice(&nonce.to_be_bytes());
         buf.extend_from_slice(&postcard::to_allocvec(call).unwrap_or_default());
         keccak256(buf)
@@ -194,29 +198,50 @@ impl SlTx {
 
     /// Hash identifying this transaction.
     pub fn hash(&self) -> B256 {
-        let mut buf = Self::signing_hash(self.nonce, &self.call).to_vec();
+        let mut buf = Self::signing_hash(self.sl_chain_id, self.nonce, &self.call).to_vec();
         buf.extend_from_slice(&self.signature.as_bytes());
         keccak256(buf)
     }
 
-    /// Signs `call` with a 32-byte secret key (derives the public key first: prefer
-    /// [`SlTx::sign_with`] when signing many).
+    /// Signs `call` for the default SL ([`DEFAULT_SL_CHAIN_ID`]) with a 32-byte secret key
+    /// (derives the public key first: prefer [`SlTx::sign_with`] when signing many).
     pub fn sign(secret: &B256, nonce: u64, call: SlCall) -> Result<Self, SettlementError> {
+        Self::sign_for(DEFAULT_SL_CHAIN_ID, secret, nonce, call)
+    }
+
+    /// Signs `call` for the SL with chain id `sl_chain_id` with a 32-byte secret key.
+    pub fn sign_for(
+        sl_chain_id: u64,
+        secret: &B256,
+        nonce: u64,
+        call: SlCall,
+    ) -> Result<Self, SettlementError> {
         let signer = TxSigner::from_secret(*secret).map_err(|e| SettlementError::BadSignature {
             reason: e.to_string(),
         })?;
-        Self::sign_with(&signer, nonce, call)
+        Self::sign_with_for(sl_chain_id, &signer, nonce, call)
     }
 
-    /// Signs `call` with a ready signer.
+    /// Signs `call` for the default SL ([`DEFAULT_SL_CHAIN_ID`]) with a ready signer.
     pub fn sign_with(signer: &TxSigner, nonce: u64, call: SlCall) -> Result<Self, SettlementError> {
-        let hash = Self::signing_hash(nonce, &call);
+        Self::sign_with_for(DEFAULT_SL_CHAIN_ID, signer, nonce, call)
+    }
+
+    /// Signs `call` for the SL with chain id `sl_chain_id` with a ready signer.
+    pub fn sign_with_for(
+        sl_chain_id: u64,
+        signer: &TxSigner,
+        nonce: u64,
+        call: SlCall,
+    ) -> Result<Self, SettlementError> {
+        let hash = Self::signing_hash(sl_chain_id, nonce, &call);
         let signature = signer
             .sign_hash(hash)
             .map_err(|e| SettlementError::BadSignature {
                 reason: e.to_string(),
             })?;
         Ok(Self {
+            sl_chain_id,
             from: signer.address(),
             nonce,
             call,
@@ -224,9 +249,23 @@ impl SlTx {
         })
     }
 
-    /// Checks that the signature recovers to `from` (low-s enforced).
+    /// Checks that the transaction is for the SL with chain id `sl_chain_id`
+    /// ([`SettlementError::WrongSlChain`] otherwise) and that the signature, which covers that
+    /// id, recovers to `from` (low-s enforced).
+    pub fn verify_for(&self, sl_chain_id: u64) -> Result<(), SettlementError> {
+        if self.sl_chain_id != sl_chain_id {
+            return Err(SettlementError::WrongSlChain {
+                expected: sl_chain_id,
+                got: self.sl_chain_id,
+            });
+        }
+        self.verify_signature()
+    }
+
+    /// Checks that the signature recovers to `from` (low-s enforced); the signed digest
+    /// includes `sl_chain_id`.
     pub fn verify_signature(&self) -> Result<(), SettlementError> {
-        let hash = Self::signing_hash(self.nonce, &self.call);
+        let hash = Self::signing_hash(self.sl_chain_id, self.nonce, &self.call);
         let signer = alloy_consensus::crypto::secp256k1::recover_signer(&self.signature, hash)
             .map_err(|e| SettlementError::BadSignature {
                 reason: e.to_string(),

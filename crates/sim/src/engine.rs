@@ -451,6 +451,8 @@ impl<'a> Sim<'a> {
         sl_config.sl_block_time_ms = scenario.sl_block_time_ms;
         sl_config.timeout_operator_ms = scenario.timeout_operator_ms;
         sl_config.timeout_council_ms = scenario.timeout_council_ms;
+        // the council registers every chain in the SL's first block
+        sl_config.max_pending_txs_per_sender = sl_config.max_pending_txs_per_sender.max(ids.len());
         // stake stays slashable well past the settlement horizon
         sl_config.unbonding_ms = sl_config
             .unbonding_ms

@@ -343,3 +343,21 @@ fn a_modelled_proving_delay_slows_proof_mode_and_settlement_only() {
     assert!(slowed.modes["proof"].sent > 0);
     assert_eq!(slowed.modes["proof"].executed, slowed.modes["proof"].sent);
 }
+
+/// The council registers every chain in the SL's first block: with more chains than the SL's
+/// default per-sender admission limit (64), the simulator raises the limit so registration is
+/// not refused (`SenderQueueFull`).
+#[test]
+fn more_chains_than_the_per_sender_admission_limit_all_register() {
+    let mut s = scenario("bench_100_chains");
+    s.duration_ms = 3_000;
+    let r = run(&s, 1).unwrap();
+    assert_eq!(r.chains.len(), 100);
+    assert!(
+        !r.sl_rejections
+            .keys()
+            .any(|k| k.contains("SenderQueueFull")),
+        "{:?}",
+        r.sl_rejections
+    );
+}
