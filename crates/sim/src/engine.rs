@@ -1368,9 +1368,13 @@ impl<'a> Sim<'a> {
                     },
                 );
                 // a block the SL (or a source revert) already voided is rolled back, with its
-                // executions: only executions that can stand are judged
+                // executions: only executions that can stand are judged; an execution of an
+                // equivocated block's message is a phantom, which must be undone altogether
+                // (`Invariants::phantom_leaves`, checked at settlement and at the end)
                 let void_from = self.invariants.voided.get(&id).copied();
+                let phantom = leaf.is_some_and(|l| self.invariants.phantom_leaves.contains(&l));
                 let early = void_from.is_none_or(|v| number < v)
+                    && !phantom
                     && self.messages.get(&mid).is_some_and(|t| {
                         t.mode == Mode::Optimistic
                             && !self.optimistic_final(mid.source_chain, t.source_block)
@@ -2061,10 +2065,28 @@ impl<'a> Sim<'a> {
     /// from): report what was not re-pooled, undo the executions of the discarded blocks, and
     /// withdraw the relayer's re-pooled executions.
     fn rolled_back(&mut self, id: ChainId, outcome: &braid_sequencer::RevertOutcome) {
-        // the discarded blocks and batches are no longer the chain's: never served again
+        // the discarded blocks and batches are no longer the chain's: never served again. Their
+        // messages are phantoms where another chain imported them (a roll-back of blocks the
+        // SL never saw is, for an importer, like an equivocation): such executions must be
+        // undone before they settle (`Invariants::phantom_leaves`)
         if let Some(log) = self.feed_log.get_mut(&id) {
-            log.blocks.split_off(&(outcome.head.number + 1));
+            let discarded = log.blocks.split_off(&(outcome.head.number + 1));
             log.headers.split_off(&(outcome.last_batch + 1));
+            for (_, receipts) in discarded.values() {
+                for l in receipts
+                    .iter()
+                    .flat_map(|r| r.logs.iter())
+                    .filter(|l| l.address == MESSENGER_ADDRESS)
+                {
+                    if let Ok(ev) =
+                        <IMessenger::MessageSent as alloy_sol_types::SolEvent>::decode_log_data(
+                            &l.data,
+                        )
+                    {
+                        self.invariants.phantom_leaves.insert(ev.leaf);
+                    }
+                }
+            }
         }
         if let Some(node) = self.chains.get_mut(&id) {
             for (_, why) in &outcome.txs_dropped {
