@@ -527,6 +527,43 @@ mod tests {
     }
 
     #[test]
+    fn an_equivocated_message_is_tolerated_until_undone_and_fails_if_kept() {
+        let sl = sl();
+        let chains = [
+            chain_sending(1, &[B256::repeat_byte(7)]),
+            chain_sending(2, &[]),
+        ];
+        let phantom = B256::repeat_byte(9);
+        let mut inv = Invariants::default();
+        inv.phantom_leaves.insert(phantom);
+        inv.executed(
+            2,
+            id(1, 0),
+            Execution {
+                block: 4,
+                leaf: Some(phantom),
+            },
+        );
+        // not settled: tracked, not a failure
+        assert_eq!(check(&mut inv, &sl, &chains), None);
+        // still held at the end: kept
+        let lookup = |c: ChainId| chains.iter().find(|s| s.config().chain_id == c);
+        let kept = inv.phantoms_kept(lookup);
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(kept[0].0, "executed_message_exists");
+        assert!(
+            kept[0]
+                .1
+                .starts_with("message 1:0 executed on chain 2 block 4 is in no block"),
+            "{}",
+            kept[0].1
+        );
+        // undone by the destination's roll-back: nothing is kept
+        inv.dest_reverted(2, 4);
+        assert!(inv.phantoms_kept(lookup).is_empty());
+    }
+
+    #[test]
     fn chain_value_conserved_fires_for_a_chain_whose_balances_do_not_add_up() {
         let sl = sl();
         // 5 wei created at genesis, but no account holds them
