@@ -1232,18 +1232,7 @@ impl<'a> Sim<'a> {
                 return Ok(());
             }
             ChainEffect::ImportRefused { import, reason } => {
-                if let Some(node) = self.chains.get_mut(&id) {
-                    *node
-                        .stats
-                        .imports_rejected
-                        .entry(kind_of(&reason))
-                        .or_default() += 1;
-                }
-                let d = Delivery::ImportRejected {
-                    dest: id,
-                    root: import,
-                };
-                self.send(seq_role, relayer, Class::Datagram, d);
+                self.import_refused(id, import, kind_of(&reason));
                 return Ok(());
             }
             ChainEffect::Output(out) => out,
@@ -1272,22 +1261,24 @@ impl<'a> Sim<'a> {
                 }
             }
             SequencerOutput::ImportRejected { import, error } => {
-                if let Some(node) = self.chains.get_mut(&id) {
-                    *node
-                        .stats
-                        .imports_rejected
-                        .entry(kind_of(&error))
-                        .or_default() += 1;
-                }
-                let d = Delivery::ImportRejected {
-                    dest: id,
-                    root: import,
-                };
-                self.send(seq_role, relayer, Class::Datagram, d);
+                self.import_refused(id, import, kind_of(&error));
             }
             _ => {}
         }
         Ok(())
+    }
+
+    /// Chain `id` refused an import (its node before the sequencer, or the sequencer): count it
+    /// by kind and tell the relayer.
+    fn import_refused(&mut self, id: ChainId, import: ImportedRoot, kind: String) {
+        if let Some(node) = self.chains.get_mut(&id) {
+            *node.stats.imports_rejected.entry(kind).or_default() += 1;
+        }
+        let d = Delivery::ImportRejected {
+            dest: id,
+            root: import,
+        };
+        self.send(Role::Sequencer(id), Role::Relayer, Class::Datagram, d);
     }
 
     fn block_sealed(&mut self, id: ChainId, b: SealedBlock) {
