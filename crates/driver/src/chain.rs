@@ -580,9 +580,4 @@ impl ChainRole {
         }
         self.operator.tick(&self.view, proofs)
     }
-
-    /// The SL view's height (blocks the operator has seen).
-    pub fn sl_height(&self) -> u64 {
-        self.view.height()
-    }
 }
