@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use alloy_primitives::B256;
 
-use braid_operator::{ExtensionProofs, Operator, OperatorAction, SlView};
+use braid_operator::{ExtensionProofs, Operator, OperatorAction};
 use braid_primitives::{BatchHeader, BatchNumber, BlockNumber, ChainId, ImportedRoot};
 use braid_relayer::Relayer;
 use braid_sequencer::{
