@@ -10,6 +10,9 @@
 //! - [`ChainRole`]: a chain node (sequencer + operator + its [`SlMirror`]), fed SL events,
 //!   imports, transactions and time; it returns [`ChainEffect`]s for its shell to apply
 //!   (persist, announce, roll storage back, report).
+//! - [`RelayerRole`]: the relayer (its core, deadlines, execution submission, nonce and
+//!   restart rules), asking its destinations through [`Destinations`]; it returns
+//!   [`RelayerEffect`]s.
 //! - [`route`]: which role needs which SL event.
 //! - [`SlMirror`]: the SL as an operator sees it, built from the events it received.
 //!
@@ -17,12 +20,17 @@
 
 mod chain;
 mod mirror;
+mod relayer;
 pub mod route;
 
 pub use chain::{
     ChainEffect, ChainRole, ImportRefusal, NoTree, RollbackCause, SlNode, WatchedSources,
 };
 pub use mirror::SlMirror;
+pub use relayer::{
+    Destinations, LocalChain, LocalChains, RelayerCounters, RelayerEffect, RelayerRole,
+    SubmitRefusal,
+};
 
 use braid_primitives::{BatchNumber, ChainId};
 

@@ -12,25 +12,27 @@
 //! Every node persists what it accepted (chains: `braid-store`; SL: `braid-sl-store`); the
 //! relayer keeps no state and rebuilds its view from the chains and the SL when it starts.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{Address, Bytes, B256};
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
-use braid_driver::{route, ChainEffect, NoTree, WatchedSources};
+use braid_driver::{
+    route, ChainEffect, Destinations, NoTree, RelayerEffect, RelayerRole, SubmitRefusal,
+    WatchedSources,
+};
 use braid_execution::{TxReceipt, TxSigner};
 use braid_primitives::{
-    BatchHeader, BatchNumber, Block, ChainId, Deposit, MessageId, MESSENGER_ADDRESS,
+    BatchHeader, BatchNumber, Block, ChainId, Deposit, Message, MessageId, MessageProof,
+    MESSENGER_ADDRESS,
 };
 use braid_proof::ReExecution;
-use braid_relayer::{
-    execute_message_calldata, Relayer, RelayerAction, RelayerConfig, RelayerInput,
-};
+use braid_relayer::{Relayer, RelayerConfig, RelayerInput};
 use braid_rpc::RpcError;
 use braid_sequencer::Sequencer;
 use braid_settlement::{Authority, BatchStatus, ChainGenesis, RevertCause, SlCall, SlEvent, SlTx};
@@ -552,10 +554,13 @@ fn fetch(sl_url: &str, chains: &BTreeMap<ChainId, String>, cursors: &mut Cursors
                 }
             }
         }
+        // a batch header follows its last block: one whose blocks were not read yet (at most
+        // 200 are read per round) is read in a later round, not skipped
+        let read_to = *next;
         let next_batch = cursors.next_batch.entry(*id).or_insert(1);
         while let Ok(v) = call(url, "braid_batch", json!([*next_batch])) {
             match serde_json::from_value::<Option<BatchHeader>>(v) {
-                Ok(Some(h)) => {
+                Ok(Some(h)) if h.lastBlock < read_to => {
                     out.batches.push((*id, h));
                     *next_batch += 1;
                 }
@@ -836,149 +841,163 @@ fn lock_cursors(p: &ChainProcess) -> Cursors {
 // ------------------------------------------------------------------------------------------
 // The relayer
 
-/// The relayer process: follows every chain and the SL; imports roots and executes messages.
+/// How long the relayer process waits for an import or an execution before asking again.
+const RELAY_RETRY_MS: u64 = 10_000;
+
+/// The relayer process: follows every chain and the SL; imports roots and executes messages,
+/// through the same [`RelayerRole`] as the simulator and the devnet.
 pub struct RelayerProcess {
-    relayer: Relayer,
+    role: RelayerRole,
     chains: BTreeMap<ChainId, String>,
     sl_url: String,
     cursors: Cursors,
-    key: TxSigner,
-    /// Execution transactions sent and not yet seen included: hash → (dest, message id).
-    in_flight: HashMap<B256, (ChainId, MessageId)>,
-    /// Imports a destination refused in the last round, reported to the core in the next.
-    refused: Vec<(ChainId, braid_primitives::ImportedRoot)>,
+}
+
+/// The relayer's destinations over JSON-RPC.
+struct RpcDestinations<'a> {
+    chains: &'a BTreeMap<ChainId, String>,
+}
+
+impl Destinations for RpcDestinations<'_> {
+    fn pending_nonce(&self, dest: ChainId, from: &Address) -> Option<u64> {
+        let url = self.chains.get(&dest)?;
+        call(url, "eth_getTransactionCount", json!([from, "pending"]))
+            .and_then(|v| quantity(&v))
+            .ok()
+    }
+
+    /// The core asks for an execution only once it saw the root imported in a destination
+    /// block (fed in order over RPC): nothing to wait for.
+    fn holds_root(&self, _dest: ChainId, _message: &Message, _proof: &MessageProof) -> bool {
+        true
+    }
+
+    fn executed(&self, dest: ChainId, id: &MessageId) -> bool {
+        use alloy_sol_types::SolCall;
+        let Some(url) = self.chains.get(&dest) else {
+            return false;
+        };
+        let data = braid_primitives::IMessenger::isExecutedCall {
+            sourceChain: id.source_chain,
+            nonce: id.nonce,
+        }
+        .abi_encode();
+        let answer = call(
+            url,
+            "eth_call",
+            json!([{ "to": MESSENGER_ADDRESS, "data": Bytes::from(data) }, "latest"]),
+        );
+        answer
+            .ok()
+            .and_then(|v| serde_json::from_value::<Bytes>(v).ok())
+            .is_some_and(|b| b.last() == Some(&1))
+    }
+
+    fn pooled(&self, dest: ChainId, hash: &B256) -> bool {
+        let Some(url) = self.chains.get(&dest) else {
+            return false;
+        };
+        let receipt = call(url, "eth_getTransactionReceipt", json!([hash])).unwrap_or(Value::Null);
+        let tx = call(url, "eth_getTransactionByHash", json!([hash])).unwrap_or(Value::Null);
+        receipt.is_null() && !tx.is_null()
+    }
+
+    fn submit(&mut self, dest: ChainId, raw: Bytes) -> Result<(B256, Option<B256>), SubmitRefusal> {
+        let url = self
+            .chains
+            .get(&dest)
+            .ok_or_else(|| SubmitRefusal::Other(format!("unknown chain {dest}")))?;
+        match call(url, "eth_sendRawTransaction", json!([raw])) {
+            Ok(v) => serde_json::from_value(v)
+                .map(|hash| (hash, None))
+                .map_err(|e| SubmitRefusal::Other(e.to_string())),
+            Err(e) if e.contains("full") => Err(SubmitRefusal::PoolFull(e)),
+            Err(e) => Err(SubmitRefusal::Other(e)),
+        }
+    }
 }
 
 impl RelayerProcess {
     /// A relayer for `chains` (id → RPC URL) and the SL at `sl_url`, paying with `key`.
     pub fn new(chains: BTreeMap<ChainId, String>, sl_url: String, key: TxSigner) -> Self {
+        let core = Relayer::new(RelayerConfig::new(chains.keys().copied().collect()));
         Self {
-            relayer: Relayer::new(RelayerConfig::new(chains.keys().copied().collect())),
+            role: RelayerRole::new(core, key, RELAY_RETRY_MS),
             chains,
             sl_url,
             cursors: Cursors::default(),
-            key,
-            in_flight: HashMap::new(),
-            refused: Vec::new(),
         }
     }
 
     /// One round: read, decide, act.
     pub fn step(&mut self) {
+        let now = crate::run::now_ms();
         let fetched = fetch(&self.sl_url, &self.chains, &mut self.cursors);
-        // the core's retry backoff runs on this time
-        let mut actions = self.relayer.handle(RelayerInput::Tick {
-            now_ms: crate::run::now_ms(),
-        });
-        for (dest, root) in std::mem::take(&mut self.refused) {
-            actions.extend(
-                self.relayer
-                    .handle(RelayerInput::ImportDropped { dest, root }),
-            );
-        }
-        for (_, block, receipts) in fetched.blocks {
-            actions.extend(
-                self.relayer
-                    .handle(RelayerInput::SourceBlock { block, receipts }),
+        let dests = RpcDestinations {
+            chains: &self.chains,
+        };
+        // deadlines: imports and executions not seen in time are asked again (an execution
+        // still in its destination's pool is waited for)
+        let mut effects = self.role.tick(now, &dests);
+        for (chain, block, receipts) in fetched.blocks {
+            for r in &receipts {
+                self.role.tx_included(chain, r.tx_hash, block.header.number);
+            }
+            effects.extend(
+                self.role
+                    .handle(now, RelayerInput::SourceBlock { block, receipts }),
             );
         }
         for (_, header) in fetched.batches {
-            actions.extend(self.relayer.handle(RelayerInput::BatchSealed { header }));
+            effects.extend(self.role.handle(now, RelayerInput::BatchSealed { header }));
         }
         for e in &fetched.events {
-            actions.extend(self.relayer.observe_sl(e));
+            effects.extend(self.role.observe_sl(now, e));
         }
-        // transactions that vanished from the destination's pool without being included
-        let dropped: Vec<(B256, MessageId)> = self
-            .in_flight
-            .iter()
-            .filter(|(hash, (dest, _))| {
-                let url = &self.chains[dest];
-                let receipt =
-                    call(url, "eth_getTransactionReceipt", json!([hash])).unwrap_or(Value::Null);
-                let pending =
-                    call(url, "eth_getTransactionByHash", json!([hash])).unwrap_or(Value::Null);
-                receipt.is_null() && pending.is_null()
-            })
-            .map(|(h, (_, id))| (*h, *id))
-            .collect();
-        for (hash, id) in dropped {
-            self.in_flight.remove(&hash);
-            actions.extend(self.relayer.handle(RelayerInput::ExecuteDropped { id }));
-        }
-        self.in_flight.retain(|hash, (dest, _)| {
-            call(
-                &self.chains[dest],
-                "eth_getTransactionReceipt",
-                json!([hash]),
-            )
-            .is_ok_and(|r| r.is_null())
-        });
-        let mut queue: VecDeque<RelayerAction> = actions.into();
-        while let Some(action) = queue.pop_front() {
-            match action {
-                RelayerAction::Import { dest, root } => {
-                    if let Some(url) = self.chains.get(&dest) {
-                        let epoch = self.relayer.source_epoch(root.sourceChain);
-                        if let Err(e) = call(url, "braid_importRoot", json!([root, epoch])) {
-                            tracing::warn!("import into {dest} refused: {e}");
-                            self.refused.push((dest, root));
-                        }
+        self.apply(now, effects);
+    }
+
+    fn apply(&mut self, now: u64, effects: Vec<RelayerEffect>) {
+        let mut queue: VecDeque<RelayerEffect> = effects.into();
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                RelayerEffect::Import { dest, root, epoch } => {
+                    let Some(url) = self.chains.get(&dest) else {
+                        continue;
+                    };
+                    if let Err(e) = call(url, "braid_importRoot", json!([root, epoch])) {
+                        tracing::warn!("import into {dest} refused: {e}");
+                        queue.extend(self.role.import_refused(now, dest, root));
                     }
                 }
-                RelayerAction::Execute {
+                RelayerEffect::Execute {
                     dest,
                     message,
                     proof,
                 } => {
-                    let Some(url) = self.chains.get(&dest) else {
-                        continue;
-                    };
                     let id = message.id();
-                    let sent = (|| {
-                        let nonce = quantity(&call(
-                            url,
-                            "eth_getTransactionCount",
-                            json!([self.key.address(), "pending"]),
-                        )?)?;
-                        let raw = self
-                            .key
-                            .call(
-                                dest,
-                                nonce,
-                                MESSENGER_ADDRESS,
-                                U256::ZERO,
-                                execute_message_calldata(&message, &proof),
-                                1_000_000,
-                            )
-                            .map_err(|e| e.to_string())?;
-                        let hash: B256 = serde_json::from_value(call(
-                            url,
-                            "eth_sendRawTransaction",
-                            json!([raw]),
-                        )?)
-                        .map_err(|e| e.to_string())?;
-                        Ok::<B256, String>(hash)
-                    })();
-                    match sent {
-                        Ok(hash) => {
-                            tracing::info!("relayed {id} to chain {dest}");
-                            self.in_flight.insert(hash, (dest, id));
-                        }
-                        Err(e) => {
-                            tracing::warn!("relay of {id} failed: {e}");
-                            // the first retry is immediate, later ones back off
-                            queue.extend(self.relayer.handle(RelayerInput::ExecuteDropped { id }));
-                        }
+                    let mut dests = RpcDestinations {
+                        chains: &self.chains,
+                    };
+                    let out = self
+                        .role
+                        .execution_arrived(now, dest, message, proof, &mut dests);
+                    if out.is_empty() {
+                        tracing::info!("relayed {id} to chain {dest}");
                     }
+                    queue.extend(out);
                 }
-                RelayerAction::Postconfirm { .. } => {}
+                RelayerEffect::ExecuteDropped { dest, id } => {
+                    tracing::warn!("relay of {id} to chain {dest} refused or dropped");
+                    // the first retry is immediate, later ones back off
+                    queue.extend(self.role.execute_dropped(now, id));
+                }
+                RelayerEffect::Postconfirm { .. } => {}
                 // SL events are read by index with `observe_sl`, which does not follow heights
-                RelayerAction::BackfillSl {
-                    from_height,
-                    to_height,
-                } => tracing::warn!("relayer: asks for SL blocks {from_height}..={to_height}"),
-                RelayerAction::Backfill { chain, from } => {
+                RelayerEffect::BackfillSl { from, to } => {
+                    tracing::warn!("relayer: asks for SL blocks {from}..={to}")
+                }
+                RelayerEffect::Backfill { chain, from } => {
                     // re-read the chain from `from` (and the batches ending there or later) on
                     // the next round
                     tracing::info!("relayer: backfilling chain {chain} from block {from}");
@@ -986,7 +1005,8 @@ impl RelayerProcess {
                     *next = (*next).min(from);
                     let batch = match from.checked_sub(1) {
                         Some(b) => self
-                            .relayer
+                            .role
+                            .core()
                             .batch_of_block(chain, b)
                             .map_or(1, |h| h.number + u64::from(h.lastBlock < from)),
                         None => 1,
@@ -994,7 +1014,7 @@ impl RelayerProcess {
                     let next_batch = self.cursors.next_batch.entry(chain).or_insert(1);
                     *next_batch = (*next_batch).min(batch);
                 }
-                RelayerAction::Error(e) => tracing::warn!("relayer: {e}"),
+                RelayerEffect::Error(e) => tracing::warn!("relayer: {e}"),
             }
         }
     }

@@ -102,13 +102,14 @@ pub fn import_for(
     mode: ImportKind,
     proof: &MessageProof,
 ) -> Option<ImportedRoot> {
-    let record = devnet.relayer.message(&id)?;
+    let record = devnet.relayer.core().message(&id)?;
     let (source, height, count) = match mode {
         ImportKind::Precommit => (id.source_chain, record.source_block, proof.treeSize),
         ImportKind::Qc | ImportKind::Aggregated => return None,
         ImportKind::Commit | ImportKind::Optimistic => {
             let batch = devnet
                 .relayer
+                .core()
                 .batch_of_block(id.source_chain, record.source_block)?;
             (id.source_chain, batch.number, proof.treeSize)
         }
@@ -137,6 +138,7 @@ pub fn message_proof(
 ) -> Result<MessageProof, String> {
     let record = devnet
         .relayer
+        .core()
         .message(&id)
         .ok_or_else(|| format!("unknown message {id}"))?;
     let source = devnet
@@ -151,6 +153,7 @@ pub fn message_proof(
         .ok_or("source block not stored")?;
     let batch = devnet
         .relayer
+        .core()
         .batch_of_block(id.source_chain, record.source_block)
         .cloned();
     match mode {
@@ -321,7 +324,7 @@ fn devnet_extension(
                 }
             };
             let proof = message_proof(d, id, mode).map_err(RpcError::server)?;
-            let message = d.relayer.message(&id).map(|r| r.message.clone());
+            let message = d.relayer.core().message(&id).map(|r| r.message.clone());
             let calldata = message
                 .as_ref()
                 .map(|m| braid_relayer::execute_message_calldata(m, &proof));

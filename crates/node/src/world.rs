@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
-use braid_driver::{route, ChainEffect, ChainRole, RollbackCause, WatchedSources};
+use braid_driver::{
+    route, ChainEffect, ChainRole, LocalChain, LocalChains, RelayerEffect, RelayerRole,
+    RollbackCause, WatchedSources,
+};
 use braid_execution::TxSigner;
 use braid_operator::{Operator, OperatorConfig};
 use braid_primitives::{
@@ -13,8 +16,8 @@ use braid_primitives::{
 };
 use braid_proof::ReExecution;
 use braid_relayer::{
-    execute_message_calldata, DeliveryState, Fault, MessageStatus, Relayer, RelayerAction,
-    RelayerConfig, RelayerInput,
+    execute_message_calldata, DeliveryState, Fault, MessageStatus, Relayer, RelayerConfig,
+    RelayerInput,
 };
 use braid_sequencer::{SealedBatch, Sequencer, SequencerConfig, SequencerOutput};
 use braid_settlement::{AggregationConfig, ChainGenesis, SlCall, SlConfig, SlEvent, SlTx};
@@ -22,6 +25,12 @@ use braid_sl_store::PersistentSl;
 use braid_store::ChainStore;
 
 use crate::NodeError;
+
+/// How long the devnet's relayer waits for an import or an execution before it asks again:
+/// ten blocks, and at least five seconds.
+fn relay_retry_ms(block_time_ms: u64) -> u64 {
+    block_time_ms.saturating_mul(10).max(5_000)
+}
 
 /// Configuration of a devnet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,8 +160,15 @@ pub struct ChainNode {
     pub store: ChainStore,
     /// The operator's key.
     operator_key: B256,
-    /// Execution txs the relayer has pending in this chain's pool.
-    relayer_txs: HashMap<B256, MessageId>,
+}
+
+impl LocalChain for ChainNode {
+    fn chain_role(&self) -> &ChainRole {
+        &self.role
+    }
+    fn chain_role_mut(&mut self) -> &mut ChainRole {
+        &mut self.role
+    }
 }
 
 impl ChainNode {
@@ -169,7 +185,6 @@ impl ChainNode {
             role,
             store,
             operator_key,
-            relayer_txs: HashMap::new(),
         })
     }
 
@@ -249,8 +264,9 @@ pub struct Devnet {
     pub sl: PersistentSl,
     /// Every chain.
     pub chains: BTreeMap<ChainId, ChainNode>,
-    /// The relayer core.
-    pub relayer: Relayer,
+    /// The relayer, as every shell runs it.
+    pub relayer: RelayerRole,
+    /// The relayer's key, for executions relayed by hand (`--no-autorelay`).
     relayer_key: TxSigner,
     sent_at: HashMap<MessageId, u64>,
     executed_at: HashMap<MessageId, u64>,
@@ -362,7 +378,11 @@ impl Devnet {
             Box::new(ReExecution::new()),
         )?;
         let mut devnet = Self {
-            relayer: Relayer::new(RelayerConfig::new(config.chains.clone())),
+            relayer: RelayerRole::new(
+                Relayer::new(RelayerConfig::new(config.chains.clone())),
+                relayer_signer(),
+                relay_retry_ms(config.block_time_ms),
+            ),
             relayer_key: relayer_signer(),
             config,
             sl,
@@ -385,27 +405,30 @@ impl Devnet {
             }
         }
         // rebuild the relayer's and the operators' view: blocks, batches, then the SL's history
-        let mut replay_actions = Vec::new();
+        let mut replayed_effects = Vec::new();
         for (id, blocks) in stored_blocks {
             for (block, receipts) in blocks {
                 devnet.note_block(&block, &receipts);
-                replay_actions.extend(
+                replayed_effects.extend(
                     devnet
                         .relayer
-                        .handle(RelayerInput::SourceBlock { block, receipts }),
+                        .handle(0, RelayerInput::SourceBlock { block, receipts }),
                 );
             }
             for batch in stored_batches.remove(&id).unwrap_or_default() {
-                replay_actions.extend(devnet.relayer.handle(RelayerInput::BatchSealed {
-                    header: batch.header.clone(),
-                }));
+                replayed_effects.extend(devnet.relayer.handle(
+                    0,
+                    RelayerInput::BatchSealed {
+                        header: batch.header.clone(),
+                    },
+                ));
                 if let Some(node) = devnet.chains.get_mut(&id) {
                     node.role.operator_mut().batch_sealed(batch)?;
                 }
             }
         }
         for e in &replayed {
-            replay_actions.extend(devnet.relayer.observe_sl(e));
+            replayed_effects.extend(devnet.relayer.observe_sl(0, e));
             for (id, node) in devnet.chains.iter_mut() {
                 if route::operator_concerns(*id, e) {
                     // reverts already happened before the restart; finality is re-applied
@@ -413,35 +436,27 @@ impl Devnet {
                 }
             }
         }
-        // the pools were lost with the process: retry what the relayer had handed out
-        let stale: Vec<MessageId> = devnet
-            .relayer
-            .messages()
-            .filter(|r| r.status == MessageStatus::Submitted)
-            .map(|r| r.message.id())
-            .collect();
-        for id in stale {
-            replay_actions.extend(devnet.relayer.handle(RelayerInput::ExecuteDropped { id }));
-        }
-        let pending: Vec<RelayerAction> = replay_actions
+        // the pools were lost with the process: retry what the relayer had handed out (the
+        // role skips what its destination already executed)
+        replayed_effects.extend(devnet.relayer.resume(0));
+        let pending: Vec<RelayerEffect> = replayed_effects
             .into_iter()
             .filter(|a| match a {
-                RelayerAction::Execute { message, .. } => !matches!(
-                    devnet.relayer.status(&message.id()),
-                    Some(MessageStatus::Executed { .. })
-                ),
-                RelayerAction::Import { dest, root } => devnet.chains.get(dest).is_some_and(|n| {
-                    braid_execution::ImportKey::of(root)
-                        .map(|k| n.seq().state().imported(&k).is_none())
-                        .unwrap_or(false)
-                }),
-                RelayerAction::Error(_)
-                | RelayerAction::Postconfirm { .. }
-                | RelayerAction::Backfill { .. }
-                | RelayerAction::BackfillSl { .. } => false,
+                RelayerEffect::Execute { .. } | RelayerEffect::ExecuteDropped { .. } => true,
+                RelayerEffect::Import { dest, root, .. } => {
+                    devnet.chains.get(dest).is_some_and(|n| {
+                        braid_execution::ImportKey::of(root)
+                            .map(|k| n.seq().state().imported(&k).is_none())
+                            .unwrap_or(false)
+                    })
+                }
+                RelayerEffect::Error(_)
+                | RelayerEffect::Postconfirm { .. }
+                | RelayerEffect::Backfill { .. }
+                | RelayerEffect::BackfillSl { .. } => false,
             })
             .collect();
-        devnet.apply_relayer_actions(pending, 0);
+        devnet.apply_relayer_effects(pending, 0);
         let heads: Vec<String> = devnet
             .chains
             .iter()
@@ -551,8 +566,12 @@ impl Devnet {
     /// are acted on), and the relayer imports roots and executes messages.
     pub fn step(&mut self, now_ms: u64) -> Result<(), NodeError> {
         let ids: Vec<ChainId> = self.chains.keys().copied().collect();
-        // the relayer's retry backoff runs on this time
-        let mut relayer_actions = self.relayer.handle(RelayerInput::Tick { now_ms });
+        // the relayer's deadlines and retry backoff run on this time
+        let dests = LocalChains {
+            chains: &mut self.chains,
+            now_ms,
+        };
+        let mut relayer_actions = self.relayer.tick(now_ms, &dests);
         for id in &ids {
             let effects = match self.chains.get_mut(id) {
                 Some(node) => node.role.tick(now_ms)?,
@@ -569,7 +588,7 @@ impl Devnet {
             };
             let calls = node
                 .role
-                .operator_tick(self.sl.sl(), &WatchedSources(&self.relayer));
+                .operator_tick(self.sl.sl(), &WatchedSources(self.relayer.core()));
             let key = node.operator_key;
             // the next nonce counts the operator's txs still waiting for the next SL block
             let from = address_of(&key)?;
@@ -587,9 +606,9 @@ impl Devnet {
         let events = self.sl.tick(now_ms)?;
         for e in &events {
             self.sl_event(now_ms, e, &mut relayer_actions)?;
-            relayer_actions.extend(self.relayer.observe_sl(e));
+            relayer_actions.extend(self.relayer.observe_sl(now_ms, e));
         }
-        self.apply_relayer_actions(relayer_actions, now_ms);
+        self.apply_relayer_effects(relayer_actions, now_ms);
         Ok(())
     }
 
@@ -599,7 +618,7 @@ impl Devnet {
         id: ChainId,
         effect: ChainEffect,
         now_ms: u64,
-        relayer_actions: &mut Vec<RelayerAction>,
+        relayer_actions: &mut Vec<RelayerEffect>,
     ) -> Result<(), NodeError> {
         if let Some(line) = match self.chains.get_mut(&id) {
             Some(node) => node.persist(&effect)?,
@@ -630,45 +649,58 @@ impl Devnet {
                         ),
                     );
                 }
+                for r in &receipts {
+                    self.relayer.tx_included(id, r.tx_hash, n);
+                }
                 relayer_actions.extend(
                     self.relayer
-                        .handle(RelayerInput::SourceBlock { block, receipts }),
+                        .handle(now_ms, RelayerInput::SourceBlock { block, receipts }),
                 );
+                // the block made room in the pool for executions waiting for it
+                let mut dests = LocalChains {
+                    chains: &mut self.chains,
+                    now_ms,
+                };
+                relayer_actions.extend(self.relayer.drain(now_ms, id, &mut dests));
             }
             ChainEffect::BatchSealed { batch, .. } => {
                 self.counters.batches_sealed += 1;
-                relayer_actions.extend(self.relayer.handle(RelayerInput::BatchSealed {
-                    header: batch.header.clone(),
-                }));
+                relayer_actions.extend(self.relayer.handle(
+                    now_ms,
+                    RelayerInput::BatchSealed {
+                        header: batch.header.clone(),
+                    },
+                ));
             }
             ChainEffect::Output(SequencerOutput::TxDropped { hash, error }) => {
-                let mid = self
-                    .chains
-                    .get_mut(&id)
-                    .and_then(|n| n.relayer_txs.remove(&hash));
-                if let Some(mid) = mid {
-                    tracing::debug!(target: "braid::devnet", "relay tx for {mid} dropped: {error}");
-                    relayer_actions.extend(
-                        self.relayer
-                            .handle(RelayerInput::ExecuteDropped { id: mid }),
-                    );
-                } else {
+                let mut dests = LocalChains {
+                    chains: &mut self.chains,
+                    now_ms,
+                };
+                let dropped = self.relayer.tx_dropped(id, hash, &mut dests);
+                if dropped.is_empty() {
                     self.push_log(now_ms, format!("chain {id} dropped tx {hash}: {error}"));
+                } else {
+                    tracing::debug!(target: "braid::devnet", "relay tx {hash} dropped: {error}");
                 }
+                relayer_actions.extend(dropped);
             }
-            ChainEffect::Output(SequencerOutput::ImportRejected { import, .. }) => {
-                relayer_actions.extend(self.relayer.handle(RelayerInput::ImportDropped {
-                    dest: id,
-                    root: import,
-                }));
+            ChainEffect::Output(SequencerOutput::ImportRejected { import, .. })
+            | ChainEffect::ImportRefused { import, .. } => {
+                relayer_actions.extend(self.relayer.import_refused(now_ms, id, import));
+            }
+            ChainEffect::RolledBack { .. } => {
+                let mut dests = LocalChains {
+                    chains: &mut self.chains,
+                    now_ms,
+                };
+                relayer_actions.extend(self.relayer.dest_rolled_back(id, &mut dests));
             }
             ChainEffect::CheckFailed { batch, reason } => {
                 tracing::warn!(target: "braid::devnet", "chain {id} batch {batch} failed a settlement check: {reason}");
             }
             ChainEffect::Output(_)
             | ChainEffect::Doomed { .. }
-            | ChainEffect::RolledBack { .. }
-            | ChainEffect::ImportRefused { .. }
             | ChainEffect::SlGap { .. }
             | ChainEffect::Finalized { .. } => {}
         }
@@ -678,6 +710,7 @@ impl Devnet {
     fn log_execution(&mut self, dest: ChainId, id: MessageId, block: BlockNumber, at_ms: u64) {
         let mode = self
             .relayer
+            .core()
             .message(&id)
             .map_or("unknown", |r| r.mode.name());
         let latency = self.sent_at.get(&id).map(|s| at_ms.saturating_sub(*s));
@@ -693,7 +726,7 @@ impl Devnet {
         &mut self,
         now_ms: u64,
         e: &SlEvent,
-        relayer_actions: &mut Vec<RelayerAction>,
+        relayer_actions: &mut Vec<RelayerEffect>,
     ) -> Result<(), NodeError> {
         match e {
             SlEvent::DepositQueued(d) => {
@@ -718,6 +751,10 @@ impl Devnet {
                 ..
             } => {
                 self.counters.batches_executed += 1;
+                if let Some(rec) = self.sl.sl().batch(*chain, *batch) {
+                    // executions in final blocks can no longer be re-pooled
+                    self.relayer.dest_final(*chain, rec.header.lastBlock);
+                }
                 self.push_log(
                     now_ms,
                     format!("SL: chain {chain} batch {batch} executed, MessageRoot {message_root}"),
@@ -763,15 +800,14 @@ impl Devnet {
         Ok(())
     }
 
-    fn apply_relayer_actions(&mut self, actions: Vec<RelayerAction>, now_ms: u64) {
-        let mut queue: VecDeque<RelayerAction> = actions.into();
-        while let Some(action) = queue.pop_front() {
-            match action {
-                RelayerAction::Import { dest, root } => {
+    fn apply_relayer_effects(&mut self, effects: Vec<RelayerEffect>, now_ms: u64) {
+        let mut queue: VecDeque<RelayerEffect> = effects.into();
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                RelayerEffect::Import { dest, root, epoch } => {
                     if !self.config.autorelay {
                         continue;
                     }
-                    let epoch = self.relayer.source_epoch(root.sourceChain);
                     let Some(node) = self.chains.get_mut(&dest) else {
                         continue;
                     };
@@ -783,13 +819,10 @@ impl Devnet {
                             | ChainEffect::ImportRefused { import, .. } => import,
                             _ => continue,
                         };
-                        queue.extend(self.relayer.handle(RelayerInput::ImportDropped {
-                            dest,
-                            root: refused,
-                        }));
+                        queue.extend(self.relayer.import_refused(now_ms, dest, refused));
                     }
                 }
-                RelayerAction::Execute {
+                RelayerEffect::Execute {
                     dest,
                     message,
                     proof,
@@ -797,24 +830,24 @@ impl Devnet {
                     if !self.config.autorelay {
                         continue;
                     }
-                    let id = message.id();
-                    match self.relay_tx(dest, &message, &proof) {
-                        Ok(hash) => {
-                            if let Some(node) = self.chains.get_mut(&dest) {
-                                node.relayer_txs.insert(hash, id);
-                            }
-                        }
-                        Err(e) => {
-                            tracing::debug!(target: "braid::devnet", "relay of {id} refused: {e}");
-                            queue.extend(self.relayer.handle(RelayerInput::ExecuteDropped { id }));
-                        }
-                    }
+                    let mut dests = LocalChains {
+                        chains: &mut self.chains,
+                        now_ms,
+                    };
+                    queue.extend(
+                        self.relayer
+                            .execution_arrived(now_ms, dest, message, proof, &mut dests),
+                    );
+                }
+                RelayerEffect::ExecuteDropped { id, .. } => {
+                    tracing::debug!(target: "braid::devnet", "relay of {id} refused or dropped");
+                    queue.extend(self.relayer.execute_dropped(now_ms, id));
                 }
                 // no validators in the devnet yet: nothing is certified, nothing to postconfirm
-                RelayerAction::Postconfirm { .. } => {}
+                RelayerEffect::Postconfirm { .. } => {}
                 // the in-process feed is ordered and gap-free: a backfill request means the
                 // relayer saw a fork (or a revert it missed); answered from the chain's store
-                RelayerAction::Backfill { chain, from } => {
+                RelayerEffect::Backfill { chain, from } => {
                     self.push_log(
                         now_ms,
                         format!("relayer: asks for blocks of chain {chain} from {from}"),
@@ -822,23 +855,17 @@ impl Devnet {
                     match self.stored_feed(chain, from) {
                         Ok(inputs) => {
                             for input in inputs {
-                                queue.extend(self.relayer.handle(input));
+                                queue.extend(self.relayer.handle(now_ms, input));
                             }
                         }
                         Err(e) => self.push_log(now_ms, format!("backfill of {chain}: {e}")),
                     }
                 }
                 // SL events are read in-process, none is lost
-                RelayerAction::BackfillSl {
-                    from_height,
-                    to_height,
-                } => {
-                    self.push_log(
-                        now_ms,
-                        format!("relayer: asks for SL blocks {from_height}..={to_height}"),
-                    );
+                RelayerEffect::BackfillSl { from, to } => {
+                    self.push_log(now_ms, format!("relayer: asks for SL blocks {from}..={to}"));
                 }
-                RelayerAction::Error(e) => {
+                RelayerEffect::Error(e) => {
                     self.counters.relayer_errors += 1;
                     self.push_log(now_ms, format!("relayer: {e}"));
                 }
@@ -905,12 +932,13 @@ impl Devnet {
     pub fn messages(&self) -> Vec<MessageView> {
         let mut out: Vec<MessageView> = self
             .relayer
+            .core()
             .messages()
             .map(|r| {
                 let id = r.message.id();
                 let sent = self.sent_at.get(&id).copied();
                 let executed = self.executed_at.get(&id).copied();
-                let delivery = self.relayer.delivery(&id);
+                let delivery = self.relayer.core().delivery(&id);
                 let (waiting, undeliverable) = match delivery {
                     Some(DeliveryState::Waiting(w)) => (Some(w.to_string()), None),
                     Some(DeliveryState::Undeliverable(u)) => (None, Some(u)),

@@ -7,8 +7,11 @@ use std::time::Instant;
 
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use alloy_sol_types::SolCall;
-use braid_driver::{route, ChainEffect, ChainRole, WatchedSources};
-use braid_execution::{ImportKey, TxReceipt, TxSigner};
+use braid_driver::{
+    route, ChainEffect, ChainRole, Destinations, LocalChain, LocalChains, RelayerEffect,
+    RelayerRole, WatchedSources,
+};
+use braid_execution::{TxReceipt, TxSigner};
 use braid_operator::{Operator, OperatorConfig};
 use braid_primitives::{
     BatchHeader, BatchNumber, Block, BlockNumber, ChainId, IMessenger, ImportedRoot, Message,
@@ -16,12 +19,9 @@ use braid_primitives::{
 };
 use braid_proof::ReExecution;
 use braid_relayer::{
-    execute_message_calldata, MessageStatus, Relayer, RelayerAction, RelayerConfig, RelayerInput,
+    execute_message_calldata, Relayer, RelayerAction, RelayerConfig, RelayerInput,
 };
-use braid_sequencer::{
-    MempoolError, SealedBlock, Sequencer, SequencerConfig, SequencerError, SequencerInput,
-    SequencerOutput,
-};
+use braid_sequencer::{SealedBlock, Sequencer, SequencerConfig, SequencerInput, SequencerOutput};
 use braid_settlement::{
     Authority, ChainGenesis, RevertCause, SettlementError, SettlementLayer, SlCall, SlConfig,
     SlEvent, SlInput, SlTx,
@@ -70,25 +70,6 @@ const ADVERSARY_SAMPLES: usize = 8;
 /// The adversary's funded account on every chain.
 fn adversary_key() -> TxSigner {
     TxSigner::dev(2_000_000)
-}
-
-/// The variant name of an error's `Debug` form (`AlreadyExecuted { .. }` → `AlreadyExecuted`).
-/// Why a chain's sequencer did not take a transaction.
-#[derive(Debug)]
-enum TxRefused {
-    /// The pool is full, for the sender or overall: back-pressure, the same transaction may be
-    /// taken later.
-    PoolFull(String),
-    /// Any other refusal.
-    Other(String),
-}
-
-impl std::fmt::Display for TxRefused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TxRefused::PoolFull(e) | TxRefused::Other(e) => f.write_str(e),
-        }
-    }
 }
 
 fn kind_of(error: &impl std::fmt::Debug) -> String {
@@ -316,6 +297,18 @@ impl ChainNode {
     }
 }
 
+impl LocalChain for ChainNode {
+    fn chain_role(&self) -> &ChainRole {
+        &self.role
+    }
+    fn chain_role_mut(&mut self) -> &mut ChainRole {
+        &mut self.role
+    }
+    fn answers(&self, now_ms: u64) -> bool {
+        !self.down(now_ms)
+    }
+}
+
 /// What a chain's sequencer sealed, for backfills (see `Sim::feed_log`).
 #[derive(Debug, Default)]
 struct FeedLog {
@@ -350,21 +343,9 @@ struct Sim<'a> {
     sl_txs_rejected: u64,
     sl_rejections: BTreeMap<String, u64>,
     chains: BTreeMap<ChainId, ChainNode>,
-    relayer: Relayer,
-    relayer_key: TxSigner,
-    /// The relayer's execution transactions in destination pools: (dest, hash) → message.
-    relayer_txs: BTreeMap<(ChainId, B256), (MessageId, B256)>,
-    /// The relayer's execution transactions included in a destination block not final yet:
-    /// (dest, hash) → (message, leaf, block). A revert of the destination puts them back into
-    /// its pool, where they may fail (their import was void): the shell reports that drop.
-    relayer_included: BTreeMap<(ChainId, B256), (MessageId, B256, BlockNumber)>,
-    /// When the relayer shell gives up waiting for an execution.
-    execute_deadline: BTreeMap<MessageId, u64>,
-    /// Per destination, executions waiting for room in its pool (it refused them as full).
-    /// (with when each was handed over).
-    exec_backlog: BTreeMap<ChainId, VecDeque<(Message, MessageProof, u64)>>,
-    /// When the relayer shell gives up waiting for an import.
-    import_deadline: BTreeMap<(ChainId, ImportKey), (ImportedRoot, u64)>,
+    /// The relayer, as every shell runs it (core, deadlines, execution submission).
+    relayer: RelayerRole,
+    /// What the relayer's shell counts itself (the role counts the rest).
     relayer_stats: RelayerReport,
     /// Users' transactions, by hash: the mode their message asked for and its destination.
     user_txs: BTreeMap<B256, (Mode, ChainId)>,
@@ -404,8 +385,6 @@ struct Sim<'a> {
     /// (a re-sequenced number replaces the old one): what a sequencer's RPC serves to answer
     /// the relayer's backfill requests.
     feed_log: BTreeMap<ChainId, FeedLog>,
-    /// When the relayer core was last told the time.
-    relayer_clock_at: Option<u64>,
     /// The SL events sent to the relayer, by SL height (for its SL backfill requests).
     sl_feed_log: BTreeMap<u64, Vec<SlEvent>>,
     /// The sender of each traffic route (dev account `i` for route `i`).
@@ -613,13 +592,7 @@ impl<'a> Sim<'a> {
             sl_txs_rejected: 0,
             sl_rejections: BTreeMap::new(),
             chains,
-            relayer,
-            relayer_key,
-            relayer_txs: BTreeMap::new(),
-            relayer_included: BTreeMap::new(),
-            execute_deadline: BTreeMap::new(),
-            exec_backlog: BTreeMap::new(),
-            import_deadline: BTreeMap::new(),
+            relayer: RelayerRole::new(relayer, relayer_key, scenario.relayer.retry_ms),
             relayer_stats: RelayerReport::default(),
             user_txs: BTreeMap::new(),
             messages: BTreeMap::new(),
@@ -646,7 +619,6 @@ impl<'a> Sim<'a> {
             exec_samples: BTreeMap::new(),
             suppress_relay: None,
             feed_log,
-            relayer_clock_at: None,
             sl_feed_log: BTreeMap::new(),
             traffic_signers,
             finality,
@@ -944,8 +916,7 @@ impl<'a> Sim<'a> {
         node.stats.downtime_ms += downtime;
         let held = std::mem::take(&mut node.held);
         // the relayer's pooled executions are gone: its shell notices by timeout
-        self.relayer_txs.retain(|(c, _), _| *c != id);
-        self.relayer_included.retain(|(c, _), _| *c != id);
+        self.relayer.dest_restarted(id);
         self.fault_detail(
             fault,
             format!("restarted at block {} with {lost} pooled txs lost", {
@@ -1243,22 +1214,12 @@ impl<'a> Sim<'a> {
                     *node.stats.txs_dropped.entry(kind_of(&error)).or_default() += 1;
                 }
                 self.adversary_dropped(id, hash, &error);
-                let known = self
-                    .relayer_txs
-                    .remove(&(id, hash))
-                    .map(|(mid, _)| mid)
-                    .or_else(|| {
-                        // re-pooled by a revert of this chain, and failed this time
-                        self.relayer_included
-                            .remove(&(id, hash))
-                            .map(|(mid, _, _)| mid)
-                    });
-                if let Some(mid) = known {
-                    self.relayer_stats.executions_dropped += 1;
-                    let d = Delivery::ExecuteDropped { id: mid };
-                    self.send(seq_role, relayer, Class::Datagram, d);
-                    self.fill_relayer_nonce_gap(id);
-                }
+                let mut dests = LocalChains {
+                    chains: &mut self.chains,
+                    now_ms: self.now,
+                };
+                let effects = self.relayer.tx_dropped(id, hash, &mut dests);
+                self.relayer_effects(effects);
             }
             SequencerOutput::ImportRejected { import, error } => {
                 self.import_refused(id, import, kind_of(&error));
@@ -1338,18 +1299,7 @@ impl<'a> Sim<'a> {
                 }
             }
             if let Some(mid) = r.message_executed {
-                let leaf = match self.relayer_txs.remove(&(id, r.tx_hash)) {
-                    Some((_, l)) => Some(l),
-                    // re-pooled by a revert and included again
-                    None => self
-                        .relayer_included
-                        .get(&(id, r.tx_hash))
-                        .map(|(_, l, _)| *l),
-                };
-                if let Some(l) = leaf {
-                    self.relayer_included
-                        .insert((id, r.tx_hash), (mid, l, number));
-                }
+                let leaf = self.relayer.tx_included(id, r.tx_hash, number);
                 self.invariants.executed(
                     id,
                     mid,
@@ -1402,103 +1352,12 @@ impl<'a> Sim<'a> {
         Some(node.role.seq().mempool().pending_nonce(from, account))
     }
 
-    /// After `chain` rolled back, the relayer's executions from the discarded blocks are back in
-    /// its pool, with proofs against roots the re-sequenced chain may no longer import (a
-    /// source revert voided them) or for messages a fresh execution lands first: each would
-    /// fail in a block of its own and hold the relayer's later transactions behind its nonce
-    /// for that block. Like a real relayer, withdraw them at once (a no-op at the same nonce)
-    /// and let the relayer execute again what still needs it.
-    fn withdraw_repooled_relayer_txs(&mut self, chain: ChainId) {
-        let from = self.relayer_key.address();
-        let Some(node) = self.chains.get(&chain) else {
-            return;
-        };
-        let repooled: Vec<(B256, MessageId)> = self
-            .relayer_included
-            .iter()
-            .filter(|((c, h), _)| *c == chain && node.role.seq().mempool().contains(h))
-            .map(|((_, h), (mid, _, _))| (*h, *mid))
-            .collect();
-        for (hash, mid) in repooled {
-            self.relayer_included.remove(&(chain, hash));
-            let Some(tx) = self
-                .chains
-                .get_mut(&chain)
-                .and_then(|n| n.role.seq_mut().evict(&hash))
-            else {
-                continue;
-            };
-            let noop =
-                self.relayer_key
-                    .call(chain, tx.nonce(), from, U256::ZERO, Bytes::new(), 21_000);
-            if let Ok(raw) = noop {
-                if self.submit_tx(chain, raw).is_ok() {
-                    self.relayer_stats.void_executions_replaced += 1;
-                }
-            }
-            self.relayer_stats.executions_dropped += 1;
-            let d = Delivery::ExecuteDropped { id: mid };
-            self.send(Role::Sequencer(chain), Role::Relayer, Class::Datagram, d);
-        }
-    }
-
-    /// A relayer transaction failed in a block (and was not included): its later ones wait
-    /// behind the nonce gap. Like a real relayer, fill the gap with a no-op self-transfer so
-    /// they can go in.
-    fn fill_relayer_nonce_gap(&mut self, chain: ChainId) {
-        let from = self.relayer_key.address();
-        let Some(node) = self.chains.get(&chain) else {
-            return;
-        };
-        let account = node.role.seq().state().account(&from).nonce;
-        let pool = node.role.seq().mempool();
-        let gap = pool.pending_nonce(&from, account);
-        if !pool.has_nonce_above(&from, gap) {
-            return;
-        }
-        let filler = self
-            .relayer_key
-            .call(chain, gap, from, U256::ZERO, Bytes::new(), 21_000);
-        if let Ok(raw) = filler {
-            if self.submit_tx(chain, raw).is_ok() {
-                self.relayer_stats.nonce_gaps_filled += 1;
-            }
-        }
-    }
-
     fn submit_tx(&mut self, chain: ChainId, raw: Bytes) -> Result<(B256, Option<B256>), String> {
-        self.submit_tx_typed(chain, raw).map_err(|e| e.to_string())
-    }
-
-    /// As `submit_tx`, telling a full pool (back-pressure: the same transaction may be taken
-    /// once blocks drained the pool) from other refusals.
-    fn submit_tx_typed(
-        &mut self,
-        chain: ChainId,
-        raw: Bytes,
-    ) -> Result<(B256, Option<B256>), TxRefused> {
-        let node = self
-            .chains
-            .get_mut(&chain)
-            .ok_or_else(|| TxRefused::Other(format!("unknown chain {chain}")))?;
-        match node.role.submit_tx(raw).pop() {
-            Some(ChainEffect::Output(SequencerOutput::TxAccepted { hash, replaced })) => {
-                Ok((hash, replaced))
-            }
-            Some(ChainEffect::Output(SequencerOutput::TxRejected {
-                error:
-                    error @ SequencerError::Mempool(
-                        MempoolError::SenderFull { .. } | MempoolError::PoolFull { .. },
-                    ),
-                ..
-            })) => Err(TxRefused::PoolFull(error.to_string())),
-            Some(ChainEffect::Output(SequencerOutput::TxRejected { error, .. })) => {
-                Err(TxRefused::Other(error.to_string()))
-            }
-            other => Err(TxRefused::Other(format!(
-                "unexpected sequencer answer {other:?}"
-            ))),
-        }
+        let mut chains = LocalChains {
+            chains: &mut self.chains,
+            now_ms: self.now,
+        };
+        chains.submit(chain, raw).map_err(|e| e.to_string())
     }
 
     fn user_tx(&mut self, chain: ChainId, traffic: usize) {
@@ -1548,123 +1407,24 @@ impl<'a> Sim<'a> {
             samples.pop_front();
         }
         samples.push_back((message.clone(), proof.clone()));
-        // executions wait their turn behind the ones the destination's pool refused as full
-        let now = self.now;
-        self.exec_backlog
-            .entry(dest)
-            .or_default()
-            .push_back((message, proof, now));
-        self.drain_exec_backlog(dest);
+        let mut dests = LocalChains {
+            chains: &mut self.chains,
+            now_ms: self.now,
+        };
+        let effects = self
+            .relayer
+            .execution_arrived(self.now, dest, message, proof, &mut dests);
+        self.relayer_effects(effects);
     }
 
-    /// Whether `dest` holds the root `proof` is against, or has it in its import queue (imports
-    /// are applied at the start of a block, before its transactions).
-    fn dest_has_root(&self, dest: ChainId, message: &Message, proof: &MessageProof) -> bool {
-        let Some(node) = self.chains.get(&dest) else {
-            return false;
-        };
-        let Ok(kind) = braid_primitives::ImportKind::try_from(proof.kind) else {
-            return true; // the chain refuses it with its reason
-        };
-        let seq = node.role.seq();
-        [
-            message.sourceChain,
-            braid_primitives::SETTLEMENT_LAYER_CHAIN_ID,
-        ]
-        .into_iter()
-        .any(|source_chain| {
-            seq.state()
-                .imported(&ImportKey {
-                    kind,
-                    source_chain,
-                    root: proof.root,
-                })
-                .is_some()
-        }) || seq
-            .pending_imports()
-            .iter()
-            .any(|i| i.root == proof.root && i.kind == proof.kind)
-    }
-
-    /// Submits the executions waiting for `dest`, in order, while its pool takes them: like a
-    /// real relayer it caps what it has in flight per destination (the pool refused a burst as
-    /// full) and does not send an execution before the root it needs is on the destination or
-    /// in its import queue (the execution overtook its import on the network: it would fail and
-    /// leave a nonce gap). One whose root does not come within two retry periods is reported
-    /// dropped, and the core decides again.
+    /// `dest` sealed a block: executions waiting for room in its pool may go in.
     fn drain_exec_backlog(&mut self, dest: ChainId) {
-        if self.chains.get(&dest).is_none_or(|n| n.down(self.now)) {
-            return;
-        }
-        let Some(mut queue) = self.exec_backlog.remove(&dest) else {
-            return;
+        let mut dests = LocalChains {
+            chains: &mut self.chains,
+            now_ms: self.now,
         };
-        let give_up = self.scenario.relayer.retry_ms.saturating_mul(2);
-        let mut keep = VecDeque::new();
-        while let Some((message, proof, since)) = queue.pop_front() {
-            if !self.dest_has_root(dest, &message, &proof) {
-                if self.now.saturating_sub(since) >= give_up {
-                    let id = message.id();
-                    self.execute_deadline.remove(&id);
-                    self.relayer_stats.executions_dropped += 1;
-                    let d = Delivery::ExecuteDropped { id };
-                    self.send(Role::Sequencer(dest), Role::Relayer, Class::Datagram, d);
-                } else {
-                    keep.push_back((message, proof, since));
-                }
-                continue;
-            }
-            if let Some((message, proof)) = self.submit_execution(dest, message, proof) {
-                keep.push_back((message, proof, since));
-                keep.append(&mut queue);
-                break;
-            }
-        }
-        if !keep.is_empty() {
-            self.exec_backlog.insert(dest, keep);
-        }
-    }
-
-    /// Signs and submits `executeMessage` on `dest` with the relayer's key; gives it back if the
-    /// pool is full (a burst made many messages executable at once: it waits for room, as a
-    /// real relayer caps what it has in flight per destination).
-    fn submit_execution(
-        &mut self,
-        dest: ChainId,
-        message: Message,
-        proof: MessageProof,
-    ) -> Option<(Message, MessageProof)> {
-        let id = message.id();
-        let from = self.relayer_key.address();
-        let result = match self.pending_nonce(dest, &from) {
-            None => Err(TxRefused::Other(format!("unknown chain {dest}"))),
-            Some(nonce) => {
-                let input = execute_message_calldata(&message, &proof);
-                self.relayer_key
-                    .call(dest, nonce, MESSENGER_ADDRESS, U256::ZERO, input, 1_000_000)
-                    .map_err(|e| TxRefused::Other(e.to_string()))
-                    .and_then(|raw| self.submit_tx_typed(dest, raw))
-            }
-        };
-        let (seq_role, relayer) = (Role::Sequencer(dest), Role::Relayer);
-        match result {
-            Ok((hash, replaced)) => {
-                self.relayer_txs
-                    .insert((dest, hash), (id, message.leaf_hash()));
-                if let Some((old, _)) = replaced.and_then(|h| self.relayer_txs.remove(&(dest, h))) {
-                    self.relayer_stats.executions_dropped += 1;
-                    let d = Delivery::ExecuteDropped { id: old };
-                    self.send(seq_role, relayer, Class::Datagram, d);
-                }
-            }
-            Err(TxRefused::PoolFull(_)) => return Some((message, proof)),
-            Err(TxRefused::Other(_)) => {
-                self.relayer_stats.executions_dropped += 1;
-                let d = Delivery::ExecuteDropped { id };
-                self.send(seq_role, relayer, Class::Datagram, d);
-            }
-        }
-        None
+        let effects = self.relayer.drain(self.now, dest, &mut dests);
+        self.relayer_effects(effects);
     }
 
     // ----- settlement layer -----
@@ -1771,8 +1531,7 @@ impl<'a> Sim<'a> {
                 if let Some(rec) = self.sl.batch(*chain, *batch) {
                     let (first, last) = (rec.header.firstBlock, rec.header.lastBlock);
                     // executions in final blocks can no longer be re-pooled
-                    self.relayer_included
-                        .retain(|(c, _), (_, _, b)| *c != *chain || *b > last);
+                    self.relayer.dest_final(*chain, last);
                     let range = MessageId {
                         source_chain: *chain,
                         nonce: 0,
@@ -1902,7 +1661,7 @@ impl<'a> Sim<'a> {
             // the SL's rule
             let since = c.stalled_since();
             if now.saturating_sub(since) >= timeout {
-                calls.extend(op.tick(&self.sl, &WatchedSources(&self.relayer)));
+                calls.extend(op.tick(&self.sl, &WatchedSources(self.relayer.core())));
             }
         }
         for call in calls {
@@ -1989,7 +1748,7 @@ impl<'a> Sim<'a> {
         let committed_seen = &node.committed_seen;
         let calls: Vec<SlCall> = node
             .role
-            .operator_tick(&self.sl, &WatchedSources(&self.relayer))
+            .operator_tick(&self.sl, &WatchedSources(self.relayer.core()))
             .into_iter()
             .filter(|call| match call {
                 // the prover is still working: the operator core issues the call again later
@@ -2095,7 +1854,12 @@ impl<'a> Sim<'a> {
                 t.executed_at = None; // executed again on the re-sequenced chain
             }
         }
-        self.withdraw_repooled_relayer_txs(id);
+        let mut dests = LocalChains {
+            chains: &mut self.chains,
+            now_ms: self.now,
+        };
+        let effects = self.relayer.dest_rolled_back(id, &mut dests);
+        self.relayer_effects(effects);
     }
 
     /// A source revert voids roots that other chains may have imported in blocks the SL does not
@@ -2125,25 +1889,18 @@ impl<'a> Sim<'a> {
 
     // ----- relayer -----
 
-    fn relayer_actions(&mut self, actions: Vec<RelayerAction>) {
-        let deadline = self.now + self.scenario.relayer.retry_ms;
-        for action in actions {
-            match action {
-                RelayerAction::Import { dest, root } => {
-                    if let Ok(key) = ImportKey::of(&root) {
-                        self.import_deadline
-                            .insert((dest, key), (root.clone(), deadline));
-                    }
-                    let epoch = self.relayer.source_epoch(root.sourceChain);
+    fn relayer_effects(&mut self, effects: Vec<RelayerEffect>) {
+        for effect in effects {
+            match effect {
+                RelayerEffect::Import { dest, root, epoch } => {
                     let d = Delivery::Import { dest, root, epoch };
                     self.send(Role::Relayer, Role::Sequencer(dest), Class::Datagram, d);
                 }
-                RelayerAction::Execute {
+                RelayerEffect::Execute {
                     dest,
                     message,
                     proof,
                 } => {
-                    self.execute_deadline.insert(message.id(), deadline);
                     let d = Delivery::Execute {
                         dest,
                         message,
@@ -2151,23 +1908,19 @@ impl<'a> Sim<'a> {
                     };
                     self.send(Role::Relayer, Role::Sequencer(dest), Class::Datagram, d);
                 }
-                RelayerAction::BackfillSl {
-                    from_height,
-                    to_height,
-                } => {
-                    self.relayer_stats.sl_backfills += 1;
-                    let d = Delivery::BackfillSl {
-                        from: from_height,
-                        to: to_height,
-                    };
+                RelayerEffect::ExecuteDropped { dest, id } => {
+                    let d = Delivery::ExecuteDropped { id };
+                    self.send(Role::Sequencer(dest), Role::Relayer, Class::Datagram, d);
+                }
+                RelayerEffect::BackfillSl { from, to } => {
+                    let d = Delivery::BackfillSl { from, to };
                     self.send(Role::Relayer, Role::Sl, Class::Datagram, d);
                 }
-                RelayerAction::Backfill { chain, from } => {
-                    self.relayer_stats.backfills += 1;
+                RelayerEffect::Backfill { chain, from } => {
                     let d = Delivery::Backfill { chain, from };
                     self.send(Role::Relayer, Role::Sequencer(chain), Class::Datagram, d);
                 }
-                RelayerAction::Postconfirm { chain, height } => {
+                RelayerEffect::Postconfirm { chain, height } => {
                     if let Err(e) = self.postconfirm(chain, height) {
                         self.relayer_stats.errors += 1;
                         if self.relayer_stats.error_samples.len() < ERROR_SAMPLES {
@@ -2175,15 +1928,7 @@ impl<'a> Sim<'a> {
                         }
                     }
                 }
-                RelayerAction::Error(e) => {
-                    if let braid_relayer::RelayerError::Undeliverable { reason, .. } = &e {
-                        let stats = &mut self.relayer_stats;
-                        match reason.fault() {
-                            braid_relayer::Fault::Sender => stats.undeliverable_sender_fault += 1,
-                            braid_relayer::Fault::System => stats.undeliverable_system += 1,
-                        }
-                    }
-                    self.relayer_stats.errors += 1;
+                RelayerEffect::Error(e) => {
                     *self
                         .relayer_stats
                         .error_kinds
@@ -2199,15 +1944,21 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// Tells the relayer core the time (once per instant it gets an input): it asks again for
-    /// backfills not answered in time.
-    fn relayer_clock(&mut self) {
-        if self.relayer_clock_at == Some(self.now) {
-            return;
-        }
-        self.relayer_clock_at = Some(self.now);
-        let actions = self.relayer.handle(RelayerInput::Tick { now_ms: self.now });
-        self.relayer_actions(actions);
+    /// The relayer's report: what the role counted and what its shell did.
+    fn relayer_report(&self) -> RelayerReport {
+        let c = self.relayer.counters();
+        let mut r = self.relayer_stats.clone();
+        r.errors += c.errors;
+        r.execute_retries = c.execute_retries;
+        r.import_retries = c.import_retries;
+        r.nonce_gaps_filled = c.nonce_gaps_filled;
+        r.void_executions_replaced = c.void_executions_replaced;
+        r.executions_dropped = c.executions_dropped;
+        r.undeliverable_sender_fault = c.undeliverable_sender_fault;
+        r.undeliverable_system = c.undeliverable_system;
+        r.backfills = c.backfills;
+        r.sl_backfills = c.sl_backfills;
+        r
     }
 
     /// A backfill request reached `chain`'s sequencer: it resends its blocks from `from` to its
@@ -2259,91 +2010,24 @@ impl<'a> Sim<'a> {
     }
 
     fn relayer_execute_dropped(&mut self, id: MessageId) {
-        self.execute_deadline.remove(&id);
-        if self.relayer.status(&id) == Some(MessageStatus::Submitted) {
-            self.relayer_stats.execute_retries += 1;
-            // the core's backoff runs on the time it was last told
-            let mut actions = self.relayer.handle(RelayerInput::Tick { now_ms: self.now });
-            actions.extend(self.relayer.handle(RelayerInput::ExecuteDropped { id }));
-            self.relayer_actions(actions);
-        }
+        let effects = self.relayer.execute_dropped(self.now, id);
+        self.relayer_effects(effects);
     }
 
     fn relayer_import_dropped(&mut self, dest: ChainId, root: ImportedRoot) {
-        if let Ok(key) = ImportKey::of(&root) {
-            self.import_deadline.remove(&(dest, key));
-        }
-        self.relayer_stats.import_retries += 1;
-        let actions = self
-            .relayer
-            .handle(RelayerInput::ImportDropped { dest, root });
-        self.relayer_actions(actions);
+        let effects = self.relayer.import_refused(self.now, dest, root);
+        self.relayer_effects(effects);
     }
 
     /// Requests not answered in time count as dropped (the network may have lost them); the
-    /// core is told the time (executions whose backoff ended are retried).
+    /// role is told the time (executions whose backoff ended are retried).
     fn relayer_timeouts(&mut self) {
-        let now = self.now;
-        self.relayer_clock();
-
-        let expired: BTreeSet<MessageId> = self
-            .execute_deadline
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        // an execution still waiting in its destination's pool is not lost: like a real
-        // relayer (`eth_getTransactionByHash` says pending), wait for it rather than send a
-        // duplicate that can only fail (`AlreadyExecuted`) and leave a nonce gap behind it
-        let pooled: BTreeSet<MessageId> = self
-            .relayer_txs
-            .iter()
-            .filter(|((dest, hash), (mid, _))| {
-                expired.contains(mid)
-                    && self
-                        .chains
-                        .get(dest)
-                        .is_some_and(|n| n.role.seq().mempool().contains(hash))
-            })
-            .map(|(_, (mid, _))| *mid)
-            .chain(
-                self.exec_backlog
-                    .values()
-                    .flatten()
-                    .map(|(m, _, _)| m.id())
-                    .filter(|id| expired.contains(id)),
-            )
-            .collect();
-        let later = now + self.scenario.relayer.retry_ms;
-        // every execution the core has in flight is waited for with a deadline: one whose
-        // deadline went with a destination block later rolled back (its execution seen, then
-        // undone) would otherwise wait forever
-        let unwatched: Vec<MessageId> = self
-            .relayer
-            .messages()
-            .filter(|r| r.status == MessageStatus::Submitted)
-            .map(|r| r.message.id())
-            .filter(|id| !self.execute_deadline.contains_key(id))
-            .collect();
-        for id in unwatched {
-            self.execute_deadline.insert(id, later);
-        }
-        for id in expired {
-            if pooled.contains(&id) {
-                self.execute_deadline.insert(id, later);
-            } else {
-                self.relayer_execute_dropped(id);
-            }
-        }
-        let expired: Vec<(ChainId, ImportedRoot)> = self
-            .import_deadline
-            .iter()
-            .filter(|(_, (_, at))| *at <= now)
-            .map(|((dest, _), (root, _))| (*dest, root.clone()))
-            .collect();
-        for (dest, root) in expired {
-            self.relayer_import_dropped(dest, root);
-        }
+        let dests = LocalChains {
+            chains: &mut self.chains,
+            now_ms: self.now,
+        };
+        let effects = self.relayer.tick(self.now, &dests);
+        self.relayer_effects(effects);
     }
 
     /// The chain whose (crashed) node a request is for: requests to a down node are lost.
@@ -2374,26 +2058,17 @@ impl<'a> Sim<'a> {
                 block,
                 receipts,
             } => {
-                for i in &block.imports {
-                    if let Ok(key) = ImportKey::of(i) {
-                        self.import_deadline.remove(&(chain, key));
-                    }
-                }
-                for r in &receipts {
-                    if let Some(mid) = r.message_executed {
-                        self.execute_deadline.remove(&mid);
-                    }
-                }
-                self.relayer_clock();
-                let actions = self
+                let _ = chain;
+                let effects = self
                     .relayer
-                    .handle(RelayerInput::SourceBlock { block, receipts });
-                self.relayer_actions(actions);
+                    .handle(self.now, RelayerInput::SourceBlock { block, receipts });
+                self.relayer_effects(effects);
             }
             Delivery::BatchSealed { header } => {
-                self.relayer_clock();
-                let actions = self.relayer.handle(RelayerInput::BatchSealed { header });
-                self.relayer_actions(actions);
+                let effects = self
+                    .relayer
+                    .handle(self.now, RelayerInput::BatchSealed { header });
+                self.relayer_effects(effects);
             }
             Delivery::Backfill { chain, from } => self.backfill(chain, from),
             Delivery::BackfillSl { from, to } => {
@@ -2409,9 +2084,8 @@ impl<'a> Sim<'a> {
             }
             Delivery::SlCall { chain, call } => self.sl_call_arrived(chain, call)?,
             Delivery::SlToRelayer(events) => {
-                self.relayer_clock();
-                let actions = self.relayer.observe_sl_block(&events);
-                self.relayer_actions(actions);
+                let effects = self.relayer.observe_sl_block(self.now, &events);
+                self.relayer_effects(effects);
             }
             Delivery::SlToOperator {
                 chain,
@@ -2538,7 +2212,7 @@ impl<'a> Sim<'a> {
                 retransmitted: c.retransmitted,
                 held_by_partition: c.held_by_partition,
             },
-            relayer: self.relayer_stats.clone(),
+            relayer: self.relayer_report(),
             faults: self.faults.clone(),
             forced_settlements: self.forced_settlements,
             council: self.council_stats.clone(),

@@ -531,12 +531,15 @@ impl Sim<'_> {
         level: u8,
         snapshot: Arc<TreeSnapshot>,
     ) {
-        let actions = self.relayer.handle(RelayerInput::TreeLevelProven {
-            checkpoint,
-            level,
-            snapshot,
-        });
-        self.relayer_actions(actions);
+        let effects = self.relayer.handle(
+            self.now,
+            RelayerInput::TreeLevelProven {
+                checkpoint,
+                level,
+                snapshot,
+            },
+        );
+        self.relayer_effects(effects);
     }
 
     /// Whether a tree chain's reverted blocks were under an accepted root (invariant

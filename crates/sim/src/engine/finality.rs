@@ -444,12 +444,15 @@ impl Sim<'_> {
         height: BlockNumber,
         block_hash: B256,
     ) {
-        let actions = self.relayer.handle(RelayerInput::Certified {
-            chain,
-            height,
-            block_hash,
-        });
-        self.relayer_actions(actions);
+        let effects = self.relayer.handle(
+            self.now,
+            RelayerInput::Certified {
+                chain,
+                height,
+                block_hash,
+            },
+        );
+        self.relayer_effects(effects);
     }
 
     /// Posts the QC of block `height` of `chain` to the SL, once.

@@ -50,7 +50,7 @@ impl Sim<'_> {
             }
             report.stuck_count += 1;
             if report.stuck_messages.len() < STUCK_LISTED {
-                let waiting = match self.relayer.message(id).map(|r| &r.status) {
+                let waiting = match self.relayer.core().message(id).map(|r| &r.status) {
                     None => "the relayer does not know the message".to_string(),
                     Some(MessageStatus::Sent { at_block }) => {
                         format!(
