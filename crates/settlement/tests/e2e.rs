@@ -27,7 +27,7 @@ fn messages_in_every_mode_execute_once_and_both_chains_settle() {
         assert!(t.executed, "{:?} message not executed", t.mode);
     }
     let b = &net.nodes[&B];
-    assert_eq!(b.seq.state().account(&bob()).balance, U256::from(6 * ETH));
+    assert_eq!(b.seq().state().account(&bob()).balance, U256::from(6 * ETH));
     // both chains settled: every batch sealed more than a few steps ago is executed
     for id in [A, B] {
         let sealed = net.nodes[&id].batches.len() as u64;
@@ -274,14 +274,14 @@ fn forged_and_replayed_messages_are_refused_on_the_destination() {
     let t = net.tracked[0].clone();
     assert!(t.executed);
     let node = &net.nodes[&A];
-    let p = node.seq.state().outbox().inclusion_proof(0, 1).unwrap();
+    let p = node.seq().state().outbox().inclusion_proof(0, 1).unwrap();
     let proof = braid_execution::single_level_proof(
         ImportKind::Precommit,
-        node.seq.state().outbox().root_at(1).unwrap(),
+        node.seq().state().outbox().root_at(1).unwrap(),
         p,
     );
     // replay
-    let bob_before = net.nodes[&B].seq.state().account(&bob()).balance;
+    let bob_before = net.nodes[&B].seq().state().account(&bob()).balance;
     net.auto_relay = false;
     let raw = net.execute_tx(B, &t.message, proof.clone());
     net.submit_relayer_tx(B, raw);
@@ -308,7 +308,7 @@ fn forged_and_replayed_messages_are_refused_on_the_destination() {
         net.dropped
     );
     assert_eq!(
-        net.nodes[&B].seq.state().account(&bob()).balance,
+        net.nodes[&B].seq().state().account(&bob()).balance,
         bob_before
     );
 }
@@ -442,10 +442,10 @@ fn deposits_arrive_as_forced_transactions_and_settle_into_the_chain_escrow() {
         U256::from(993 * ETH)
     );
     assert_eq!(
-        net.nodes[&A].seq.state().account(&bob()).balance,
+        net.nodes[&A].seq().state().account(&bob()).balance,
         U256::from(7 * ETH)
     );
-    assert_eq!(net.nodes[&A].seq.state().totals().deposit_count, 1);
+    assert_eq!(net.nodes[&A].seq().state().totals().deposit_count, 1);
     // settled: the value moved from the pending pool into A's escrow
     assert_eq!(net.sl.pending_deposit_value(), U256::ZERO);
     let a = net.sl.chain(A).unwrap();
@@ -508,7 +508,8 @@ fn an_import_the_source_batch_contradicts_reverts_its_importer() {
     net.nodes
         .get_mut(&B)
         .unwrap()
-        .seq
+        .role
+        .seq_mut()
         .handle(braid_sequencer::SequencerInput::Import(forged.clone()));
     net.run(12);
     let contradicted: Vec<_> = net
@@ -525,7 +526,7 @@ fn an_import_the_source_batch_contradicts_reverts_its_importer() {
     assert!(net.executed(A, 1));
     assert!(net.executed(B, 1), "the re-sequenced batch settles");
     assert!(net.nodes[&B]
-        .seq
+        .seq()
         .state()
         .imports()
         .all(|i| i.root != forged.root));

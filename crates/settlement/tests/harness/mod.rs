@@ -1,23 +1,30 @@
-//! A plain test harness driving the real cores — sequencers, the settlement layer, an operator
-//! per chain and a relayer — in lock step, with invariant checks after every step.
+//! A plain test harness driving the real cores in lock step, through the same wiring as the
+//! simulator, the devnet and the role processes (`braid-driver`: a `ChainRole` per chain —
+//! sequencer and operator — and a `RelayerRole`), with invariant checks after every step.
 #![allow(clippy::unwrap_used, clippy::panic, dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use alloy_primitives::{Address, Bytes, B256, U256};
 use alloy_sol_types::SolCall as _;
+use braid_driver::{
+    route, ChainEffect, ChainRole, LocalChain, LocalChains, RelayerEffect, RelayerRole,
+    RollbackCause,
+};
 use braid_execution::{ExecutionError, TxSigner};
-use braid_operator::{Operator, OperatorAction, OperatorConfig};
+use braid_operator::{Operator, OperatorConfig};
 use braid_primitives::{
     BatchNumber, Block, ChainId, IMessenger, ImportKind, Message, MessageId, MessageProof,
     MESSENGER_ADDRESS,
 };
 use braid_proof::{ProofSystem, ReExecution};
 use braid_relayer::{
-    execute_message_calldata, MessageStatus, Relayer, RelayerAction, RelayerConfig, RelayerInput,
+    execute_message_calldata, MessageStatus, Relayer, RelayerConfig, RelayerInput,
 };
-use braid_sequencer::{SealedBatch, Sequencer, SequencerConfig, SequencerInput, SequencerOutput};
-use braid_settlement::{ChainGenesis, SettlementLayer, SlCall, SlConfig, SlEvent, SlInput, SlTx};
+use braid_sequencer::{SealedBatch, Sequencer, SequencerConfig, SequencerOutput};
+use braid_settlement::{
+    AggregationConfig, ChainGenesis, SettlementLayer, SlCall, SlConfig, SlEvent, SlInput, SlTx,
+};
 
 pub const ETH: u128 = 1_000_000_000_000_000_000;
 pub const BLOCK_MS: u64 = 1_000;
@@ -59,21 +66,37 @@ pub enum OperatorMode {
 }
 
 pub struct Node {
-    pub seq: Sequencer,
+    /// The chain node (sequencer + operator), as every shell runs it; its operator is driven
+    /// unless the mode is `Stalled`.
+    pub role: ChainRole,
     pub operator: B256,
     pub mode: OperatorMode,
-    /// The chain's batch submitter (driven unless the mode is `Stalled`).
-    pub core: Operator,
     /// Every batch the sequencer sealed, by number.
     pub batches: BTreeMap<BatchNumber, SealedBatch>,
     /// Every block, by number.
     pub blocks: BTreeMap<u64, Block>,
-    /// Optional tampering of a batch before it is committed.
+    /// Optional tampering of a batch before it is committed (the sequencer keeps the real one).
     pub tamper: Option<fn(&mut SealedBatch)>,
     /// Optional tampering of extension proofs before execution is requested.
     pub tamper_extension: bool,
     /// The sequencer ignores deposits from the SL.
     pub censor_deposits: bool,
+}
+
+impl Node {
+    /// The sequencer.
+    pub fn seq(&self) -> &Sequencer {
+        self.role.seq()
+    }
+}
+
+impl LocalChain for Node {
+    fn chain_role(&self) -> &ChainRole {
+        &self.role
+    }
+    fn chain_role_mut(&mut self) -> &mut ChainRole {
+        &mut self.role
+    }
 }
 
 /// A message the relayer is carrying (a view of the relayer core, refreshed every step).
@@ -91,17 +114,14 @@ pub struct Net {
     pub sl: SettlementLayer,
     pub council: B256,
     pub nodes: BTreeMap<ChainId, Node>,
-    /// The relayer core.
-    pub relayer: Relayer,
-    /// Relayer actions not carried out yet (carried out at the end of a step if `auto_relay`).
-    pub relay_queue: Vec<RelayerAction>,
+    /// The relayer, as every shell runs it.
+    pub relayer: RelayerRole,
+    /// Relayer effects not carried out yet (carried out at the end of a step if `auto_relay`).
+    pub relay_queue: Vec<RelayerEffect>,
     /// Every relayer error action.
     pub relayer_errors: Vec<braid_relayer::RelayerError>,
     /// Messages ever seen, in the order the relayer first reported them.
     pub tracked: Vec<Tracked>,
-    /// Relayer execution transactions in flight, by hash.
-    pub relayer_txs: BTreeMap<B256, MessageId>,
-    pub relayer_pending: BTreeMap<ChainId, Vec<B256>>,
     pub sl_events: Vec<SlEvent>,
     pub dropped: Vec<(ChainId, ExecutionError)>,
     /// Executions seen on each destination, with the block.
@@ -145,12 +165,14 @@ impl Net {
             sl,
             council,
             nodes: BTreeMap::new(),
-            relayer: Relayer::new(RelayerConfig::new(chains.to_vec())),
+            relayer: RelayerRole::new(
+                Relayer::new(RelayerConfig::new(chains.to_vec())),
+                relayer(),
+                10 * BLOCK_MS,
+            ),
             relay_queue: vec![],
             relayer_errors: vec![],
             tracked: vec![],
-            relayer_txs: BTreeMap::new(),
-            relayer_pending: BTreeMap::new(),
             sl_events: vec![],
             dropped: vec![],
             executed_ids: BTreeMap::new(),
@@ -168,20 +190,28 @@ impl Net {
                 genesis_header: genesis.block.header.clone(),
             });
             net.submit_sl(&council.clone(), i as u64, call);
-            let actions = net.relayer.handle(RelayerInput::SourceBlock {
-                block: genesis.block.clone(),
-                receipts: genesis.receipts.clone(),
-            });
+            let actions = net.relayer.handle(
+                0,
+                RelayerInput::SourceBlock {
+                    block: genesis.block.clone(),
+                    receipts: genesis.receipts.clone(),
+                },
+            );
             net.queue_relayer(actions);
+            let role = ChainRole::new(
+                seq,
+                Operator::new(OperatorConfig::new(*id)),
+                AggregationConfig::default(),
+            )
+            .unwrap();
             let mut blocks = BTreeMap::new();
             blocks.insert(0, genesis.block);
             net.nodes.insert(
                 *id,
                 Node {
-                    seq,
+                    role,
                     operator,
                     mode: OperatorMode::Honest,
-                    core: Operator::new(OperatorConfig::new(*id)),
                     batches: BTreeMap::new(),
                     blocks,
                     tamper: None,
@@ -210,61 +240,80 @@ impl Net {
         self.sl_events.extend(events);
     }
 
-    /// Queues relayer actions; errors are recorded (no honest run produces any).
-    fn queue_relayer(&mut self, actions: Vec<RelayerAction>) {
-        for a in actions {
+    /// Queues relayer effects; errors are recorded (no honest run produces any).
+    fn queue_relayer(&mut self, effects: Vec<RelayerEffect>) {
+        for a in effects {
             match a {
-                RelayerAction::Error(e) => self.relayer_errors.push(e),
+                RelayerEffect::Error(e) => self.relayer_errors.push(e),
                 other => self.relay_queue.push(other),
             }
         }
     }
 
-    /// Feeds SL events to the relayer and to every operator core, and carries out the
-    /// operators' actions (sequencer reverts and finality).
+    /// Feeds SL events to the relayer and to every chain node, and carries out what the nodes
+    /// ask for.
     fn observe_sl(&mut self, events: &[SlEvent]) {
         for e in events {
-            let actions = self.relayer.observe_sl(e);
+            let actions = self.relayer.observe_sl(self.now, e);
             self.queue_relayer(actions);
             let ids: Vec<ChainId> = self.nodes.keys().copied().collect();
             for id in ids {
-                let actions = self.nodes.get_mut(&id).unwrap().core.observe_sl(e);
-                for a in actions {
-                    self.apply_operator_action(id, a);
+                let node = self.nodes.get_mut(&id).unwrap();
+                let censored = node.censor_deposits
+                    && matches!(e, SlEvent::DepositQueued(d) if d.chainId == id);
+                if censored || !route::operator_concerns(id, e) {
+                    continue;
+                }
+                let effects = node.role.observe_sl(e, &self.sl).unwrap();
+                for effect in effects {
+                    self.chain_effect(id, effect);
                 }
             }
         }
     }
 
-    fn apply_operator_action(&mut self, id: ChainId, action: OperatorAction) {
-        let node = self.nodes.get_mut(&id).unwrap();
-        match action {
-            OperatorAction::RevertSequencer {
-                last_valid_batch,
-                invalid_imports,
-                ..
-            } => {
-                let outcome = node
-                    .seq
-                    .revert_to(last_valid_batch, |i| invalid_imports.contains(i))
-                    .unwrap();
+    /// Applies what chain `id`'s node asked for.
+    fn chain_effect(&mut self, id: ChainId, effect: ChainEffect) {
+        match effect {
+            ChainEffect::BlockSealed { block, .. } => {
+                self.sequencer_output(id, SequencerOutput::BlockSealed(block))
+            }
+            ChainEffect::BatchSealed { batch, .. } => {
+                self.sequencer_output(id, SequencerOutput::BatchSealed(batch))
+            }
+            ChainEffect::Output(out) => self.sequencer_output(id, out),
+            ChainEffect::RolledBack { outcome, cause } => {
                 let first_void = outcome.head.number + 1;
-                node.batches.retain(|n, _| *n <= last_valid_batch);
+                let node = self.nodes.get_mut(&id).unwrap();
+                node.batches.retain(|n, _| *n <= outcome.last_batch);
                 node.blocks.retain(|n, _| *n < first_void);
                 if let Some(ids) = self.executed_ids.get_mut(&id) {
                     ids.retain(|_, b| *b < first_void);
                 }
+                let _: RollbackCause = cause;
+                let mut dests = LocalChains {
+                    chains: &mut self.nodes,
+                    now_ms: self.now,
+                };
+                let effects = self.relayer.dest_rolled_back(id, &mut dests);
+                self.queue_relayer(effects);
             }
-            OperatorAction::Finalized { through } => node.seq.finalize_through(through),
-            OperatorAction::CheckFailed { .. } => {}
+            ChainEffect::ImportRefused { import, .. } => {
+                let effects = self.relayer.import_refused(self.now, id, import);
+                self.queue_relayer(effects);
+            }
+            ChainEffect::Doomed { .. }
+            | ChainEffect::Finalized { .. }
+            | ChainEffect::CheckFailed { .. }
+            | ChainEffect::SlGap { .. } => {}
         }
     }
 
     /// Sends a message from `source` to `dest` in `mode` (alice → bob).
     pub fn send(&mut self, source: ChainId, dest: ChainId, value: u128, mode: ImportKind) {
         let node = self.nodes.get_mut(&source).unwrap();
-        let nonce =
-            node.seq.state().account(&alice().address()).nonce + node.seq.mempool().len() as u64;
+        let nonce = node.seq().state().account(&alice().address()).nonce
+            + node.seq().mempool().len() as u64;
         let input = IMessenger::sendMessageWithModeCall {
             destChain: U256::from(dest),
             recipient: bob(),
@@ -282,9 +331,12 @@ impl Net {
                 200_000,
             )
             .unwrap();
-        let out = node.seq.handle(SequencerInput::SubmitTx { raw });
+        let out = node.role.submit_tx(raw);
         assert!(
-            matches!(&out[..], [SequencerOutput::TxAccepted { .. }]),
+            matches!(
+                &out[..],
+                [ChainEffect::Output(SequencerOutput::TxAccepted { .. })]
+            ),
             "{out:?}"
         );
     }
@@ -293,16 +345,21 @@ impl Net {
     pub fn step(&mut self) {
         self.now += BLOCK_MS;
         let ids: Vec<ChainId> = self.nodes.keys().copied().collect();
+        let dests = LocalChains {
+            chains: &mut self.nodes,
+            now_ms: self.now,
+        };
+        let effects = self.relayer.tick(self.now, &dests);
+        self.queue_relayer(effects);
         for id in &ids {
             let now = self.now;
-            let outs = self
-                .nodes
-                .get_mut(id)
-                .unwrap()
-                .seq
-                .handle(SequencerInput::Tick { now_ms: now });
-            for out in outs {
-                self.sequencer_output(*id, out);
+            let node = self.nodes.get_mut(id).unwrap();
+            if let Some(tamper) = node.tamper {
+                node.role.alter_next_batch(tamper);
+            }
+            let effects = node.role.tick(now).unwrap();
+            for effect in effects {
+                self.chain_effect(*id, effect);
             }
         }
         for id in &ids {
@@ -310,13 +367,6 @@ impl Net {
         }
         let events = self.sl.handle(SlInput::Tick { now_ms: self.now });
         for e in &events {
-            if let SlEvent::DepositQueued(d) = e {
-                if let Some(node) = self.nodes.get_mut(&d.chainId) {
-                    if !node.censor_deposits {
-                        node.seq.handle(SequencerInput::Deposit(d.clone()));
-                    }
-                }
-            }
             if let SlEvent::BatchExecuted { chain, batch, .. } = e {
                 self.executed_batches.insert((*chain, *batch));
             }
@@ -361,42 +411,51 @@ impl Net {
                         assert!(fresh, "message {mid} executed twice on {id}");
                     }
                 }
-                let actions = self.relayer.handle(RelayerInput::SourceBlock {
-                    block: b.block.clone(),
-                    receipts: b.receipts.clone(),
-                });
+                let number = b.block.header.number;
+                for r in &b.receipts {
+                    self.relayer.tx_included(id, r.tx_hash, number);
+                }
+                let actions = self.relayer.handle(
+                    self.now,
+                    RelayerInput::SourceBlock {
+                        block: b.block.clone(),
+                        receipts: b.receipts.clone(),
+                    },
+                );
                 self.queue_relayer(actions);
                 let node = self.nodes.get_mut(&id).unwrap();
-                node.blocks.insert(b.block.header.number, b.block.clone());
+                node.blocks.insert(number, b.block.clone());
+                let mut dests = LocalChains {
+                    chains: &mut self.nodes,
+                    now_ms: self.now,
+                };
+                let effects = self.relayer.drain(self.now, id, &mut dests);
+                self.queue_relayer(effects);
             }
             SequencerOutput::BatchSealed(batch) => {
-                let actions = self.relayer.handle(RelayerInput::BatchSealed {
-                    header: batch.header.clone(),
-                });
+                // the chain node handed its operator the batch (a tampered copy if the test
+                // says so); the harness keeps the real one
+                let actions = self.relayer.handle(
+                    self.now,
+                    RelayerInput::BatchSealed {
+                        header: batch.header.clone(),
+                    },
+                );
                 self.queue_relayer(actions);
                 let node = self.nodes.get_mut(&id).unwrap();
-                // the operator commits what it is given: a tampered copy if the test says so
-                let mut committed = (*batch).clone();
-                if let Some(t) = node.tamper {
-                    t(&mut committed);
-                }
-                node.core.batch_sealed(committed).unwrap();
                 node.batches.insert(batch.header.number, *batch);
             }
             SequencerOutput::TxDropped { hash, error } => {
                 self.dropped.push((id, error));
-                if let Some(mid) = self.relayer_txs.remove(&hash) {
-                    let actions = self
-                        .relayer
-                        .handle(RelayerInput::ExecuteDropped { id: mid });
-                    self.queue_relayer(actions);
-                }
+                let mut dests = LocalChains {
+                    chains: &mut self.nodes,
+                    now_ms: self.now,
+                };
+                let effects = self.relayer.tx_dropped(id, hash, &mut dests);
+                self.queue_relayer(effects);
             }
             SequencerOutput::ImportRejected { import, .. } => {
-                let actions = self.relayer.handle(RelayerInput::ImportDropped {
-                    dest: id,
-                    root: import,
-                });
+                let actions = self.relayer.import_refused(self.now, id, import);
                 self.queue_relayer(actions);
             }
             _ => {}
@@ -415,12 +474,13 @@ impl Net {
         if node.mode == OperatorMode::Stalled {
             return;
         }
-        node.core
+        node.role
+            .operator_mut()
             .set_prove_and_execute(node.mode == OperatorMode::Honest);
         let key = node.operator;
         let mut calls = node
-            .core
-            .tick(&self.sl, &braid_driver::WatchedSources(&self.relayer));
+            .role
+            .operator_tick(&self.sl, &braid_driver::WatchedSources(self.relayer.core()));
         if node.tamper_extension {
             for call in &mut calls {
                 if let SlCall::ExecuteBatch {
@@ -451,54 +511,49 @@ impl Net {
             .iter()
             .flat_map(|b| b.imports.iter())
             .filter(|i| i.kind == ImportKind::Precommit as u8)
-            .map(|i| self.relayer.precommit_extension(i))
+            .map(|i| self.relayer.core().precommit_extension(i))
             .collect()
     }
 
     /// The relayer shell: carry out the queued imports and executions.
     fn relay(&mut self) {
         while !self.relay_queue.is_empty() {
-            for action in std::mem::take(&mut self.relay_queue) {
-                match action {
-                    RelayerAction::Import { dest, root } => {
+            for effect in std::mem::take(&mut self.relay_queue) {
+                match effect {
+                    RelayerEffect::Import { dest, root, epoch } => {
                         let out = self
                             .nodes
                             .get_mut(&dest)
                             .unwrap()
-                            .seq
-                            .handle(SequencerInput::Import(root));
+                            .role
+                            .import(root, Some(epoch));
                         for o in out {
-                            self.sequencer_output(dest, o);
+                            self.chain_effect(dest, o);
                         }
                     }
-                    RelayerAction::Execute {
+                    RelayerEffect::Execute {
                         dest,
                         message,
                         proof,
                     } => {
-                        let raw = self.execute_tx(dest, &message, proof);
-                        let hash = alloy_primitives::keccak256(&raw);
-                        let out = self
-                            .nodes
-                            .get_mut(&dest)
-                            .unwrap()
-                            .seq
-                            .handle(SequencerInput::SubmitTx { raw });
-                        if matches!(&out[..], [SequencerOutput::TxAccepted { .. }]) {
-                            self.relayer_pending.entry(dest).or_default().push(hash);
-                            self.relayer_txs.insert(hash, message.id());
-                        } else {
-                            let actions = self
-                                .relayer
-                                .handle(RelayerInput::ExecuteDropped { id: message.id() });
-                            self.queue_relayer(actions);
-                        }
+                        let mut dests = LocalChains {
+                            chains: &mut self.nodes,
+                            now_ms: self.now,
+                        };
+                        let effects = self
+                            .relayer
+                            .execution_arrived(self.now, dest, message, proof, &mut dests);
+                        self.queue_relayer(effects);
                     }
-                    RelayerAction::Postconfirm { .. } => {}
+                    RelayerEffect::ExecuteDropped { id, .. } => {
+                        let effects = self.relayer.execute_dropped(self.now, id);
+                        self.queue_relayer(effects);
+                    }
+                    RelayerEffect::Postconfirm { .. } => {}
                     // lockstep: every block and SL block reaches the relayer in order, so it
                     // never has a gap to fill; a request would show up as a stuck message
-                    RelayerAction::Backfill { .. } | RelayerAction::BackfillSl { .. } => {}
-                    RelayerAction::Error(e) => self.relayer_errors.push(e),
+                    RelayerEffect::Backfill { .. } | RelayerEffect::BackfillSl { .. } => {}
+                    RelayerEffect::Error(e) => self.relayer_errors.push(e),
                 }
             }
         }
@@ -506,7 +561,7 @@ impl Net {
 
     /// Refreshes `tracked` from the relayer core (messages forgotten on a revert stay listed).
     fn refresh_tracked(&mut self) {
-        for r in self.relayer.messages() {
+        for r in self.relayer.core().messages() {
             let executed = matches!(r.status, MessageStatus::Executed { .. });
             let view = Tracked {
                 message: r.message.clone(),
@@ -526,27 +581,25 @@ impl Net {
         }
     }
 
-    /// Submits a relayer transaction to `dest`, tracking it for nonce assignment.
+    /// Submits a transaction signed by hand with the relayer's key to `dest`.
     pub fn submit_relayer_tx(&mut self, dest: ChainId, raw: Bytes) {
-        let hash = alloy_primitives::keccak256(&raw);
-        let out = self
-            .nodes
-            .get_mut(&dest)
-            .unwrap()
-            .seq
-            .handle(SequencerInput::SubmitTx { raw });
+        let out = self.nodes.get_mut(&dest).unwrap().role.submit_tx(raw);
         assert!(
-            matches!(&out[..], [SequencerOutput::TxAccepted { .. }]),
+            matches!(
+                &out[..],
+                [ChainEffect::Output(SequencerOutput::TxAccepted { .. })]
+            ),
             "{out:?}"
         );
-        self.relayer_pending.entry(dest).or_default().push(hash);
     }
 
+    /// An execution of `message` signed by hand with the relayer's key, at its pending nonce.
     pub fn execute_tx(&mut self, dest: ChainId, message: &Message, proof: MessageProof) -> Bytes {
-        let node = &self.nodes[&dest];
-        let pending = self.relayer_pending.entry(dest).or_default();
-        pending.retain(|h| node.seq.mempool().contains(h));
-        let nonce = node.seq.state().account(&relayer().address()).nonce + pending.len() as u64;
+        let seq = self.nodes[&dest].seq();
+        let from = relayer().address();
+        let nonce = seq
+            .mempool()
+            .pending_nonce(&from, seq.state().account(&from).nonce);
         let input = execute_message_calldata(message, &proof);
         relayer()
             .call(dest, nonce, MESSENGER_ADDRESS, U256::ZERO, input, 500_000)
@@ -557,7 +610,7 @@ impl Net {
     pub fn check_invariants(&self) {
         for (id, node) in &self.nodes {
             assert!(
-                node.seq.state().value_conserved(),
+                node.seq().state().value_conserved(),
                 "value not conserved on chain {id}"
             );
         }
@@ -569,7 +622,7 @@ impl Net {
         for (dest, ids) in &self.executed_ids {
             for id in ids.keys() {
                 let src = &self.nodes[&id.source_chain];
-                let leaf = src.seq.state().outbox().leaf(id.nonce);
+                let leaf = src.seq().state().outbox().leaf(id.nonce);
                 assert!(
                     leaf.is_some(),
                     "message {id} executed on {dest} does not exist at its source"
