@@ -194,6 +194,9 @@ struct RelayerArgs {
     /// Poll interval in ms.
     #[arg(long, default_value_t = 200)]
     poll_ms: u64,
+    /// Port of the relayer's JSON-RPC (`braid_messageStatus`), `/metrics` and `/health`.
+    #[arg(long, default_value_t = 8700)]
+    port: u16,
 }
 
 fn parse_peer(s: &str) -> Result<(u64, String), String> {
@@ -382,10 +385,13 @@ async fn relayer(args: RelayerArgs) -> Result<(), String> {
     };
     let chains = args.chains.into_iter().collect();
     let every = std::time::Duration::from_millis(args.poll_ms.max(10));
-    let handle = braid_node::roles::start_relayer(chains, args.sl, key, every)
+    let handle = braid_node::roles::start_relayer(chains, args.sl, key, every, args.port)
         .await
         .map_err(|e| e.to_string())?;
-    println!("relayer running (Ctrl-C to stop)");
+    println!(
+        "relayer running: JSON-RPC on http://{0}, metrics on http://{0}/metrics (Ctrl-C to stop)",
+        handle.addr
+    );
     if tokio::signal::ctrl_c().await.is_err() {
         eprintln!("cannot listen for Ctrl-C; stopping");
     }

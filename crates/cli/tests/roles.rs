@@ -153,6 +153,24 @@ fn balance(url: &str, a: Address) -> String {
         .to_string()
 }
 
+/// The body of `GET url` (plain HTTP/1.1 over a socket: no client library needed).
+fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
 fn head(url: &str) -> u64 {
     quantity(&call(url, "eth_blockNumber", json!([])).unwrap()).unwrap()
 }
@@ -160,7 +178,8 @@ fn head(url: &str) -> u64 {
 #[test]
 fn roles_as_processes_relay_every_mode_and_survive_a_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let (sl_port, a_port, b_port) = (free_port(), free_port(), free_port());
+    let (sl_port, a_port, b_port, relayer_port) =
+        (free_port(), free_port(), free_port(), free_port());
     let sl = format!("http://127.0.0.1:{sl_port}");
     let (a_url, b_url) = (
         format!("http://127.0.0.1:{a_port}"),
@@ -199,7 +218,10 @@ fn roles_as_processes_relay_every_mode_and_survive_a_sigkill() {
         &sl,
         "--poll-ms",
         "50",
+        "--port",
+        &relayer_port.to_string(),
     ])));
+    let relayer_url = format!("http://127.0.0.1:{relayer_port}");
 
     let recipient = Address::repeat_byte(0x77);
     for (nonce, mode) in [(0u64, 0u8), (1, 1), (2, 2)] {
@@ -209,6 +231,24 @@ fn roles_as_processes_relay_every_mode_and_survive_a_sigkill() {
         (0..3).all(|n| executed(&b_url, n))
     });
     assert_eq!(balance(&b_url, recipient), format!("{:#x}", 3_003u64));
+    // the relayer says where each message is, and exposes its metrics
+    let status = call(&relayer_url, "braid_messageStatus", json!(["901:0"])).unwrap();
+    assert!(
+        status["status"].as_str().unwrap().starts_with("executed"),
+        "{status}"
+    );
+    assert_eq!(status["mode"], "precommit");
+    let bad = call(&relayer_url, "braid_messageStatus", json!(["nonsense"]));
+    assert!(bad.unwrap_err().contains("source:nonce"));
+    let unknown = call(&relayer_url, "braid_messageStatus", json!(["901:99"]));
+    assert!(unknown.unwrap_err().contains("unknown message"));
+    let metrics = http_get(&format!("{relayer_url}/metrics"));
+    assert!(
+        metrics.contains("braid_relayer_oldest_pending_seconds"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("braid_relayer_execute_retries_total"));
+    assert_eq!(http_get(&format!("{relayer_url}/health")).trim(), "ok");
     // the SL executes batches of both chains
     for chain in [901u64, 902] {
         wait_until("a batch executed on the SL", 20, || {

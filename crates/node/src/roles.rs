@@ -255,25 +255,44 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 type Dispatch<T> = fn(&Arc<Mutex<T>>, &str, &Value) -> Result<Value, RpcError>;
+/// Prometheus text exposition of a role's state (served at `GET /metrics`).
+type Metrics<T> = fn(&T) -> String;
 
 /// Serves a minimal JSON-RPC 2.0 endpoint (single requests) with `dispatch`.
+/// With `metrics`, also `GET /metrics` (Prometheus text) and `GET /health`.
 async fn serve_json_rpc<T: Send + 'static>(
     port: u16,
     state: Arc<Mutex<T>>,
     dispatch: Dispatch<T>,
+    metrics: Option<Metrics<T>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, JoinHandle<()>), NodeError> {
     struct App<T> {
         state: Arc<Mutex<T>>,
         dispatch: Dispatch<T>,
+        metrics: Option<Metrics<T>>,
     }
     impl<T> Clone for App<T> {
         fn clone(&self) -> Self {
             Self {
                 state: self.state.clone(),
                 dispatch: self.dispatch,
+                metrics: self.metrics,
             }
         }
+    }
+    async fn metrics_page<T: Send + 'static>(State(app): State<App<T>>) -> impl IntoResponse {
+        let text = match app.metrics {
+            Some(render) => render(&lock(&app.state)),
+            None => String::new(),
+        };
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )],
+            text,
+        )
     }
     async fn handler<T: Send + 'static>(
         State(app): State<App<T>>,
@@ -307,9 +326,17 @@ async fn serve_json_rpc<T: Send + 'static>(
     let addr = listener
         .local_addr()
         .map_err(|e| NodeError::Io(e.to_string()))?;
-    let app = Router::new()
-        .route("/", post(handler::<T>))
-        .with_state(App { state, dispatch });
+    let mut app = Router::new().route("/", post(handler::<T>));
+    if metrics.is_some() {
+        app = app
+            .route("/metrics", axum::routing::get(metrics_page::<T>))
+            .route("/health", axum::routing::get(|| async { "ok\n" }));
+    }
+    let app = app.with_state(App {
+        state,
+        dispatch,
+        metrics,
+    });
     let task = tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop.wait_for(|v| *v).await;
@@ -499,7 +526,8 @@ pub async fn start_sl(config: DevnetConfig, port: u16) -> Result<RoleHandle, Nod
         SlNode::open(&config)
     })?));
     let (stop, stopped) = watch::channel(false);
-    let (addr, server) = serve_json_rpc(port, node.clone(), SlNode::rpc, stopped.clone()).await?;
+    let (addr, server) =
+        serve_json_rpc(port, node.clone(), SlNode::rpc, None, stopped.clone()).await?;
     let clock = spawn_clock(node, every, stopped, |n, now| lock(n).tick(now));
     Ok(RoleHandle {
         addr,
@@ -851,6 +879,12 @@ pub struct RelayerProcess {
     chains: BTreeMap<ChainId, String>,
     sl_url: String,
     cursors: Cursors,
+    /// When the relayer first saw each message it carries (ms since the epoch).
+    first_seen: BTreeMap<MessageId, u64>,
+    /// When the relayer saw each message executed.
+    executed_seen: BTreeMap<MessageId, u64>,
+    /// When the last round ended.
+    last_round_ms: u64,
 }
 
 /// The relayer's destinations over JSON-RPC.
@@ -911,7 +945,10 @@ impl Destinations for RpcDestinations<'_> {
             Ok(v) => serde_json::from_value(v)
                 .map(|hash| (hash, None))
                 .map_err(|e| SubmitRefusal::Other(e.to_string())),
-            Err(e) if e.contains("full") => Err(SubmitRefusal::PoolFull(e)),
+            // `MempoolError::PoolFull` / `SenderFull`: back-pressure, sent again with room
+            Err(e) if e.contains("pool is full") || e.contains("pooled transactions") => {
+                Err(SubmitRefusal::PoolFull(e))
+            }
             Err(e) => Err(SubmitRefusal::Other(e)),
         }
     }
@@ -926,7 +963,157 @@ impl RelayerProcess {
             chains,
             sl_url,
             cursors: Cursors::default(),
+            first_seen: BTreeMap::new(),
+            executed_seen: BTreeMap::new(),
+            last_round_ms: 0,
         }
+    }
+
+    /// Every message the relayer carries, newest first (`sent_at_ms` is when the relayer
+    /// first saw it, `executed_at_ms` when it saw the execution).
+    pub fn messages(&self) -> Vec<crate::world::MessageView> {
+        crate::world::message_views(
+            self.role.core(),
+            |id| self.first_seen.get(id).copied(),
+            |id| self.executed_seen.get(id).copied(),
+        )
+    }
+
+    /// The relayer's JSON-RPC: `braid_messageStatus(id)`, `braid_messages()`,
+    /// `braid_relayerStatus()`.
+    fn rpc(p: &Arc<Mutex<Self>>, method: &str, params: &Value) -> Result<Value, RpcError> {
+        let p = lock(p);
+        match method {
+            "braid_messageStatus" => {
+                let id = params.get(0).and_then(Value::as_str).ok_or_else(|| {
+                    RpcError::invalid_params("message id `source:nonce` expected")
+                })?;
+                let parsed: Option<MessageId> = id.split_once(':').and_then(|(c, n)| {
+                    Some(MessageId {
+                        source_chain: c.parse().ok()?,
+                        nonce: n.parse().ok()?,
+                    })
+                });
+                let id = parsed.ok_or_else(|| {
+                    RpcError::invalid_params(format!("bad message id {id}: expected source:nonce"))
+                })?;
+                p.messages()
+                    .into_iter()
+                    .find(|m| m.id == id.to_string())
+                    .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
+                    .ok_or_else(|| RpcError::server(format!("unknown message {id}")))
+            }
+            "braid_messages" => Ok(serde_json::to_value(p.messages()).unwrap_or(Value::Null)),
+            "braid_relayerStatus" => {
+                let c = p.role.counters();
+                Ok(json!({
+                    "chains": p.chains.keys().collect::<Vec<_>>(),
+                    "lastRoundMs": p.last_round_ms,
+                    "pending": p.role.core().pending_messages().count(),
+                    "undeliverable": p.role.core().undeliverable_messages().count(),
+                    "executeRetries": c.execute_retries,
+                    "importRetries": c.import_retries,
+                    "executionsDropped": c.executions_dropped,
+                    "executionsSkipped": c.executions_skipped,
+                    "errors": c.errors,
+                }))
+            }
+            _ => Err(RpcError::method_not_found(method)),
+        }
+    }
+
+    /// Prometheus metrics: messages pending per mode and destination, the oldest pending
+    /// message's age, retries, drops, and undeliverable messages by reason.
+    pub fn metrics(&self) -> String {
+        use std::fmt::Write as _;
+        let now = crate::run::now_ms();
+        let mut pending: BTreeMap<(&'static str, ChainId), u64> = BTreeMap::new();
+        let mut oldest = 0u64;
+        for r in self.role.core().pending_messages() {
+            *pending
+                .entry((r.mode.name(), r.message.destChain))
+                .or_default() += 1;
+            if let Some(seen) = self.first_seen.get(&r.message.id()) {
+                oldest = oldest.max(now.saturating_sub(*seen));
+            }
+        }
+        let mut undeliverable: BTreeMap<String, u64> = BTreeMap::new();
+        for (_, why) in self.role.core().undeliverable_messages() {
+            let reason = format!("{why:?}");
+            let reason = reason
+                .split(|c: char| !c.is_alphanumeric())
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            *undeliverable.entry(reason).or_default() += 1;
+        }
+        let c = self.role.counters();
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP braid_relayer_messages_pending Messages not executed yet, by mode and destination.");
+        let _ = writeln!(out, "# TYPE braid_relayer_messages_pending gauge");
+        for ((mode, dest), n) in &pending {
+            let _ = writeln!(
+                out,
+                "braid_relayer_messages_pending{{mode=\"{mode}\",dest=\"{dest}\"}} {n}"
+            );
+        }
+        let _ = writeln!(out, "# HELP braid_relayer_oldest_pending_seconds Age of the oldest pending message (since the relayer saw it).");
+        let _ = writeln!(out, "# TYPE braid_relayer_oldest_pending_seconds gauge");
+        let _ = writeln!(
+            out,
+            "braid_relayer_oldest_pending_seconds {:.3}",
+            oldest as f64 / 1000.0
+        );
+        let _ = writeln!(out, "# HELP braid_relayer_messages_undeliverable Messages the relayer can never deliver, by reason.");
+        let _ = writeln!(out, "# TYPE braid_relayer_messages_undeliverable gauge");
+        for (reason, n) in &undeliverable {
+            let _ = writeln!(
+                out,
+                "braid_relayer_messages_undeliverable{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        for (name, help, v) in [
+            (
+                "execute_retries_total",
+                "Executions sent again after a drop or a timeout.",
+                c.execute_retries,
+            ),
+            (
+                "import_retries_total",
+                "Imports sent again after a refusal or a timeout.",
+                c.import_retries,
+            ),
+            (
+                "executions_dropped_total",
+                "Execution transactions refused or dropped by a destination.",
+                c.executions_dropped,
+            ),
+            (
+                "executions_skipped_total",
+                "Executions not sent because the destination had executed the message.",
+                c.executions_skipped,
+            ),
+            (
+                "errors_total",
+                "Inconsistencies the relayer core detected in what it was fed.",
+                c.errors,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP braid_relayer_{name} {help}");
+            let _ = writeln!(out, "# TYPE braid_relayer_{name} counter");
+            let _ = writeln!(out, "braid_relayer_{name} {v}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP braid_relayer_last_round_timestamp_ms When the relayer's last round ended."
+        );
+        let _ = writeln!(out, "# TYPE braid_relayer_last_round_timestamp_ms gauge");
+        let _ = writeln!(
+            out,
+            "braid_relayer_last_round_timestamp_ms {}",
+            self.last_round_ms
+        );
+        out
     }
 
     /// One round: read, decide, act.
@@ -954,7 +1141,22 @@ impl RelayerProcess {
         for e in &fetched.events {
             effects.extend(self.role.observe_sl(now, e));
         }
+        // executions held back by a full pool go in as the destinations make room
+        let mut dests = RpcDestinations {
+            chains: &self.chains,
+        };
+        for dest in self.chains.keys() {
+            effects.extend(self.role.drain(now, *dest, &mut dests));
+        }
         self.apply(now, effects);
+        for r in self.role.core().messages() {
+            let id = r.message.id();
+            self.first_seen.entry(id).or_insert(now);
+            if matches!(r.status, braid_relayer::MessageStatus::Executed { .. }) {
+                self.executed_seen.entry(id).or_insert(now);
+            }
+        }
+        self.last_round_ms = crate::run::now_ms();
     }
 
     fn apply(&mut self, now: u64, effects: Vec<RelayerEffect>) {
@@ -1021,11 +1223,14 @@ impl RelayerProcess {
 }
 
 /// Starts the relayer process, polling every `every`.
+/// It serves JSON-RPC (`braid_messageStatus`, `braid_messages`, `braid_relayerStatus`),
+/// `GET /metrics` and `GET /health` on `port` (0: any free port; see [`RoleHandle::addr`]).
 pub async fn start_relayer(
     chains: BTreeMap<ChainId, String>,
     sl_url: String,
     key: Option<TxSigner>,
     every: Duration,
+    port: u16,
 ) -> Result<RoleHandle, NodeError> {
     let process = Arc::new(Mutex::new(RelayerProcess::new(
         chains,
@@ -1033,13 +1238,21 @@ pub async fn start_relayer(
         key.unwrap_or_else(relayer_signer),
     )));
     let (stop, stopped) = watch::channel(false);
+    let (addr, server) = serve_json_rpc(
+        port,
+        process.clone(),
+        RelayerProcess::rpc,
+        Some(RelayerProcess::metrics),
+        stopped.clone(),
+    )
+    .await?;
     let clock = spawn_clock(process, every, stopped, |p, _| {
         lock(p).step();
         Ok(())
     });
     Ok(RoleHandle {
-        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        addr,
         stop,
-        tasks: vec![clock],
+        tasks: vec![server, clock],
     })
 }

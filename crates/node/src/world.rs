@@ -930,48 +930,11 @@ impl Devnet {
 
     /// Every message the relayer knows, newest first.
     pub fn messages(&self) -> Vec<MessageView> {
-        let mut out: Vec<MessageView> = self
-            .relayer
-            .core()
-            .messages()
-            .map(|r| {
-                let id = r.message.id();
-                let sent = self.sent_at.get(&id).copied();
-                let executed = self.executed_at.get(&id).copied();
-                let delivery = self.relayer.core().delivery(&id);
-                let (waiting, undeliverable) = match delivery {
-                    Some(DeliveryState::Waiting(w)) => (Some(w.to_string()), None),
-                    Some(DeliveryState::Undeliverable(u)) => (None, Some(u)),
-                    _ => (None, None),
-                };
-                MessageView {
-                    id: id.to_string(),
-                    source: r.message.sourceChain,
-                    dest: r.message.destChain,
-                    mode: r.mode.name(),
-                    value: r.message.value.to_string(),
-                    status: match r.status {
-                        MessageStatus::Sent { .. } => "sent".into(),
-                        MessageStatus::Imported => "root imported".into(),
-                        MessageStatus::Submitted => "submitted".into(),
-                        MessageStatus::Executed { dest_block } => {
-                            format!("executed in block {dest_block}")
-                        }
-                    },
-                    waiting,
-                    undeliverable: undeliverable.map(|u| u.to_string()),
-                    fault: undeliverable.map(|u| match u.fault() {
-                        Fault::Sender => "sender",
-                        Fault::System => "system",
-                    }),
-                    sent_at_ms: sent,
-                    executed_at_ms: executed,
-                    latency_ms: sent.zip(executed).map(|(s, e)| e.saturating_sub(s)),
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| b.sent_at_ms.cmp(&a.sent_at_ms).then(b.id.cmp(&a.id)));
-        out
+        message_views(
+            self.relayer.core(),
+            |id| self.sent_at.get(id).copied(),
+            |id| self.executed_at.get(id).copied(),
+        )
     }
 
     /// Settlement status of a chain's batch: `committed`, `proven`, `executed`, or `None`.
@@ -1022,6 +985,55 @@ impl Devnet {
             .map_err(|e| e.to_string())?;
         self.submit_tx(source, raw)
     }
+}
+
+/// Every message `relayer` knows, newest first, with when each was sent and executed where the
+/// shell knows it (the devnet and the relayer process serve these as `braid_messageStatus`).
+pub fn message_views(
+    relayer: &Relayer,
+    sent_at: impl Fn(&MessageId) -> Option<u64>,
+    executed_at: impl Fn(&MessageId) -> Option<u64>,
+) -> Vec<MessageView> {
+    let mut out: Vec<MessageView> = relayer
+        .messages()
+        .map(|r| {
+            let id = r.message.id();
+            let sent = sent_at(&id);
+            let executed = executed_at(&id);
+            let delivery = relayer.delivery(&id);
+            let (waiting, undeliverable) = match delivery {
+                Some(DeliveryState::Waiting(w)) => (Some(w.to_string()), None),
+                Some(DeliveryState::Undeliverable(u)) => (None, Some(u)),
+                _ => (None, None),
+            };
+            MessageView {
+                id: id.to_string(),
+                source: r.message.sourceChain,
+                dest: r.message.destChain,
+                mode: r.mode.name(),
+                value: r.message.value.to_string(),
+                status: match r.status {
+                    MessageStatus::Sent { .. } => "sent".into(),
+                    MessageStatus::Imported => "root imported".into(),
+                    MessageStatus::Submitted => "submitted".into(),
+                    MessageStatus::Executed { dest_block } => {
+                        format!("executed in block {dest_block}")
+                    }
+                },
+                waiting,
+                undeliverable: undeliverable.map(|u| u.to_string()),
+                fault: undeliverable.map(|u| match u.fault() {
+                    Fault::Sender => "sender",
+                    Fault::System => "system",
+                }),
+                sent_at_ms: sent,
+                executed_at_ms: executed,
+                latency_ms: sent.zip(executed).map(|(s, e)| e.saturating_sub(s)),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.sent_at_ms.cmp(&a.sent_at_ms).then(b.id.cmp(&a.id)));
+    out
 }
 
 fn chain_path(dir: &Path, id: ChainId) -> PathBuf {
