@@ -473,8 +473,8 @@ impl RelayerRole {
     /// role caps what it has in flight per destination (the pool refused a burst as full) and
     /// does not send an execution before the root it needs is on the destination or queued
     /// there (it would fail and leave a nonce gap). One whose root does not come within two
-    /// retry periods is reported dropped, and the core decides again. Call it again when
-    /// `dest` made room (after each of its blocks).
+    /// retry periods is reported dropped, and the core decides again. A nonce gap of the
+    /// relayer's in `dest`'s pool is filled first. Call it after each block of `dest`.
     pub fn drain(
         &mut self,
         now_ms: u64,
@@ -484,6 +484,9 @@ impl RelayerRole {
         if !dests.up(dest) {
             return vec![];
         }
+        // whatever removed one of the relayer's pooled transactions (a failure in a block the
+        // role did not hear of, a roll-back, a crash), the ones behind it wait for its nonce
+        self.fill_nonce_gap(dest, dests);
         let Some(mut queue) = self.backlog.remove(&dest) else {
             return vec![];
         };
@@ -515,7 +518,7 @@ impl RelayerRole {
                     keep.append(&mut queue);
                     break;
                 }
-                Err(SubmitRefusal::Other(_)) => {
+                Err(SubmitRefusal::Other(e)) => {
                     self.counters.executions_dropped += 1;
                     out.push(RelayerEffect::ExecuteDropped { dest, id });
                 }

@@ -326,3 +326,15 @@ fn equivocation_precommit() {
         assert_eq!(m.executed, m.settled, "seed {seed}: {m:?}");
     }
 }
+
+/// Generated seed 1082: a destination reverted, crashed and was flooded with executions; one of
+/// the relayer's executions failed in a block whose drop the relayer did not connect to it, and
+/// 144 executions waited behind its nonce until the end (241 settled messages never executed,
+/// 2 799 executions refused as "too far ahead"). The relayer role now fills any nonce gap of
+/// its own in a destination's pool after each of that destination's blocks.
+#[test]
+fn relayer_nonce_gap_1082() {
+    let r = run_repro("relayer_nonce_gap_1082", 1082);
+    assert!(r.relayer.nonce_gaps_filled > 0, "{:?}", r.relayer);
+    assert!(r.faults.iter().any(|f| f.kind == "crash"));
+}
