@@ -518,7 +518,7 @@ impl RelayerRole {
                     keep.append(&mut queue);
                     break;
                 }
-                Err(SubmitRefusal::Other(e)) => {
+                Err(SubmitRefusal::Other(_)) => {
                     self.counters.executions_dropped += 1;
                     out.push(RelayerEffect::ExecuteDropped { dest, id });
                 }
