@@ -13,6 +13,11 @@
 //!   [`SlConfig`] the log was written with, so reopening it with another configuration is a typed
 //!   error ([`SlStoreError::ConfigMismatch`]) instead of a silently different state.
 //!
+//! [`SlStore::open`] creates the file if needed; [`SlStore::open_existing`] (and
+//! [`PersistentSl::open_existing_with_events`]) refuse a missing or empty file
+//! ([`SlStoreError::Missing`], [`SlStoreError::Empty`]) instead of starting a fresh settlement
+//! layer over lost data.
+//!
 //! Recovery ([`PersistentSl::open`]) replays the log into a fresh core: for each logged block it
 //! submits the block's transactions, then ticks at the logged time, and checks that the tick
 //! produced an SL block at the logged height ([`SlStoreError::ReplayDiverged`] otherwise).
@@ -36,7 +41,7 @@
 //! are O(history). Periodic snapshots of the core (so that only the log suffix is replayed) and
 //! pruning of the log behind them are future work.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use alloy_primitives::{keccak256, B256};
 use braid_primitives::ChainId;
@@ -74,6 +79,29 @@ pub enum SlStoreError {
         /// The encoder's complaint.
         reason: String,
     },
+    /// The log file could not be opened (I/O, permissions, a file redb does not accept, a
+    /// lock held by another process).
+    #[error("cannot open SL log {}: {reason}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The engine's complaint.
+        reason: String,
+    },
+    /// A log that must exist is missing.
+    #[error("SL log {} is missing", path.display())]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A log that must exist is empty (a zero-length file, or no log in it).
+    #[error("SL log {} is empty ({detail}); refusing to start a fresh settlement layer over it", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+        /// What was found.
+        detail: String,
+    },
     /// The log was written with another SL configuration.
     #[error("log written with SL config {stored}, opened with {requested}")]
     ConfigMismatch {
@@ -108,6 +136,13 @@ pub enum SlStoreError {
 
 fn db_err(e: impl Into<redb::Error>) -> SlStoreError {
     SlStoreError::Db(e.into().to_string())
+}
+
+fn open_err(path: &Path, e: impl std::fmt::Display) -> SlStoreError {
+    SlStoreError::Open {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
 }
 
 /// One SL block as logged: what the core needs to produce it again.
@@ -153,15 +188,51 @@ pub struct SlStore {
 }
 
 impl SlStore {
-    /// Opens (or creates) the log at `path` for an SL running `config`.
+    /// Opens the log at `path` for an SL running `config`, creating the file (an empty log) if
+    /// it does not exist or is empty.
     ///
     /// Errors: [`SlStoreError::ConfigMismatch`] if the log was written with another
     /// configuration; [`SlStoreError::Corrupt`] if the head does not match the stored blocks;
-    /// [`SlStoreError::Db`] if the file cannot be opened (e.g. another process holds it).
+    /// [`SlStoreError::Open`] if the file cannot be opened (e.g. another process holds it).
     pub fn open(path: impl AsRef<Path>, config: &SlConfig) -> Result<Self, SlStoreError> {
+        let path = path.as_ref();
+        let db = Database::create(path).map_err(|e| open_err(path, e))?;
+        Self::init(db, path, config, false)
+    }
+
+    /// Opens the existing log at `path`; never creates one. Errors as [`SlStore::open`], and
+    /// [`SlStoreError::Missing`] if there is no file, [`SlStoreError::Empty`] if it is zero
+    /// bytes long or holds no log (no configuration recorded).
+    pub fn open_existing(path: impl AsRef<Path>, config: &SlConfig) -> Result<Self, SlStoreError> {
+        let path = path.as_ref();
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SlStoreError::Missing {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(open_err(path, e)),
+            Ok(m) if m.len() == 0 => {
+                return Err(SlStoreError::Empty {
+                    path: path.to_path_buf(),
+                    detail: "0 bytes".into(),
+                })
+            }
+            Ok(_) => {}
+        }
+        // `Database::open` never initialises a file, should it be emptied meanwhile
+        let db = Database::open(path).map_err(|e| open_err(path, e))?;
+        Self::init(db, path, config, true)
+    }
+
+    fn init(
+        db: Database,
+        path: &Path,
+        config: &SlConfig,
+        must_exist: bool,
+    ) -> Result<Self, SlStoreError> {
         let fingerprint = config_fingerprint(config)?;
-        let db = Database::create(path).map_err(db_err)?;
-        let tx = db.begin_write().map_err(db_err)?;
+        let tx = db.begin_write().map_err(|e| open_err(path, e))?;
         {
             let mut meta = tx.open_table(META).map_err(db_err)?;
             let stored = meta
@@ -181,6 +252,12 @@ impl SlStore {
                             requested: fingerprint,
                         });
                     }
+                }
+                None if must_exist => {
+                    return Err(SlStoreError::Empty {
+                        path: path.to_path_buf(),
+                        detail: "no SL configuration recorded".into(),
+                    })
                 }
                 None => {
                     meta.insert(META_CONFIG, fingerprint.as_slice())
@@ -204,7 +281,7 @@ impl SlStore {
                 });
             }
         }
-        tx.commit().map_err(db_err)?;
+        tx.commit().map_err(|e| open_err(path, e))?;
         Ok(Self {
             db,
             config_fingerprint: fingerprint,
@@ -436,6 +513,26 @@ impl PersistentSl {
     ) -> Result<(Self, Vec<SlEvent>), SlStoreError> {
         config.validate().map_err(SlStoreError::InvalidConfig)?;
         let store = SlStore::open(path, &config)?;
+        Self::replay(store, config, proofs)
+    }
+
+    /// As [`PersistentSl::open_with_events`] on a log that must exist
+    /// ([`SlStore::open_existing`]): a missing or empty file is an error, never a fresh SL.
+    pub fn open_existing_with_events(
+        path: impl AsRef<Path>,
+        config: SlConfig,
+        proofs: Box<dyn ProofSystem + Send>,
+    ) -> Result<(Self, Vec<SlEvent>), SlStoreError> {
+        config.validate().map_err(SlStoreError::InvalidConfig)?;
+        let store = SlStore::open_existing(path, &config)?;
+        Self::replay(store, config, proofs)
+    }
+
+    fn replay(
+        store: SlStore,
+        config: SlConfig,
+        proofs: Box<dyn ProofSystem + Send>,
+    ) -> Result<(Self, Vec<SlEvent>), SlStoreError> {
         let mut sl = SettlementLayer::new(config, proofs).map_err(SlStoreError::InvalidConfig)?;
         let mut events = Vec::new();
         for (i, block) in store.blocks()?.into_iter().enumerate() {

@@ -299,3 +299,76 @@ fn the_fingerprint_tracks_the_state() {
     sl.handle(SlInput::Tick { now_ms: 1_000 });
     assert_ne!(one, state_fingerprint(&sl));
 }
+
+#[test]
+fn open_existing_refuses_a_missing_empty_or_unused_log_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sl.redb");
+    let named = |e: &SlStoreError| e.to_string().contains(&path.display().to_string());
+    match PersistentSl::open_existing_with_events(&path, config(), fresh()) {
+        Err(e @ SlStoreError::Missing { .. }) => assert!(named(&e), "{e}"),
+        other => panic!("a missing log gave {:?}", other.map(|_| ())),
+    }
+    assert!(!path.exists(), "open_existing created the file");
+
+    // a log with blocks, then truncated to zero bytes
+    {
+        let store = SlStore::open(&path, &config()).unwrap();
+        store.append(1, &block(0, 1)).unwrap();
+    }
+    let (_, events) = PersistentSl::open_existing_with_events(&path, config(), fresh()).unwrap();
+    assert!(!events.is_empty());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    match SlStore::open_existing(&path, &config()) {
+        Err(e @ SlStoreError::Empty { .. }) => {
+            assert!(named(&e), "{e}");
+            assert!(e.to_string().contains("0 bytes"), "{e}");
+        }
+        other => panic!("a zero-length log gave {other:?}"),
+    }
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        0,
+        "file was rewritten"
+    );
+
+    // a valid redb file that never held a log
+    let other = dir.path().join("other.redb");
+    drop(redb::Database::create(&other).unwrap());
+    assert!(matches!(
+        SlStore::open_existing(&other, &config()),
+        Err(SlStoreError::Empty { .. })
+    ));
+}
+
+#[test]
+fn a_log_truncated_to_half_is_an_open_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sl.redb");
+    {
+        let store = SlStore::open(&path, &config()).unwrap();
+        for h in 1..=20 {
+            store.append(h, &block(h * 1_000, 2)).unwrap();
+        }
+    }
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    for result in [
+        SlStore::open_existing(&path, &config()),
+        SlStore::open(&path, &config()),
+    ] {
+        let e = result.unwrap_err();
+        assert!(matches!(e, SlStoreError::Open { .. }), "{e:?}");
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+    }
+}

@@ -10,15 +10,28 @@
 //! Encoding: blocks, batches and state items with `postcard`; receipts as JSON (alloy's `Log`
 //! uses serde features that need a self-describing format).
 //!
+//! Opening: [`ChainStore::open`] creates the file if needed (a new chain);
+//! [`ChainStore::open_existing`] refuses a missing or empty file ([`StoreError::Missing`],
+//! [`StoreError::Empty`]) instead of starting a fresh chain over lost data — for a datadir that
+//! says it holds a chain. Errors opening the file name its path ([`StoreError::Open`]).
+//!
+//! Pool journal: transactions the node accepted into its pool and not yet included are kept in
+//! table `pool` (hash -> raw EIP-2718 bytes) so they survive a crash
+//! ([`ChainStore::journal_tx`], [`ChainStore::journaled_txs`]). [`ChainStore::persist_block`]
+//! removes the block's transactions from it in the block's own write transaction, and
+//! [`ChainStore::revert_to_block`] puts the transactions of the discarded blocks back in it in the
+//! revert's transaction, so after a crash at any instant every accepted transaction is either in
+//! a stored block or in the journal.
+//!
 //! Reverts: with every block, the same transaction stores an undo log (the previous value of
 //! every state item the block changed and the outgoing-tree size before it).
 //! [`ChainStore::revert_to_block`] applies them from the head down, in one transaction, so the
 //! store is exactly as it was after the target block; [`ChainStore::finalize_through_block`]
 //! prunes the undo logs of blocks that can no longer be reverted.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use alloy_primitives::B256;
+use alloy_primitives::{keccak256, B256};
 use braid_execution::{ChainState, StateChanges, StateKey, StateValue, TxReceipt};
 use braid_primitives::{BatchHeader, BatchNumber, Block, BlockNumber, ChainId};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -31,6 +44,8 @@ const TX_INDEX: TableDefinition<&[u8; 32], (u64, u32)> = TableDefinition::new("t
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 const OUTBOX: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("outbox");
 const BATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("batches");
+/// Transaction hash -> raw EIP-2718 bytes: accepted into the pool, not yet in a stored block.
+const POOL: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("pool");
 /// Block number -> postcard([`UndoLog`]).
 const UNDO: TableDefinition<u64, &[u8]> = TableDefinition::new("undo");
 
@@ -48,6 +63,29 @@ pub enum StoreError {
     /// The database engine failed (I/O, corruption, lock).
     #[error("database error: {0}")]
     Db(String),
+    /// The database file could not be opened (I/O, permissions, a file redb does not accept,
+    /// a lock held by another process).
+    #[error("cannot open chain database {}: {reason}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The engine's complaint.
+        reason: String,
+    },
+    /// A database that must exist is missing.
+    #[error("chain database {} is missing", path.display())]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A database that must hold a chain is empty (a zero-length file, or no chain in it).
+    #[error("chain database {} is empty ({detail}); refusing to start a fresh chain over it", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+        /// What was found.
+        detail: String,
+    },
     /// A stored record does not decode.
     #[error("corrupt {what} record: {reason}")]
     Corrupt {
@@ -57,8 +95,10 @@ pub enum StoreError {
         reason: String,
     },
     /// The database belongs to another chain.
-    #[error("database holds chain {stored}, not chain {requested}")]
+    #[error("chain database {} holds chain {stored}, not chain {requested}", path.display())]
     ChainMismatch {
+        /// The file.
+        path: PathBuf,
         /// The stored chain.
         stored: ChainId,
         /// The requested chain.
@@ -98,6 +138,13 @@ pub enum StoreError {
 
 fn db_err(e: impl Into<redb::Error>) -> StoreError {
     StoreError::Db(e.into().to_string())
+}
+
+fn open_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Open {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -146,21 +193,76 @@ pub struct ChainStore {
 }
 
 impl ChainStore {
-    /// Opens (or creates) the store at `path` for `chain_id`.
+    /// Opens the store at `path` for `chain_id`, creating the file (a new, empty chain) if it
+    /// does not exist or is empty.
+    ///
+    /// Errors: [`StoreError::Open`] if the file cannot be opened or created,
+    /// [`StoreError::ChainMismatch`] if it holds another chain.
     pub fn open(path: impl AsRef<Path>, chain_id: ChainId) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(db_err)?;
-        let tx = db.begin_write().map_err(db_err)?;
+        let path = path.as_ref();
+        let db = Database::create(path).map_err(|e| open_err(path, e))?;
+        Self::init(db, path, chain_id, false)
+    }
+
+    /// Opens the existing store at `path` for `chain_id`; never creates one.
+    ///
+    /// Errors: [`StoreError::Missing`] if there is no file, [`StoreError::Empty`] if it is zero
+    /// bytes long or holds no chain, [`StoreError::Open`] if it cannot be opened,
+    /// [`StoreError::ChainMismatch`] if it holds another chain.
+    pub fn open_existing(path: impl AsRef<Path>, chain_id: ChainId) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(open_err(path, e)),
+            Ok(m) if m.len() == 0 => {
+                return Err(StoreError::Empty {
+                    path: path.to_path_buf(),
+                    detail: "0 bytes".into(),
+                })
+            }
+            Ok(_) => {}
+        }
+        // `Database::open` never initialises a file, should it be emptied meanwhile
+        let db = Database::open(path).map_err(|e| open_err(path, e))?;
+        Self::init(db, path, chain_id, true)
+    }
+
+    /// Checks the stored chain id (recording it in a new store) and creates the tables.
+    fn init(
+        db: Database,
+        path: &Path,
+        chain_id: ChainId,
+        must_hold_chain: bool,
+    ) -> Result<Self, StoreError> {
+        let tx = db.begin_write().map_err(|e| open_err(path, e))?;
         {
-            let mut meta = tx.open_table(META).map_err(db_err)?;
+            let mut meta = tx.open_table(META).map_err(|e| open_err(path, e))?;
             let stored = meta.get(META_CHAIN_ID).map_err(db_err)?.map(|g| g.value());
             match stored {
                 Some(stored) if stored != chain_id => {
                     return Err(StoreError::ChainMismatch {
+                        path: path.to_path_buf(),
                         stored,
                         requested: chain_id,
                     })
                 }
+                Some(_) if must_hold_chain && meta.get(META_HEAD).map_err(db_err)?.is_none() => {
+                    return Err(StoreError::Empty {
+                        path: path.to_path_buf(),
+                        detail: "no block stored".into(),
+                    })
+                }
                 Some(_) => {}
+                None if must_hold_chain => {
+                    return Err(StoreError::Empty {
+                        path: path.to_path_buf(),
+                        detail: "no chain stored".into(),
+                    })
+                }
                 None => {
                     meta.insert(META_CHAIN_ID, chain_id).map_err(db_err)?;
                 }
@@ -172,8 +274,9 @@ impl ChainStore {
             tx.open_table(TX_INDEX).map_err(db_err)?;
             tx.open_table(STATE).map_err(db_err)?;
             tx.open_table(OUTBOX).map_err(db_err)?;
+            tx.open_table(POOL).map_err(db_err)?;
         }
-        tx.commit().map_err(db_err)?;
+        tx.commit().map_err(|e| open_err(path, e))?;
         Ok(Self { db, chain_id })
     }
 
@@ -224,10 +327,12 @@ impl ChainStore {
                 .insert(number, receipts_json.as_slice())
                 .map_err(db_err)?;
             let mut index = tx.open_table(TX_INDEX).map_err(db_err)?;
+            let mut pool = tx.open_table(POOL).map_err(db_err)?;
             for (i, r) in receipts.iter().enumerate() {
                 index
                     .insert(&r.tx_hash.0, (number, i as u32))
                     .map_err(db_err)?;
+                pool.remove(&r.tx_hash.0).map_err(db_err)?;
             }
             let mut state = tx.open_table(STATE).map_err(db_err)?;
             let mut undo_entries = Vec::with_capacity(changes.entries.len());
@@ -315,6 +420,7 @@ impl ChainStore {
             let mut hashes = tx.open_table(BLOCK_HASHES).map_err(db_err)?;
             let mut receipts_table = tx.open_table(RECEIPTS).map_err(db_err)?;
             let mut index = tx.open_table(TX_INDEX).map_err(db_err)?;
+            let mut pool = tx.open_table(POOL).map_err(db_err)?;
             let mut outbox_len = None;
             for n in (number + 1..=head).rev() {
                 let undo: UndoLog = match undo_table.remove(n).map_err(db_err)? {
@@ -346,6 +452,11 @@ impl ChainStore {
                     }
                 };
                 hashes.remove(&block.header.hash().0).map_err(db_err)?;
+                // the sequencer puts the discarded blocks' transactions back in its pool
+                for raw in &block.transactions {
+                    pool.insert(&keccak256(raw).0, raw.as_ref())
+                        .map_err(db_err)?;
+                }
                 let receipts: Vec<TxReceipt> = match receipts_table.remove(n).map_err(db_err)? {
                     Some(bytes) => {
                         serde_json::from_slice(bytes.value()).map_err(|e| StoreError::Corrupt {
@@ -413,6 +524,56 @@ impl ChainStore {
             .map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         Ok(())
+    }
+
+    /// Durably records a transaction accepted into the pool (`hash` -> `raw`), and forgets the
+    /// pooled transactions it displaced (`displaced`), in one write transaction. Call it before
+    /// answering the sender with the hash.
+    pub fn journal_tx(
+        &self,
+        hash: &B256,
+        raw: &[u8],
+        displaced: &[B256],
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut pool = tx.open_table(POOL).map_err(db_err)?;
+            for d in displaced {
+                pool.remove(&d.0).map_err(db_err)?;
+            }
+            pool.insert(&hash.0, raw).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Forgets journaled transactions that left the pool without being included (dropped,
+    /// replaced, refused on a restart). Unknown hashes are ignored.
+    pub fn unjournal_txs(&self, hashes: &[B256]) -> Result<(), StoreError> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut pool = tx.open_table(POOL).map_err(db_err)?;
+            for h in hashes {
+                pool.remove(&h.0).map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The journaled pool transactions (hash, raw bytes), in hash order.
+    pub fn journaled_txs(&self) -> Result<Vec<(B256, Vec<u8>)>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(POOL).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            out.push((B256::from(*k.value()), v.value().to_vec()));
+        }
+        Ok(out)
     }
 
     /// Whether block `number`'s undo log is stored (it can be reverted).

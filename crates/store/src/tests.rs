@@ -106,7 +106,8 @@ fn wrong_chain_and_out_of_order_blocks_are_refused() {
         ChainStore::open(dir.path().join("chain.redb"), 902),
         Err(StoreError::ChainMismatch {
             stored: CHAIN,
-            requested: 902
+            requested: 902,
+            ..
         })
     ));
     let store = ChainStore::open(dir.path().join("chain.redb"), CHAIN).unwrap();
@@ -330,4 +331,159 @@ fn sequencer_revert_and_store_revert_stay_in_step() {
     let mut state = loaded.state;
     assert_eq!(state.outbox().root(), seq.state().outbox().root());
     assert_eq!(state.state_root(), seq.head().stateRoot);
+}
+
+#[test]
+fn open_existing_refuses_a_missing_empty_or_chainless_file_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    match ChainStore::open_existing(&path, CHAIN) {
+        Err(e @ StoreError::Missing { .. }) => {
+            assert!(e.to_string().contains(&path.display().to_string()), "{e}")
+        }
+        other => panic!("a missing file gave {other:?}"),
+    }
+    assert!(!path.exists(), "open_existing created the file");
+
+    // a store that holds a chain, then truncated to zero bytes
+    let (store, _) = setup(dir.path());
+    drop(store);
+    ChainStore::open_existing(&path, CHAIN).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    match ChainStore::open_existing(&path, CHAIN) {
+        Err(e @ StoreError::Empty { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(msg.contains("0 bytes"), "{msg}");
+        }
+        other => panic!("a zero-length file gave {other:?}"),
+    }
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        0,
+        "file was rewritten"
+    );
+
+    // a valid redb file in which no chain was ever stored
+    let other = dir.path().join("other.redb");
+    drop(redb::Database::create(&other).unwrap());
+    assert!(matches!(
+        ChainStore::open_existing(&other, CHAIN),
+        Err(StoreError::Empty { .. })
+    ));
+    // `open` initialises it, but until a block is stored it still holds no chain
+    drop(ChainStore::open(&other, CHAIN).unwrap());
+    assert!(matches!(
+        ChainStore::open_existing(&other, CHAIN),
+        Err(StoreError::Empty { .. })
+    ));
+}
+
+#[test]
+fn open_existing_refuses_another_chain_and_a_truncated_file_with_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let (store, _) = setup(dir.path());
+    drop(store);
+    let e = ChainStore::open_existing(&path, 902).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::ChainMismatch {
+                stored: CHAIN,
+                requested: 902,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    for result in [
+        ChainStore::open_existing(&path, CHAIN),
+        ChainStore::open(&path, CHAIN),
+    ] {
+        let e = result.unwrap_err();
+        assert!(matches!(e, StoreError::Open { .. }), "{e:?}");
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+    }
+}
+
+fn transfer(nonce: u64) -> Bytes {
+    TxSigner::dev(0)
+        .call(
+            CHAIN,
+            nonce,
+            Address::repeat_byte(7),
+            U256::from(1u64),
+            Bytes::new(),
+            21_000,
+        )
+        .unwrap()
+}
+
+fn journaled(store: &ChainStore) -> Vec<B256> {
+    store
+        .journaled_txs()
+        .unwrap()
+        .into_iter()
+        .map(|(h, raw)| {
+            assert_eq!(
+                h,
+                keccak256(&raw),
+                "journal key is not the hash of its bytes"
+            );
+            h
+        })
+        .collect()
+}
+
+#[test]
+fn the_pool_journal_survives_reopening_and_follows_inclusion_and_reverts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut seq) = setup(dir.path());
+    let (a, b, c) = (transfer(0), transfer(1), transfer(2));
+    let (ha, hb, hc) = (keccak256(&a), keccak256(&b), keccak256(&c));
+    store.journal_tx(&ha, &a, &[]).unwrap();
+    store.journal_tx(&hb, &b, &[]).unwrap();
+    // a replacement forgets what it displaced
+    store.journal_tx(&hc, &c, &[hb]).unwrap();
+    store.journal_tx(&hb, &b, &[]).unwrap();
+    let mut want = vec![ha, hb, hc];
+    want.sort();
+    assert_eq!(journaled(&store), want);
+    drop(store);
+
+    // the journal is durable: a reopened store (as after a crash) still has it
+    let store = ChainStore::open_existing(dir.path().join("chain.redb"), CHAIN).unwrap();
+    assert_eq!(journaled(&store), want);
+
+    // a block including a and b removes them in the block's own transaction
+    for raw in [&a, &b] {
+        seq.handle(SequencerInput::SubmitTx { raw: raw.clone() });
+    }
+    persist_outputs(&store, seq.handle(SequencerInput::Tick { now_ms: 1000 }));
+    assert_eq!(store.head_number().unwrap(), Some(1));
+    assert_eq!(journaled(&store), vec![hc]);
+
+    // reverting the block puts its transactions back
+    store.revert_to_block(0).unwrap();
+    assert_eq!(journaled(&store), want);
+
+    store
+        .unjournal_txs(&[ha, hc, B256::repeat_byte(1)])
+        .unwrap();
+    assert_eq!(journaled(&store), vec![hb]);
 }
