@@ -4,9 +4,14 @@
 //! chain (sequencer + redb store), one operator per chain and the relayer, and advances them all
 //! in [`world::Devnet::step`]. [`run::start`] wraps it with a clock, one Ethereum JSON-RPC server
 //! per chain ([`rpc::ChainRpc`] over `braid-rpc`), a status page with Prometheus metrics
-//! ([`http`]) and optional demo traffic.
+//! ([`http`]) and optional demo traffic. [`roles`] runs each role as its own process.
+//!
+//! Every datadir (the devnet's, each role process's) carries an identity file naming its
+//! network, role and chain; [`datadir`] refuses to start on one that is not the process's own
+//! or whose databases are gone.
 
 pub mod client;
+pub mod datadir;
 pub mod http;
 pub mod roles;
 pub mod rpc;
@@ -25,6 +30,9 @@ pub enum NodeError {
     /// Files, sockets.
     #[error("I/O: {0}")]
     Io(String),
+    /// A datadir this process cannot trust (another network, role or chain, lost databases).
+    #[error(transparent)]
+    Datadir(Box<datadir::DatadirError>),
     /// A chain store failed.
     #[error(transparent)]
     Store(#[from] braid_store::StoreError),
@@ -40,4 +48,10 @@ pub enum NodeError {
     /// The wiring between the cores failed (a roll-back the SL requires was refused).
     #[error(transparent)]
     Driver(#[from] braid_driver::DriverError),
+}
+
+impl From<datadir::DatadirError> for NodeError {
+    fn from(e: datadir::DatadirError) -> Self {
+        Self::Datadir(Box::new(e))
+    }
 }

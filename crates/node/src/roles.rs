@@ -9,8 +9,11 @@
 //!   operator needs the peers' message trees for extension proofs);
 //! - the relayer follows every chain and the SL and imports roots / sends `executeMessage`.
 //!
-//! Every node persists what it accepted (chains: `braid-store`; SL: `braid-sl-store`); the
-//! relayer keeps no state and rebuilds its view from the chains and the SL when it starts.
+//! Every node persists what it accepted (chains: `braid-store`; SL: `braid-sl-store`) in its
+//! datadir, which records the network, role and chain it holds ([`crate::datadir`]): a node
+//! refuses a datadir of another network, role or chain, or one whose database is missing or
+//! empty, and initialises only an empty or new directory. The relayer keeps no state and
+//! rebuilds its view from the chains and the SL when it starts.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -31,19 +34,18 @@ use braid_primitives::{
     BatchHeader, BatchNumber, Block, ChainId, Deposit, Message, MessageId, MessageProof,
     MESSENGER_ADDRESS,
 };
-use braid_proof::ReExecution;
 use braid_relayer::{Relayer, RelayerConfig, RelayerInput};
 use braid_rpc::RpcError;
 use braid_sequencer::Sequencer;
 use braid_settlement::{Authority, BatchStatus, ChainGenesis, RevertCause, SlCall, SlEvent, SlTx};
 use braid_sl_store::PersistentSl;
-use braid_store::ChainStore;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::client::{call, quantity};
+use crate::datadir::{Datadir, NetworkIdentity, Role};
 use crate::rpc::{chain_extension, ChainHost};
 use crate::world::{council_key, operator_key, relayer_signer, ChainNode, Devnet, DevnetConfig};
 use crate::NodeError;
@@ -399,12 +401,10 @@ impl SlNode {
     /// Opens (or creates) the SL in `config.datadir`; on first start the council registers the
     /// configured chains with their devnet genesis.
     pub fn open(config: &DevnetConfig) -> Result<Self, NodeError> {
-        std::fs::create_dir_all(&config.datadir).map_err(|e| NodeError::Io(e.to_string()))?;
-        let (sl, replayed) = PersistentSl::open_with_events(
-            config.datadir.join("sl.redb"),
-            Devnet::sl_config(config)?,
-            Box::new(ReExecution::new()),
-        )?;
+        let network = NetworkIdentity::of(config)?;
+        let mut datadir = Datadir::open(&config.datadir, &network, Role::Sl)?;
+        let (sl, replayed) = datadir.open_sl(config)?;
+        datadir.mark_ready()?;
         let mut node = Self {
             sl,
             events: replayed.iter().filter_map(WireEvent::from_event).collect(),
@@ -640,23 +640,10 @@ impl ChainProcess {
         sl_url: String,
         peers: BTreeMap<ChainId, String>,
     ) -> Result<Self, NodeError> {
-        std::fs::create_dir_all(&config.datadir).map_err(|e| NodeError::Io(e.to_string()))?;
-        let store = ChainStore::open(config.datadir.join(format!("chain-{id}.redb")), id)?;
-        let seq_config = Devnet::sequencer_config(config, id);
-        let seq = match store.load()? {
-            Some(l) => Sequencer::restore(
-                seq_config,
-                l.state,
-                l.head.header,
-                l.open_batch,
-                l.last_batch,
-            )?,
-            None => {
-                let (seq, g) = Sequencer::genesis(seq_config, &Devnet::alloc(config))?;
-                store.persist_block(&g.block, &g.receipts, &g.changes, None)?;
-                seq
-            }
-        };
+        let network = NetworkIdentity::of(config)?;
+        let mut datadir = Datadir::open(&config.datadir, &network, Role::Chain { chain: id })?;
+        let (store, seq) = datadir.open_chain(config, id)?;
+        datadir.mark_ready()?;
         // the operator reads the SL over the network: give a call time to show its effect
         let mut op_config = braid_operator::OperatorConfig::new(id);
         op_config.resend_after_blocks = 3;

@@ -2,7 +2,7 @@
 //! real cores, persisted to redb, stepped with the wall clock by the async shell.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use braid_driver::{
@@ -14,7 +14,6 @@ use braid_operator::{Operator, OperatorConfig};
 use braid_primitives::{
     BatchNumber, Block, BlockNumber, ChainId, ImportKind, MessageId, MESSENGER_ADDRESS,
 };
-use braid_proof::ReExecution;
 use braid_relayer::{
     execute_message_calldata, DeliveryState, Fault, MessageStatus, Relayer, RelayerConfig,
     RelayerInput,
@@ -24,6 +23,7 @@ use braid_settlement::{AggregationConfig, ChainGenesis, SlCall, SlConfig, SlEven
 use braid_sl_store::PersistentSl;
 use braid_store::ChainStore;
 
+use crate::datadir::{Datadir, NetworkIdentity, Role};
 use crate::NodeError;
 
 /// How long the devnet's relayer waits for an import or an execution before it asks again:
@@ -304,8 +304,8 @@ impl Devnet {
     /// chain from its store and the SL from its log, and rebuilds the relayer and operators.
     pub fn open(config: DevnetConfig) -> Result<Self, NodeError> {
         config.validate()?;
-        std::fs::create_dir_all(&config.datadir)
-            .map_err(|e| NodeError::Io(format!("{}: {e}", config.datadir.display())))?;
+        let network = NetworkIdentity::of(&config)?;
+        let mut datadir = Datadir::open(&config.datadir, &network, Role::Devnet)?;
         let alloc = Self::alloc(&config);
         let mut chains = BTreeMap::new();
         let mut genesis_headers = BTreeMap::new();
@@ -313,22 +313,7 @@ impl Devnet {
             BTreeMap::new();
         let mut stored_batches: BTreeMap<ChainId, Vec<SealedBatch>> = BTreeMap::new();
         for &id in &config.chains {
-            let store = ChainStore::open(chain_path(&config.datadir, id), id)?;
-            let seq_config = Self::sequencer_config(&config, id);
-            let seq = match store.load()? {
-                Some(l) => Sequencer::restore(
-                    seq_config,
-                    l.state,
-                    l.head.header,
-                    l.open_batch,
-                    l.last_batch,
-                )?,
-                None => {
-                    let (seq, g) = Sequencer::genesis(seq_config, &alloc)?;
-                    store.persist_block(&g.block, &g.receipts, &g.changes, None)?;
-                    seq
-                }
-            };
+            let (store, seq) = datadir.open_chain(&config, id)?;
             let genesis = store
                 .block(0)?
                 .ok_or_else(|| NodeError::Io("genesis block missing".into()))?;
@@ -372,11 +357,8 @@ impl Devnet {
                 )?,
             );
         }
-        let (sl, replayed) = PersistentSl::open_with_events(
-            config.datadir.join("sl.redb"),
-            Self::sl_config(&config)?,
-            Box::new(ReExecution::new()),
-        )?;
+        let (sl, replayed) = datadir.open_sl(&config)?;
+        datadir.mark_ready()?;
         let mut devnet = Self {
             relayer: RelayerRole::new(
                 Relayer::new(RelayerConfig::new(config.chains.clone())),
@@ -1034,10 +1016,6 @@ pub fn message_views(
         .collect();
     out.sort_by(|a, b| b.sent_at_ms.cmp(&a.sent_at_ms).then(b.id.cmp(&a.id)));
     out
-}
-
-fn chain_path(dir: &Path, id: ChainId) -> PathBuf {
-    dir.join(format!("chain-{id}.redb"))
 }
 
 /// The transactions a revert could not put back into the pool, with why, for the log (empty
