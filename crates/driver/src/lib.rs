@@ -28,8 +28,8 @@ pub use chain::{
 };
 pub use mirror::SlMirror;
 pub use relayer::{
-    Destinations, LocalChain, LocalChains, RelayerCounters, RelayerEffect, RelayerRole,
-    SubmitRefusal,
+    submit_to_role, Destinations, LocalChain, LocalChains, RelayerCounters, RelayerEffect,
+    RelayerRole, SubmitRefusal,
 };
 
 use braid_primitives::{BatchNumber, ChainId};

@@ -375,19 +375,30 @@ impl RelayerRole {
 
     /// After a restart whose replay rebuilt the core: the pools may have been lost with the
     /// processes, so every execution the core had handed out is asked again (those the
-    /// destination already executed are skipped at submission).
+    /// destination already executed are skipped at submission), except those whose
+    /// transaction came back into its destination's pool ([`RelayerRole::adopt_pooled`]).
     pub fn resume(&mut self, now_ms: u64) -> Vec<RelayerEffect> {
+        let pooled: BTreeSet<MessageId> = self.in_pool.values().map(|(id, _)| *id).collect();
         let stale: Vec<MessageId> = self
             .core
             .messages()
             .filter(|r| r.status == MessageStatus::Submitted)
             .map(|r| r.message.id())
+            .filter(|id| !pooled.contains(id))
             .collect();
         let mut out = vec![];
         for id in stale {
             out.extend(self.execute_dropped(now_ms, id));
         }
         out
+    }
+
+    /// After a restart, `dest`'s pool holds again (from its journal) the relayer's transaction
+    /// `hash` executing `message`: it is waited for like one just submitted, and
+    /// [`RelayerRole::resume`] does not send the execution again.
+    pub fn adopt_pooled(&mut self, dest: ChainId, hash: B256, message: &Message) {
+        self.in_pool
+            .insert((dest, hash), (message.id(), message.leaf_hash()));
     }
 
     /// Turns core actions into effects, recording deadlines and counts.
@@ -685,6 +696,46 @@ pub trait LocalChain {
     fn answers(&self, _now_ms: u64) -> bool {
         true
     }
+    /// Submits a signed transaction to its pool ([`submit_to_role`]). A shell that keeps its
+    /// pool on disk (the devnet's journal) records an accepted one here.
+    fn submit_pooled(&mut self, raw: Bytes) -> Result<(B256, Option<B256>), SubmitRefusal> {
+        submit_to_role(self.chain_role_mut(), raw)
+    }
+    /// Takes transaction `hash` out of its pool: its nonce. A shell that keeps its pool on
+    /// disk forgets it there too.
+    fn evict_pooled(&mut self, hash: &B256) -> Option<u64> {
+        self.chain_role_mut()
+            .seq_mut()
+            .evict(hash)
+            .map(|tx| tx.nonce())
+    }
+}
+
+/// Submits a signed transaction to `role`'s pool: its hash, and the pooled transaction it
+/// replaced (same sender and nonce), if any; a full pool is [`SubmitRefusal::PoolFull`].
+pub fn submit_to_role(
+    role: &mut ChainRole,
+    raw: Bytes,
+) -> Result<(B256, Option<B256>), SubmitRefusal> {
+    use braid_sequencer::{MempoolError, SequencerError, SequencerOutput};
+    match role.submit_tx(raw).pop() {
+        Some(ChainEffect::Output(SequencerOutput::TxAccepted { hash, replaced })) => {
+            Ok((hash, replaced))
+        }
+        Some(ChainEffect::Output(SequencerOutput::TxRejected {
+            error:
+                error @ SequencerError::Mempool(
+                    MempoolError::SenderFull { .. } | MempoolError::PoolFull { .. },
+                ),
+            ..
+        })) => Err(SubmitRefusal::PoolFull(error.to_string())),
+        Some(ChainEffect::Output(SequencerOutput::TxRejected { error, .. })) => {
+            Err(SubmitRefusal::Other(error.to_string()))
+        }
+        other => Err(SubmitRefusal::Other(format!(
+            "unexpected sequencer answer {other:?}"
+        ))),
+    }
 }
 
 impl LocalChain for ChainRole {
@@ -765,36 +816,13 @@ impl<N: LocalChain> Destinations for LocalChains<'_, N> {
     }
 
     fn submit(&mut self, dest: ChainId, raw: Bytes) -> Result<(B256, Option<B256>), SubmitRefusal> {
-        use braid_sequencer::{MempoolError, SequencerError, SequencerOutput};
-        let node = self
-            .chains
+        self.chains
             .get_mut(&dest)
-            .ok_or_else(|| SubmitRefusal::Other(format!("unknown chain {dest}")))?;
-        match node.chain_role_mut().submit_tx(raw).pop() {
-            Some(ChainEffect::Output(SequencerOutput::TxAccepted { hash, replaced })) => {
-                Ok((hash, replaced))
-            }
-            Some(ChainEffect::Output(SequencerOutput::TxRejected {
-                error:
-                    error @ SequencerError::Mempool(
-                        MempoolError::SenderFull { .. } | MempoolError::PoolFull { .. },
-                    ),
-                ..
-            })) => Err(SubmitRefusal::PoolFull(error.to_string())),
-            Some(ChainEffect::Output(SequencerOutput::TxRejected { error, .. })) => {
-                Err(SubmitRefusal::Other(error.to_string()))
-            }
-            other => Err(SubmitRefusal::Other(format!(
-                "unexpected sequencer answer {other:?}"
-            ))),
-        }
+            .ok_or_else(|| SubmitRefusal::Other(format!("unknown chain {dest}")))?
+            .submit_pooled(raw)
     }
 
     fn evict(&mut self, dest: ChainId, hash: &B256) -> Option<u64> {
-        let node = self.chains.get_mut(&dest)?;
-        node.chain_role_mut()
-            .seq_mut()
-            .evict(hash)
-            .map(|tx| tx.nonce())
+        self.chains.get_mut(&dest)?.evict_pooled(hash)
     }
 }

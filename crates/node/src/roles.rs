@@ -12,7 +12,9 @@
 //! Every node persists what it accepted (chains: `braid-store`; SL: `braid-sl-store`) in its
 //! datadir, which records the network, role and chain it holds ([`crate::datadir`]): a node
 //! refuses a datadir of another network, role or chain, or one whose database is missing or
-//! empty, and initialises only an empty or new directory. The relayer keeps no state and
+//! empty, and initialises only an empty or new directory. A chain node also journals the
+//! transactions its pool accepted ([`crate::world::ChainNode`]), so a crash loses none of them.
+//! The relayer keeps no state and
 //! rebuilds its view from the chains and the SL when it starts.
 
 use std::collections::{BTreeMap, VecDeque};

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use braid_driver::{
-    route, ChainEffect, ChainRole, LocalChain, LocalChains, RelayerEffect, RelayerRole,
-    RollbackCause, WatchedSources,
+    route, submit_to_role, ChainEffect, ChainRole, LocalChain, LocalChains, RelayerEffect,
+    RelayerRole, RollbackCause, SubmitRefusal, WatchedSources,
 };
 use braid_execution::TxSigner;
 use braid_operator::{Operator, OperatorConfig};
@@ -151,8 +151,23 @@ pub struct MessageView {
     pub latency_ms: Option<u64>,
 }
 
+/// What a restart did with a chain's journaled pool (see [`ChainNode::new`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolRestore {
+    /// Journaled transactions back in the pool.
+    pub restored: Vec<B256>,
+    /// Journaled transactions the pool refuses now (e.g. their nonce was used meanwhile), with
+    /// why; they are removed from the journal.
+    pub dropped: Vec<(B256, String)>,
+}
+
 /// A chain of the devnet: its node's protocol half (sequencer + operator, wired by
 /// `braid-driver` as in the simulator) and its storage.
+///
+/// Every transaction the pool accepts is journaled in the chain's store before its hash is
+/// returned ([`ChainNode::submit_tx`]); the store drops it from the journal in the same write as
+/// the block that includes it, and [`ChainNode::persist`] when the pool drops it. A node opened
+/// on a store puts the journaled transactions back in its pool.
 pub struct ChainNode {
     /// The chain node: sequencer, operator and the operator's view of the SL.
     pub role: ChainRole,
@@ -160,6 +175,8 @@ pub struct ChainNode {
     pub store: ChainStore,
     /// The operator's key.
     operator_key: B256,
+    /// What opening did with the journaled pool.
+    pool_restore: PoolRestore,
 }
 
 impl LocalChain for ChainNode {
@@ -169,10 +186,28 @@ impl LocalChain for ChainNode {
     fn chain_role_mut(&mut self) -> &mut ChainRole {
         &mut self.role
     }
+    /// The relayer's submissions are journaled like every other.
+    fn submit_pooled(&mut self, raw: Bytes) -> Result<(B256, Option<B256>), SubmitRefusal> {
+        let (hash, replaced) = submit_to_role(&mut self.role, raw.clone())?;
+        self.journal(hash, &raw, replaced)
+            .map_err(SubmitRefusal::Other)?;
+        Ok((hash, replaced))
+    }
+    fn evict_pooled(&mut self, hash: &B256) -> Option<u64> {
+        let nonce = self.role.seq_mut().evict(hash).map(|tx| tx.nonce())?;
+        if let Err(e) = self.store.unjournal_txs(&[*hash]) {
+            // it would come back on a restart, and be refused or executed as any resubmission
+            tracing::warn!("chain {}: cannot unjournal {hash}: {e}", self.role.id());
+        }
+        Some(nonce)
+    }
 }
 
 impl ChainNode {
-    /// A chain node from its parts (`operator` of the sequencer's chain).
+    /// A chain node from its parts (`operator` of the sequencer's chain). The transactions
+    /// journaled in `store` are submitted to the pool again, lowest nonce first per sender;
+    /// those it refuses now are removed from the journal and logged with their reason
+    /// ([`ChainNode::pool_restore`]).
     pub fn new(
         seq: Sequencer,
         operator: Operator,
@@ -181,11 +216,61 @@ impl ChainNode {
     ) -> Result<Self, NodeError> {
         let role = ChainRole::new(seq, operator, AggregationConfig::default())
             .map_err(|e| NodeError::Config(e.to_string()))?;
-        Ok(Self {
+        let mut node = Self {
             role,
             store,
             operator_key,
-        })
+            pool_restore: PoolRestore::default(),
+        };
+        node.restore_pool()?;
+        Ok(node)
+    }
+
+    fn restore_pool(&mut self) -> Result<(), NodeError> {
+        let id = self.role.id();
+        let mut journaled = Vec::new();
+        let mut dropped = Vec::new();
+        for (hash, raw) in self.store.journaled_txs()? {
+            match braid_execution::RecoveredTx::decode(&raw) {
+                Ok(tx) => journaled.push((tx.sender, tx.nonce(), hash, Bytes::from(raw))),
+                Err(e) => dropped.push((hash, format!("undecodable: {e}"))),
+            }
+        }
+        journaled.sort();
+        let mut restored = Vec::new();
+        for (_, _, hash, raw) in journaled {
+            match self.role.submit_tx(raw).pop() {
+                Some(ChainEffect::Output(SequencerOutput::TxAccepted { replaced, .. })) => {
+                    if let Some(r) = replaced {
+                        restored.retain(|h| *h != r);
+                        dropped.push((r, format!("replaced by {hash}")));
+                    }
+                    restored.push(hash);
+                }
+                Some(ChainEffect::Output(SequencerOutput::TxRejected { error, .. })) => {
+                    dropped.push((hash, error.to_string()))
+                }
+                other => dropped.push((hash, format!("unexpected sequencer answer {other:?}"))),
+            }
+        }
+        let forget: Vec<B256> = dropped.iter().map(|(h, _)| *h).collect();
+        self.store.unjournal_txs(&forget)?;
+        for (hash, why) in &dropped {
+            tracing::warn!("chain {id}: journaled transaction {hash} dropped on restart: {why}");
+        }
+        if !restored.is_empty() {
+            tracing::info!(
+                "chain {id}: {} journaled transactions back in the pool",
+                restored.len()
+            );
+        }
+        self.pool_restore = PoolRestore { restored, dropped };
+        Ok(())
+    }
+
+    /// What opening did with the journaled pool.
+    pub fn pool_restore(&self) -> &PoolRestore {
+        &self.pool_restore
     }
 
     /// The sequencer core.
@@ -198,14 +283,31 @@ impl ChainNode {
         &self.operator_key
     }
 
-    /// Submits a raw transaction to the pool.
+    /// Submits a raw transaction to the pool. An accepted one is journaled durably before its
+    /// hash is returned; if the journal cannot be written it is taken out of the pool again and
+    /// refused.
     pub fn submit_tx(&mut self, raw: Bytes) -> Result<B256, String> {
-        match self.role.submit_tx(raw).pop() {
-            Some(ChainEffect::Output(SequencerOutput::TxAccepted { hash, .. })) => Ok(hash),
+        match self.role.submit_tx(raw.clone()).pop() {
+            Some(ChainEffect::Output(SequencerOutput::TxAccepted { hash, replaced })) => {
+                self.journal(hash, &raw, replaced).map(|()| hash)
+            }
             Some(ChainEffect::Output(SequencerOutput::TxRejected { error, .. })) => {
                 Err(error.to_string())
             }
             other => Err(format!("unexpected sequencer answer {other:?}")),
+        }
+    }
+
+    /// Journals a transaction the pool just accepted (forgetting the one it replaced); if the
+    /// journal cannot be written, takes it out of the pool again and says why.
+    fn journal(&mut self, hash: B256, raw: &[u8], replaced: Option<B256>) -> Result<(), String> {
+        match self.store.journal_tx(&hash, raw, replaced.as_slice()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.role.seq_mut().evict(&hash);
+                tracing::error!("chain {}: cannot journal {hash}: {e}", self.role.id());
+                Err(format!("transaction not accepted: cannot journal it: {e}"))
+            }
         }
     }
 
@@ -225,7 +327,23 @@ impl ChainNode {
                 Ok(None)
             }
             ChainEffect::RolledBack { outcome, cause } => {
+                // the revert journals the discarded blocks' transactions again; forget those the
+                // pool did not take back (an `AlreadyKnown` one is pooled, and stays journaled)
                 self.store.revert_to_block(outcome.head.number)?;
+                let not_back: Vec<B256> = outcome
+                    .txs_dropped
+                    .iter()
+                    .filter(|(_, why)| {
+                        !matches!(
+                            why,
+                            braid_sequencer::RepoolRefusal::Pool(
+                                braid_sequencer::MempoolError::AlreadyKnown(_)
+                            )
+                        )
+                    })
+                    .map(|(h, _)| *h)
+                    .collect();
+                self.store.unjournal_txs(&not_back)?;
                 let why = match cause {
                     RollbackCause::Reverted(c) => format!("its batches were reverted ({c:?})"),
                     RollbackCause::VoidImports { source } => {
@@ -248,6 +366,10 @@ impl ChainNode {
             ChainEffect::CheckFailed { batch, reason } => Ok(Some(format!(
                 "chain {id} batch {batch} failed a settlement check: {reason}"
             ))),
+            ChainEffect::Output(SequencerOutput::TxDropped { hash, .. }) => {
+                self.store.unjournal_txs(&[*hash])?;
+                Ok(None)
+            }
             ChainEffect::BatchSealed { .. }
             | ChainEffect::Output(_)
             | ChainEffect::ImportRefused { .. }
@@ -346,16 +468,13 @@ impl Devnet {
             }
             stored_blocks.insert(id, blocks);
             stored_batches.insert(id, batches);
-            let operator_key = operator_key(id);
-            chains.insert(
-                id,
-                ChainNode::new(
-                    seq,
-                    Operator::new(OperatorConfig::new(id)),
-                    store,
-                    operator_key,
-                )?,
-            );
+            let node = ChainNode::new(
+                seq,
+                Operator::new(OperatorConfig::new(id)),
+                store,
+                operator_key(id),
+            )?;
+            chains.insert(id, node);
         }
         let (sl, replayed) = datadir.open_sl(&config)?;
         datadir.mark_ready()?;
@@ -418,13 +537,30 @@ impl Devnet {
                 }
             }
         }
-        // the pools were lost with the process: retry what the relayer had handed out (the
-        // role skips what its destination already executed)
+        // the relayer's executions that came back from the journaled pools are waited for;
+        // retry the rest of what it had handed out (the role skips what its destination
+        // already executed)
+        let mut adopted = std::collections::HashSet::new();
+        for (id, node) in &devnet.chains {
+            for hash in &node.pool_restore.restored {
+                let message = node
+                    .seq()
+                    .mempool()
+                    .get(hash)
+                    .and_then(|tx| relayed_message(tx, devnet.relayer.address()));
+                if let Some(message) = message {
+                    devnet.relayer.adopt_pooled(*id, *hash, &message);
+                    adopted.insert(message.id());
+                }
+            }
+        }
         replayed_effects.extend(devnet.relayer.resume(0));
         let pending: Vec<RelayerEffect> = replayed_effects
             .into_iter()
             .filter(|a| match a {
-                RelayerEffect::Execute { .. } | RelayerEffect::ExecuteDropped { .. } => true,
+                // an execution whose transaction is pooled again is waited for
+                RelayerEffect::Execute { message, .. } => !adopted.contains(&message.id()),
+                RelayerEffect::ExecuteDropped { .. } => true,
                 RelayerEffect::Import { dest, root, .. } => {
                     devnet.chains.get(dest).is_some_and(|n| {
                         braid_execution::ImportKey::of(root)
@@ -1016,6 +1152,20 @@ pub fn message_views(
         .collect();
     out.sort_by(|a, b| b.sent_at_ms.cmp(&a.sent_at_ms).then(b.id.cmp(&a.id)));
     out
+}
+
+/// The message a pooled transaction of the relayer executes, if it is an `executeMessage` call.
+fn relayed_message(
+    tx: &braid_execution::RecoveredTx,
+    relayer: Address,
+) -> Option<braid_primitives::Message> {
+    use alloy_sol_types::SolCall;
+    if tx.sender != relayer || tx.to() != Some(MESSENGER_ADDRESS) {
+        return None;
+    }
+    braid_primitives::IMessenger::executeMessageCall::abi_decode(tx.input())
+        .ok()
+        .map(|c| c.message)
 }
 
 /// The transactions a revert could not put back into the pool, with why, for the log (empty
