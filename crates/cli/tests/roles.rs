@@ -281,3 +281,127 @@ fn roles_as_processes_relay_every_mode_and_survive_a_sigkill() {
     assert_eq!(balance(&b_url, recipient), format!("{:#x}", 3_013u64));
     assert!(head(&b_url) > before_head);
 }
+
+/// Runs `braid args…`, which must refuse to start (exit non-zero within 60 s); returns its
+/// stderr.
+fn refused(args: &[String]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args(args)
+        .env("BRAID_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{args:?} exited 0: {stderr}");
+    stderr
+}
+
+/// Starts `braid args…`, waits until it is ready, and kills it with SIGKILL.
+fn start_and_kill(args: &[String]) {
+    let mut p = Procs(vec![spawn(args)]);
+    p.0[0].kill().unwrap();
+    p.0[0].wait().unwrap();
+}
+
+#[test]
+fn a_node_refuses_a_datadir_it_cannot_trust_and_a_new_one_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let sl_dir = dir.path().join("sl");
+    let sl_args = |net: &[&str]| {
+        let mut a = s(&["node", "sl"]);
+        a.extend(s(net));
+        a.extend([
+            "--datadir".into(),
+            sl_dir.display().to_string(),
+            "--port".into(),
+            "0".into(),
+        ]);
+        a
+    };
+    let (sl_port, a_port) = (free_port(), free_port());
+    let sl = format!("http://127.0.0.1:{sl_port}");
+    let chain = chain_args(901, dir.path(), a_port, &sl, (902, free_port()));
+    let chain_dir = dir.path().join("chain-901");
+    let db = chain_dir.join("chain-901.redb");
+
+    // first start on new directories initialises them; SIGKILL; the same commands resume
+    let mut procs = Procs(vec![spawn(&sl_args(&NET)), spawn(&chain)]);
+    let a_url = format!("http://127.0.0.1:{a_port}");
+    wait_until("chain 901 to produce blocks", 20, || head(&a_url) >= 3);
+    for p in &mut procs.0 {
+        p.kill().unwrap();
+        p.wait().unwrap();
+    }
+    drop(procs);
+    start_and_kill(&sl_args(&NET));
+    start_and_kill(&chain);
+
+    // another network: other chains, other batch size
+    let mut more = NET.to_vec();
+    more[1] = "901,902,903";
+    let err = refused(&sl_args(&more));
+    assert!(
+        err.contains("belongs to network") && err.contains("[901, 902] vs [901, 902, 903]"),
+        "{err}"
+    );
+    let mut slower = NET.to_vec();
+    slower[7] = "4";
+    let err = refused(&sl_args(&slower));
+    assert!(err.contains("batch_blocks 2 vs 4"), "{err}");
+    // another chain, another role
+    let mut other_chain = chain.clone();
+    let at = other_chain.iter().position(|a| a == "--id").unwrap() + 1;
+    other_chain[at] = "902".into();
+    let err = refused(&other_chain);
+    assert!(err.contains("holds chain 901, not chain 902"), "{err}");
+    let mut chain_as_sl = sl_args(&NET);
+    let at = chain_as_sl.iter().position(|a| a == "--datadir").unwrap() + 1;
+    chain_as_sl[at] = chain_dir.display().to_string();
+    let err = refused(&chain_as_sl);
+    assert!(
+        err.contains("holds chain 901, not the settlement layer"),
+        "{err}"
+    );
+
+    // the chain's database truncated to zero bytes, then missing: refused, never a fresh chain
+    let saved = std::fs::read(&db).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let err = refused(&chain);
+    assert!(
+        err.contains(&db.display().to_string()) && err.contains("empty (0 bytes)"),
+        "{err}"
+    );
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0);
+    std::fs::remove_file(&db).unwrap();
+    let err = refused(&chain);
+    assert!(
+        err.contains(&db.display().to_string()) && err.contains("is missing"),
+        "{err}"
+    );
+    // restored, it starts again where it was
+    std::fs::write(&db, &saved).unwrap();
+    let mut back = Procs(vec![spawn(&chain)]);
+    assert!(head(&a_url) >= 3, "the restored chain went back");
+    back.0[0].kill().unwrap();
+    back.0[0].wait().unwrap();
+}
