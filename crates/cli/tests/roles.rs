@@ -405,3 +405,53 @@ fn a_node_refuses_a_datadir_it_cannot_trust_and_a_new_one_starts() {
     back.0[0].kill().unwrap();
     back.0[0].wait().unwrap();
 }
+
+#[test]
+fn a_transaction_accepted_before_a_sigkill_is_mined_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    // no SL is needed for the chain to produce blocks
+    let chain = chain_args(
+        901,
+        dir.path(),
+        port,
+        "http://127.0.0.1:9",
+        (902, free_port()),
+    );
+    let signer = TxSigner::dev(4);
+    let tx = |nonce: u64| {
+        signer
+            .call(
+                901,
+                nonce,
+                Address::repeat_byte(0x44),
+                U256::from(1_000u64),
+                Bytes::new(),
+                21_000,
+            )
+            .unwrap()
+    };
+    let mut procs = Procs(vec![spawn(&chain)]);
+    // nonce 1 waits in the pool behind the gap at nonce 0
+    let hash = call(&url, "eth_sendRawTransaction", json!([tx(1)])).unwrap();
+    let pending = || call(&url, "eth_getTransactionByHash", json!([hash])).unwrap();
+    let receipt = || call(&url, "eth_getTransactionReceipt", json!([hash])).unwrap();
+    let at = head(&url);
+    wait_until("two more blocks", 20, || head(&url) >= at + 2);
+    assert!(!pending().is_null() && receipt().is_null());
+    procs.0[0].kill().unwrap();
+    procs.0[0].wait().unwrap();
+
+    procs.0[0] = spawn(&chain);
+    assert!(!pending().is_null(), "the accepted transaction was lost");
+    call(&url, "eth_sendRawTransaction", json!([tx(0)])).unwrap();
+    wait_until("the transaction accepted before the kill mined", 20, || {
+        !receipt().is_null()
+    });
+    assert_eq!(receipt()["status"], "0x1");
+    assert_eq!(
+        balance(&url, Address::repeat_byte(0x44)),
+        format!("{:#x}", 2_000u64)
+    );
+}
