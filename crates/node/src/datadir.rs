@@ -433,20 +433,23 @@ impl Datadir {
             datadir.write_identity()?;
             return Ok(datadir);
         };
-        let identity: Identity =
-            serde_json::from_str(&text).map_err(|e| DatadirError::BadIdentity {
-                path: file.clone(),
-                reason: e.to_string(),
-            })?;
-        if identity.format != IDENTITY_FORMAT {
-            return Err(DatadirError::BadIdentity {
-                path: file,
-                reason: format!(
-                    "format {} (this braid reads format {IDENTITY_FORMAT})",
-                    identity.format
-                ),
-            });
+        let bad = |reason: String| DatadirError::BadIdentity {
+            path: file.clone(),
+            reason,
+        };
+        // the format first: a later format may have other fields
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        match value.get("format").and_then(serde_json::Value::as_u64) {
+            Some(f) if f == u64::from(IDENTITY_FORMAT) => {}
+            Some(f) => {
+                return Err(bad(format!(
+                    "format {f} (this braid reads format {IDENTITY_FORMAT})"
+                )))
+            }
+            None => return Err(bad("no format field".into())),
         }
+        let identity: Identity = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
         if identity.role != role {
             return Err(DatadirError::WrongRole {
                 path,

@@ -302,9 +302,12 @@ fn files_without_an_identity_are_not_adopted() {
         DatadirError::NotEmpty { .. }
     ));
 
-    // an identity file that does not parse
+    // an identity file that does not parse, or of a format this braid does not read
     std::fs::write(dir.join(IDENTITY_FILE), "{ not json").unwrap();
     let e = refused(open_chain(&config(&dir), 901));
     assert!(matches!(e, DatadirError::BadIdentity { .. }), "{e:?}");
     names(&e, &dir.join(IDENTITY_FILE));
+    std::fs::write(dir.join(IDENTITY_FILE), r#"{"format": 2, "later": true}"#).unwrap();
+    let e = refused(open_chain(&config(&dir), 901));
+    assert!(e.to_string().contains("format 2"), "{e}");
 }
