@@ -276,6 +276,21 @@ fn a_chain_database_of_another_genesis_is_refused() {
         "{e:?}"
     );
     names(&e, &mine.join("chain-901.redb"));
+
+    // a database of another chain of the same network: the store's own check names it
+    let other_chain = root.path().join("902");
+    drop(open_chain(&config(&other_chain), 902).unwrap());
+    let file = mine.join("chain-901.redb");
+    std::fs::copy(other_chain.join("chain-902.redb"), &file).unwrap();
+    match open_chain(&config(&mine), 901) {
+        Err(e @ NodeError::Store(braid_store::StoreError::ChainMismatch { .. })) => {
+            let msg = e.to_string();
+            assert!(msg.contains(&file.display().to_string()), "{msg}");
+            assert!(msg.contains("holds chain 902, not chain 901"), "{msg}");
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("another chain's database was accepted"),
+    }
 }
 
 #[test]
