@@ -266,3 +266,45 @@ fn executions_the_pool_refuses_as_full_wait_for_room_in_order() {
     }
     assert_eq!(w.role.counters().executions_dropped, 0);
 }
+
+#[test]
+fn an_execution_pooled_again_after_a_restart_is_adopted_not_sent_twice() {
+    let mut w = World::new(64);
+    let [(message, proof)] = &w.decided(1)[..] else {
+        panic!()
+    };
+    let id = message.id();
+    assert!(w.arrive(message.clone(), proof.clone()).is_empty());
+    let hash = w.chains[&B].seq().mempool().ready(|_| 0, 0)[0].hash;
+    // B restarted and its journal put the execution back in its pool: the role, which forgot
+    // what it had there, is told
+    w.role.dest_restarted(B);
+    w.role.adopt_pooled(B, hash, message);
+    assert!(w.role.resume(w.now).is_empty(), "sent again");
+    w.now += RETRY_MS + 1;
+    let effects = {
+        let dests = LocalChains {
+            chains: &mut w.chains,
+            now_ms: w.now,
+        };
+        w.role.tick(w.now, &dests)
+    };
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(w.pooled_on_b(), 1);
+    w.block(B);
+    assert!(matches!(
+        w.role.core().status(&id),
+        Some(MessageStatus::Executed { .. })
+    ));
+    assert_eq!(w.role.counters().execute_retries, 0);
+
+    // without the adoption, resume sends it again (the pool was taken as lost)
+    let mut w = World::new(64);
+    let [(message, proof)] = &w.decided(1)[..] else {
+        panic!()
+    };
+    assert!(w.arrive(message.clone(), proof.clone()).is_empty());
+    w.role.dest_restarted(B);
+    let again = w.role.resume(w.now);
+    assert_eq!(again.len(), 1, "{again:?}");
+}
