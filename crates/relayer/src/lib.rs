@@ -1897,8 +1897,19 @@ impl Relayer {
             self.pending.remove(&id);
             self.active.remove(&id);
         }
-        // as a destination
+        // as a destination: imports in the discarded blocks are no longer there, and no
+        // longer asked for either (the request was answered by a block that is gone): they are
+        // asked for again unless the re-sequenced chain includes them itself
+        let unlanded: Vec<ImportKey> = chain
+            .landed
+            .iter()
+            .filter(|(_, (b, _))| *b >= first_block)
+            .map(|(k, _)| *k)
+            .collect();
         chain.landed.retain(|_, (b, _)| *b < first_block);
+        for k in &unlanded {
+            chain.requested.remove(k);
+        }
         chain.reindex_proofs();
         let undone: Vec<MessageId> = chain
             .executions

@@ -1004,11 +1004,13 @@ fn an_execution_undone_by_a_destination_revert_that_does_not_come_back_is_retrie
         now_ms: 1_000 + max - 1
     }))
     .is_empty());
-    // not seen again: it counts as dropped, and waits for its import to land again
+    // not seen again: it counts as dropped, and waits for its import to land again — asked
+    // for again, since the block that held it is gone (the old request was answered by it)
     let out = r.handle(RelayerInput::Tick {
         now_ms: 1_000 + max,
     });
     assert!(executes(&out).is_empty(), "{out:?}");
+    assert_eq!(imports(&out), vec![root.clone()], "{out:?}");
     assert_eq!(
         r.delivery(&m),
         Some(DeliveryState::Waiting(WaitReason::ImportPending))
