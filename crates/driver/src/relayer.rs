@@ -191,6 +191,9 @@ pub struct RelayerRole {
     import_deadline: BTreeMap<(ChainId, ImportKey), (ImportedRoot, u64)>,
     /// Execution transactions in destination pools: (dest, hash) → (message, leaf).
     in_pool: BTreeMap<(ChainId, B256), (MessageId, B256)>,
+    /// The message and proof of each execution the role submitted, while it may be pooled: a
+    /// roll-back of the destination can void the root the proof is against.
+    pooled_proofs: BTreeMap<(ChainId, B256), (Message, MessageProof)>,
     /// Execution transactions included in a destination block not final yet:
     /// (dest, hash) → (message, leaf, block). A roll-back of the destination re-pools them.
     included: BTreeMap<(ChainId, B256), (MessageId, B256, BlockNumber)>,
@@ -211,6 +214,7 @@ impl RelayerRole {
             execute_deadline: BTreeMap::new(),
             import_deadline: BTreeMap::new(),
             in_pool: BTreeMap::new(),
+            pooled_proofs: BTreeMap::new(),
             included: BTreeMap::new(),
             backlog: BTreeMap::new(),
             counters: RelayerCounters::default(),
@@ -562,6 +566,8 @@ impl RelayerRole {
         let (hash, replaced) = dests.submit(dest, raw)?;
         self.in_pool
             .insert((dest, hash), (message.id(), message.leaf_hash()));
+        self.pooled_proofs
+            .insert((dest, hash), (message.clone(), proof.clone()));
         Ok(replaced
             .and_then(|h| self.in_pool.remove(&(dest, h)))
             .map(|(old, _)| {
@@ -573,6 +579,7 @@ impl RelayerRole {
     /// `dest` included the relayer's transaction `hash` in `block`: the leaf of the message it
     /// executed, if it was one of the relayer's executions.
     pub fn tx_included(&mut self, dest: ChainId, hash: B256, block: BlockNumber) -> Option<B256> {
+        self.pooled_proofs.remove(&(dest, hash));
         let leaf = match self.in_pool.remove(&(dest, hash)) {
             Some((mid, leaf)) => {
                 self.included.insert((dest, hash), (mid, leaf, block));
@@ -596,6 +603,7 @@ impl RelayerRole {
         hash: B256,
         dests: &mut impl Destinations,
     ) -> Vec<RelayerEffect> {
+        self.pooled_proofs.remove(&(dest, hash));
         let known = self
             .in_pool
             .remove(&(dest, hash))
@@ -630,37 +638,68 @@ impl RelayerRole {
     /// pool, with proofs against roots the re-sequenced chain may no longer import, or for
     /// messages a fresh execution lands first — each would fail in a block of its own and hold
     /// the relayer's later transactions behind its nonce. Withdraw them at once (a no-op at the
-    /// same nonce) and let the core execute again what still needs it.
+    /// same nonce) and let the core execute again what still needs it. Executions still waiting
+    /// in the pool whose root the roll-back voided are withdrawn the same way.
     pub fn dest_rolled_back(
         &mut self,
         dest: ChainId,
         dests: &mut impl Destinations,
     ) -> Vec<RelayerEffect> {
-        let from = self.key.address();
         let repooled: Vec<(B256, MessageId)> = self
             .included
             .iter()
             .filter(|((c, h), _)| *c == dest && dests.pooled(dest, h))
             .map(|((_, h), (mid, _, _))| (*h, *mid))
             .collect();
+        // executions waiting in the pool (never included) whose root the roll-back voided:
+        // each would fail in a block of its own, the same way
+        self.pooled_proofs
+            .retain(|(c, h), _| *c != dest || self.in_pool.contains_key(&(*c, *h)));
+        let void: Vec<(B256, MessageId)> = self
+            .pooled_proofs
+            .iter()
+            .filter(|((c, h), (m, p))| {
+                *c == dest && dests.pooled(dest, h) && !dests.holds_root(dest, m, p)
+            })
+            .filter_map(|((_, h), _)| Some((*h, self.in_pool.get(&(dest, *h))?.0)))
+            .collect();
         let mut out = vec![];
         for (hash, id) in repooled {
             self.included.remove(&(dest, hash));
-            let Some(nonce) = dests.evict(dest, &hash) else {
-                continue;
-            };
-            let noop = self
-                .key
-                .call(dest, nonce, from, U256::ZERO, Bytes::new(), 21_000);
-            if let Ok(raw) = noop {
-                if dests.submit(dest, raw).is_ok() {
-                    self.counters.void_executions_replaced += 1;
-                }
-            }
-            self.counters.executions_dropped += 1;
-            out.push(RelayerEffect::ExecuteDropped { dest, id });
+            self.withdraw(dest, hash, id, dests, &mut out);
+        }
+        for (hash, id) in void {
+            self.in_pool.remove(&(dest, hash));
+            self.pooled_proofs.remove(&(dest, hash));
+            self.withdraw(dest, hash, id, dests, &mut out);
         }
         out
+    }
+
+    /// Takes the relayer's transaction `hash` (executing `id`) out of `dest`'s pool, puts a
+    /// no-op at its nonce, and reports the execution dropped.
+    fn withdraw(
+        &mut self,
+        dest: ChainId,
+        hash: B256,
+        id: MessageId,
+        dests: &mut impl Destinations,
+        out: &mut Vec<RelayerEffect>,
+    ) {
+        let from = self.key.address();
+        let Some(nonce) = dests.evict(dest, &hash) else {
+            return;
+        };
+        let noop = self
+            .key
+            .call(dest, nonce, from, U256::ZERO, Bytes::new(), 21_000);
+        if let Ok(raw) = noop {
+            if dests.submit(dest, raw).is_ok() {
+                self.counters.void_executions_replaced += 1;
+            }
+        }
+        self.counters.executions_dropped += 1;
+        out.push(RelayerEffect::ExecuteDropped { dest, id });
     }
 
     /// `dest`'s blocks up to `last_block` are final: their executions can no longer be
@@ -674,6 +713,7 @@ impl RelayerRole {
     /// notice what is missing).
     pub fn dest_restarted(&mut self, dest: ChainId) {
         self.in_pool.retain(|(c, _), _| *c != dest);
+        self.pooled_proofs.retain(|(c, _), _| *c != dest);
         self.included.retain(|(c, _), _| *c != dest);
     }
 

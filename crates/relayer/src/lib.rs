@@ -1899,11 +1899,14 @@ impl Relayer {
         }
         // as a destination: imports in the discarded blocks are no longer there, and no
         // longer asked for either (the request was answered by a block that is gone): they are
-        // asked for again unless the re-sequenced chain includes them itself
+        // asked for again unless the re-sequenced chain includes them itself. Not `aggregated`
+        // ones: a roll-back drops those whose checkpoint no root settled in time (asked again,
+        // they would make the re-sequenced batch fail the same way), and one that is neither
+        // landed nor asked for is replaced by a newer checkpoint's (`progress`)
         let unlanded: Vec<ImportKey> = chain
             .landed
             .iter()
-            .filter(|(_, (b, _))| *b >= first_block)
+            .filter(|(k, (b, _))| *b >= first_block && k.kind != ImportKind::Aggregated)
             .map(|(k, _)| *k)
             .collect();
         chain.landed.retain(|_, (b, _)| *b < first_block);

@@ -338,3 +338,24 @@ fn relayer_nonce_gap_1082() {
     assert!(r.relayer.nonce_gaps_filled > 0, "{:?}", r.relayer);
     assert!(r.faults.iter().any(|f| f.kind == "crash"));
 }
+
+/// Generated seed 348: chain 903 equivocated; the MessageRoot imports of proof-mode messages to
+/// it had landed in a block the equivocation discarded, and the relayer still counted them as
+/// asked for: 5 settled messages were never executed. Imports of discarded destination blocks
+/// are now asked for again.
+#[test]
+fn proof_to_equivocator_348() {
+    let r = run_repro("proof_to_equivocator_348", 348);
+    assert!(r.faults.iter().any(|f| f.kind == "equivocation"));
+    assert!(r.modes["proof"].executed > 0);
+}
+
+/// Generated seed 136: chain 902 rolled back while 64 of the relayer's executions waited in its
+/// pool against roots the roll-back voided; each failed in a block of its own behind a no-op
+/// and 124 messages were never executed. The relayer role now withdraws pooled executions whose
+/// root a roll-back of their destination voided.
+#[test]
+fn void_pooled_executions_136() {
+    let r = run_repro("void_pooled_executions_136", 136);
+    assert!(r.relayer.void_executions_replaced > 0, "{:?}", r.relayer);
+}
