@@ -10,6 +10,7 @@
 //! network, role and chain; [`datadir`] refuses to start on one that is not the process's own
 //! or whose databases are gone.
 
+pub mod chaos;
 pub mod client;
 pub mod datadir;
 pub mod http;
