@@ -1329,7 +1329,9 @@ impl<'a> Sim<'a> {
                         ),
                     ));
                 }
-                if let Some(t) = self.messages.get_mut(&mid) {
+                // (the message with this id now: a revert of its source may have given the id
+                // to another message, to another destination)
+                if let Some(t) = self.messages.get_mut(&mid).filter(|t| t.dest == id) {
                     t.executed_at.get_or_insert(ts);
                 }
             }
@@ -1850,7 +1852,9 @@ impl<'a> Sim<'a> {
         self.heads_moved = true;
         let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);
         for mid in undone {
-            if let Some(t) = self.messages.get_mut(&mid) {
+            // not a message that took the id after a revert of its source, to another
+            // destination: the execution undone was its predecessor's
+            if let Some(t) = self.messages.get_mut(&mid).filter(|t| t.dest == id) {
                 t.executed_at = None; // executed again on the re-sequenced chain
             }
         }

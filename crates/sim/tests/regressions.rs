@@ -359,3 +359,19 @@ fn void_pooled_executions_136() {
     let r = run_repro("void_pooled_executions_136", 136);
     assert!(r.relayer.void_executions_replaced > 0, "{:?}", r.relayer);
 }
+
+/// Generated seed 139: a revert cascade gave the ids of 16 executed messages of chains 902 and
+/// 905 to new messages to other destinations; a later roll-back of chain 901, which had executed
+/// the old ones, made the simulator count the new ones (executed, never reverted) as stuck. So
+/// did generated seeds 148, 181, 388, 849 and 928. The simulator now credits and undoes an
+/// execution only for the message with that id to that destination.
+#[test]
+fn reused_message_id_139() {
+    let r = run_repro("reused_message_id_139", 139);
+    assert!(r.revert_log.iter().any(|x| x.cause.starts_with("cascade")));
+    assert!(r
+        .revert_log
+        .iter()
+        .any(|x| x.chain == 901 && x.at_ms > 36_000));
+    assert_eq!(r.liveness.stuck_count, 0, "{:?}", r.liveness);
+}
