@@ -375,3 +375,19 @@ fn reused_message_id_139() {
         .any(|x| x.chain == 901 && x.at_ms > 36_000));
     assert_eq!(r.liveness.stuck_count, 0, "{:?}", r.liveness);
 }
+
+/// Generated seed 436: chain 902 reverted, and its re-sequenced block 1 with 76 re-pooled
+/// transactions went to the relayer only (an equivocation; the committed twin was empty). The
+/// simulator counted those messages, never sent on the canonical chain, as settled once a batch
+/// covered their old block numbers: 69 reported stuck. So did generated seed 835 (re-pooled
+/// transactions lost in a crash). A message a roll-back of its source discarded now counts as
+/// sent again only when its transaction is included again.
+#[test]
+fn lost_resent_messages_436() {
+    let r = run_repro("lost_resent_messages_436", 436);
+    assert!(r.faults.iter().any(|f| f.kind == "equivocation"));
+    assert!(r.revert_log.iter().any(|x| x.chain == 902));
+    let m = r.mode("precommit");
+    assert!(m.settled < m.sent, "{m:?}");
+    assert_eq!(r.liveness.stuck_count, 0, "{:?}", r.liveness);
+}
