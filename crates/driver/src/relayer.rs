@@ -710,11 +710,12 @@ impl RelayerRole {
     }
 
     /// `dest` restarted and lost its pool: the role forgets what it had there (the deadlines
-    /// notice what is missing).
+    /// notice what is missing). Not its executions already included: the restarted node still
+    /// holds their blocks, and a later roll-back re-pools them ([`RelayerRole::dest_rolled_back`]
+    /// withdraws them then).
     pub fn dest_restarted(&mut self, dest: ChainId) {
         self.in_pool.retain(|(c, _), _| *c != dest);
         self.pooled_proofs.retain(|(c, _), _| *c != dest);
-        self.included.retain(|(c, _), _| *c != dest);
     }
 
     /// Whether message `id` waits at a destination (in the backlog), for status reports.

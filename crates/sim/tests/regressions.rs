@@ -391,3 +391,17 @@ fn lost_resent_messages_436() {
     assert!(m.settled < m.sent, "{m:?}");
     assert_eq!(r.liveness.stuck_count, 0, "{:?}", r.liveness);
 }
+
+/// Generated seed 463: chain 902 crashed, and the relayer role forgot its executions included
+/// there with its pool; a council revert of 902 then re-pooled ~185 of them against voided
+/// roots, none withdrawn: each failed in a block of its own and the relayer's new executions
+/// waited behind them (1 226 settled messages never executed). So did generated seeds 876 and
+/// 925. The role now keeps the executions included on a destination across its restart.
+#[test]
+fn restart_then_rollback_463() {
+    let r = run_repro("restart_then_rollback_463", 463);
+    assert!(r.faults.iter().any(|f| f.kind == "crash"));
+    assert!(r.revert_log.iter().any(|x| x.chain == 902));
+    assert!(r.relayer.void_executions_replaced > 100, "{:?}", r.relayer);
+    assert_eq!(r.liveness.stuck_count, 0, "{:?}", r.liveness);
+}
