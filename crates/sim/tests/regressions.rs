@@ -405,3 +405,22 @@ fn restart_then_rollback_463() {
     assert!(r.relayer.void_executions_replaced > 100, "{:?}", r.relayer);
     assert_eq!(r.liveness.stuck_count, 0, "{:?}", r.liveness);
 }
+
+/// Generated seed 558: three council reverts of chain 902 each put back ~116 of the relayer's
+/// executions into its pool, over the per-sender limit; each no-op withdrawing one displaced
+/// another, which was then never reported dropped: 10 settled messages were never executed.
+/// So did generated seed 455. Every withdrawn execution is now reported dropped, and one a
+/// no-op displaced likewise.
+#[test]
+fn displaced_withdrawals_558() {
+    let r = run_repro("displaced_withdrawals_558", 558);
+    assert!(
+        r.revert_log
+            .iter()
+            .filter(|x| x.chain == 902 && x.cause == "council")
+            .count()
+            >= 3
+    );
+    assert!(r.relayer.void_executions_replaced > 64, "{:?}", r.relayer);
+    assert_eq!(r.liveness.stuck_count, 0, "{:?}", r.liveness);
+}
