@@ -708,11 +708,11 @@ impl RelayerRole {
                 .call(dest, nonce, from, U256::ZERO, Bytes::new(), 21_000);
             if let Ok(raw) = noop {
                 if let Ok((_, displaced)) = dests.submit(dest, raw) {
-                    self.counters.void_executions_replaced += 1;
                     out.extend(displaced.and_then(|h| self.displaced(dest, h)));
                 }
             }
         }
+        self.counters.void_executions_replaced += 1;
         self.counters.executions_dropped += 1;
         out.push(RelayerEffect::ExecuteDropped { dest, id });
     }
