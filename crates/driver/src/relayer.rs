@@ -501,12 +501,11 @@ impl RelayerRole {
         }
         // whatever removed one of the relayer's pooled transactions (a failure in a block the
         // role did not hear of, a roll-back, a crash), the ones behind it wait for its nonce
-        self.fill_nonce_gap(dest, dests);
+        let mut out = self.fill_nonce_gap(dest, dests);
         let Some(mut queue) = self.backlog.remove(&dest) else {
-            return vec![];
+            return out;
         };
         let give_up = self.retry_ms.saturating_mul(2);
-        let mut out = vec![];
         let mut keep = VecDeque::new();
         while let Some(w) = queue.pop_front() {
             let id = w.message.id();
@@ -613,25 +612,36 @@ impl RelayerRole {
             return vec![];
         };
         self.counters.executions_dropped += 1;
-        self.fill_nonce_gap(dest, dests);
-        vec![RelayerEffect::ExecuteDropped { dest, id }]
+        let mut out = vec![RelayerEffect::ExecuteDropped { dest, id }];
+        out.extend(self.fill_nonce_gap(dest, dests));
+        out
     }
 
     /// A failed relayer transaction left a nonce gap on `dest` (its later transactions wait
-    /// behind it): fill it with a no-op self-transfer so they can go in.
-    fn fill_nonce_gap(&mut self, dest: ChainId, dests: &mut impl Destinations) {
+    /// behind it): fill it with a no-op self-transfer so they can go in. An execution the no-op
+    /// displaced (a full queue gives up its highest nonce) is reported dropped.
+    fn fill_nonce_gap(
+        &mut self,
+        dest: ChainId,
+        dests: &mut impl Destinations,
+    ) -> Vec<RelayerEffect> {
         let from = self.key.address();
         let Some(gap) = dests.nonce_gap(dest, &from) else {
-            return;
+            return vec![];
         };
         let filler = self
             .key
             .call(dest, gap, from, U256::ZERO, Bytes::new(), 21_000);
         if let Ok(raw) = filler {
-            if dests.submit(dest, raw).is_ok() {
+            if let Ok((_, displaced)) = dests.submit(dest, raw) {
                 self.counters.nonce_gaps_filled += 1;
+                return displaced
+                    .and_then(|h| self.displaced(dest, h))
+                    .into_iter()
+                    .collect();
             }
         }
+        vec![]
     }
 
     /// `dest` rolled back: the relayer's executions of the discarded blocks are back in its
@@ -669,7 +679,9 @@ impl RelayerRole {
             self.withdraw(dest, hash, id, dests, &mut out);
         }
         for (hash, id) in void {
-            self.in_pool.remove(&(dest, hash));
+            if self.in_pool.remove(&(dest, hash)).is_none() {
+                continue; // displaced by a no-op above, and reported then
+            }
             self.pooled_proofs.remove(&(dest, hash));
             self.withdraw(dest, hash, id, dests, &mut out);
         }
@@ -687,19 +699,33 @@ impl RelayerRole {
         out: &mut Vec<RelayerEffect>,
     ) {
         let from = self.key.address();
-        let Some(nonce) = dests.evict(dest, &hash) else {
-            return;
-        };
-        let noop = self
-            .key
-            .call(dest, nonce, from, U256::ZERO, Bytes::new(), 21_000);
-        if let Ok(raw) = noop {
-            if dests.submit(dest, raw).is_ok() {
-                self.counters.void_executions_replaced += 1;
+        // not pooled any more: the no-op of an earlier withdrawal displaced it (a sender's
+        // queue over its limit, as a roll-back leaves it, gives up its highest nonce for a
+        // transaction below). Gone all the same: the core must execute it again
+        if let Some(nonce) = dests.evict(dest, &hash) {
+            let noop = self
+                .key
+                .call(dest, nonce, from, U256::ZERO, Bytes::new(), 21_000);
+            if let Ok(raw) = noop {
+                if let Ok((_, displaced)) = dests.submit(dest, raw) {
+                    out.extend(displaced.and_then(|h| self.displaced(dest, h)));
+                }
             }
         }
+        self.counters.void_executions_replaced += 1;
         self.counters.executions_dropped += 1;
         out.push(RelayerEffect::ExecuteDropped { dest, id });
+    }
+
+    /// A no-op of the relayer's displaced its transaction `hash` from `dest`'s pool (the
+    /// sender's highest nonce, its queue being full): an execution still waiting there is
+    /// reported dropped. (One a roll-back re-pooled is reported when its turn to be withdrawn
+    /// comes.)
+    fn displaced(&mut self, dest: ChainId, hash: B256) -> Option<RelayerEffect> {
+        self.pooled_proofs.remove(&(dest, hash));
+        let (id, _) = self.in_pool.remove(&(dest, hash))?;
+        self.counters.executions_dropped += 1;
+        Some(RelayerEffect::ExecuteDropped { dest, id })
     }
 
     /// `dest`'s blocks up to `last_block` are final: their executions can no longer be
@@ -710,11 +736,12 @@ impl RelayerRole {
     }
 
     /// `dest` restarted and lost its pool: the role forgets what it had there (the deadlines
-    /// notice what is missing).
+    /// notice what is missing). Not its executions already included: the restarted node still
+    /// holds their blocks, and a later roll-back re-pools them ([`RelayerRole::dest_rolled_back`]
+    /// withdraws them then).
     pub fn dest_restarted(&mut self, dest: ChainId) {
         self.in_pool.retain(|(c, _), _| *c != dest);
         self.pooled_proofs.retain(|(c, _), _| *c != dest);
-        self.included.retain(|(c, _), _| *c != dest);
     }
 
     /// Whether message `id` waits at a destination (in the backlog), for status reports.

@@ -308,3 +308,93 @@ fn an_execution_pooled_again_after_a_restart_is_adopted_not_sent_twice() {
     let again = w.role.resume(w.now);
     assert_eq!(again.len(), 1, "{again:?}");
 }
+
+#[test]
+fn an_execution_included_before_a_restart_is_withdrawn_when_a_roll_back_repools_it() {
+    let mut w = World::new(64);
+    let [(message, proof)] = &w.decided(1)[..] else {
+        panic!()
+    };
+    let id = message.id();
+    assert!(w.arrive(message.clone(), proof.clone()).is_empty());
+    w.block(B);
+    assert!(matches!(
+        w.role.core().status(&id),
+        Some(MessageStatus::Executed { .. })
+    ));
+    // B crashes and restarts from its blocks with an empty pool
+    let b = w.chains.get_mut(&B).unwrap();
+    *b.seq_mut() = b.seq().restarted();
+    w.role.dest_restarted(B);
+    // then rolls back to its first batch, dropping the import of A's root: the execution is
+    // back in its pool, against a root B no longer holds (it would fail in B's next block and
+    // leave a nonce gap)
+    let outcome = b.seq_mut().revert_to(0, |_| true).unwrap();
+    assert_eq!(outcome.txs_repooled, 1, "{outcome:?}");
+    let effects = {
+        let mut dests = LocalChains {
+            chains: &mut w.chains,
+            now_ms: w.now,
+        };
+        w.role.dest_rolled_back(B, &mut dests)
+    };
+    assert!(
+        matches!(effects[..], [RelayerEffect::ExecuteDropped { dest: B, id: i }] if i == id),
+        "{effects:?}"
+    );
+    assert_eq!(w.role.counters().void_executions_replaced, 1);
+    let pooled = w.chains[&B].seq().mempool().ready(|_| 0, 0);
+    assert_eq!(pooled.len(), 1, "the no-op at its nonce");
+    assert_eq!(pooled[0].to(), Some(relayer_key().address()));
+}
+
+#[test]
+fn every_execution_a_roll_back_repools_is_reported_even_one_a_no_op_displaced() {
+    // B's pool takes one transaction of a sender; a roll-back puts back all four executions
+    // of its discarded blocks regardless. A no-op withdrawing one below the highest displaces
+    // the highest, which is then no longer there to withdraw: it is gone all the same
+    let mut w = World::new(1);
+    let decided = w.decided(4);
+    for (m, p) in decided.clone() {
+        assert!(w.arrive(m, p).is_empty());
+    }
+    for _ in 0..4 {
+        w.block(B);
+        let mut dests = LocalChains {
+            chains: &mut w.chains,
+            now_ms: w.now,
+        };
+        assert!(w.role.drain(w.now, B, &mut dests).is_empty());
+    }
+    for (m, _) in &decided {
+        assert!(matches!(
+            w.role.core().status(&m.id()),
+            Some(MessageStatus::Executed { .. })
+        ));
+    }
+    let b = w.chains.get_mut(&B).unwrap();
+    let outcome = b.seq_mut().revert_to(0, |_| true).unwrap();
+    assert_eq!(outcome.txs_repooled, 4, "{outcome:?}");
+    let effects = {
+        let mut dests = LocalChains {
+            chains: &mut w.chains,
+            now_ms: w.now,
+        };
+        w.role.dest_rolled_back(B, &mut dests)
+    };
+    let mut dropped: Vec<_> = effects
+        .iter()
+        .map(|e| match e {
+            RelayerEffect::ExecuteDropped { dest: B, id } => *id,
+            other => panic!("unexpected effect {other:?}"),
+        })
+        .collect();
+    dropped.sort();
+    let mut ids: Vec<_> = decided.iter().map(|(m, _)| m.id()).collect();
+    ids.sort();
+    assert_eq!(dropped, ids);
+    // no execution is left in B's pool, only no-ops
+    for tx in w.chains[&B].seq().mempool().ready(|_| 0, 0) {
+        assert_eq!(tx.to(), Some(relayer_key().address()));
+    }
+}

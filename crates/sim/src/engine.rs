@@ -324,7 +324,10 @@ struct Track {
     mode: Mode,
     dest: ChainId,
     sent_at: u64,
-    source_block: BlockNumber,
+    /// The source block holding it; `None` while a roll-back of its source discarded it and
+    /// the re-sequenced chain has not included its transaction again (never, if the pool lost
+    /// it): such a message was not sent, and no batch settles it.
+    source_block: Option<BlockNumber>,
     executed_at: Option<u64>,
     settled_at: Option<u64>,
 }
@@ -1277,7 +1280,7 @@ impl<'a> Sim<'a> {
                 match self.messages.get_mut(&mid) {
                     // the same transaction re-included after a revert of the source: the same
                     // message, in a new block
-                    Some(t) if t.tx == r.tx_hash => t.source_block = number,
+                    Some(t) if t.tx == r.tx_hash => t.source_block = Some(number),
                     // a new message (another transaction took the id after a revert), or one
                     // first seen
                     _ => {
@@ -1289,7 +1292,7 @@ impl<'a> Sim<'a> {
                                     mode: *mode,
                                     dest: *dest,
                                     sent_at: ts,
-                                    source_block: number,
+                                    source_block: Some(number),
                                     executed_at: None,
                                     settled_at: None,
                                 },
@@ -1318,7 +1321,8 @@ impl<'a> Sim<'a> {
                     && !phantom
                     && self.messages.get(&mid).is_some_and(|t| {
                         t.mode == Mode::Optimistic
-                            && !self.optimistic_final(mid.source_chain, t.source_block)
+                            && t.source_block
+                                .is_some_and(|b| !self.optimistic_final(mid.source_chain, b))
                     });
                 if early && self.invariants.pending.is_none() {
                     self.invariants.pending = Some((
@@ -1329,7 +1333,9 @@ impl<'a> Sim<'a> {
                         ),
                     ));
                 }
-                if let Some(t) = self.messages.get_mut(&mid) {
+                // (the message with this id now: a revert of its source may have given the id
+                // to another message, to another destination)
+                if let Some(t) = self.messages.get_mut(&mid).filter(|t| t.dest == id) {
                     t.executed_at.get_or_insert(ts);
                 }
             }
@@ -1541,8 +1547,7 @@ impl<'a> Sim<'a> {
                     };
                     for t in self.messages.range_mut(range).map(|(_, t)| t) {
                         if t.settled_at.is_none()
-                            && first <= t.source_block
-                            && t.source_block <= last
+                            && t.source_block.is_some_and(|b| first <= b && b <= last)
                         {
                             t.settled_at = Some(now);
                         }
@@ -1848,9 +1853,25 @@ impl<'a> Sim<'a> {
             }
         }
         self.heads_moved = true;
+        // as a source: its messages in the discarded blocks are sent again only if the
+        // re-sequenced chain includes their transactions again
+        let range = MessageId {
+            source_chain: id,
+            nonce: 0,
+        }..=MessageId {
+            source_chain: id,
+            nonce: u64::MAX,
+        };
+        for (_, t) in self.messages.range_mut(range) {
+            if t.settled_at.is_none() && t.source_block > Some(outcome.head.number) {
+                t.source_block = None;
+            }
+        }
         let undone = self.invariants.dest_reverted(id, outcome.head.number + 1);
         for mid in undone {
-            if let Some(t) = self.messages.get_mut(&mid) {
+            // not a message that took the id after a revert of its source, to another
+            // destination: the execution undone was its predecessor's
+            if let Some(t) = self.messages.get_mut(&mid).filter(|t| t.dest == id) {
                 t.executed_at = None; // executed again on the re-sequenced chain
             }
         }

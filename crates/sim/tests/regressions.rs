@@ -359,3 +359,68 @@ fn void_pooled_executions_136() {
     let r = run_repro("void_pooled_executions_136", 136);
     assert!(r.relayer.void_executions_replaced > 0, "{:?}", r.relayer);
 }
+
+/// Generated seed 139: a revert cascade gave the ids of 16 executed messages of chains 902 and
+/// 905 to new messages to other destinations; a later roll-back of chain 901, which had executed
+/// the old ones, made the simulator count the new ones (executed, never reverted) as stuck. So
+/// did generated seeds 148, 181, 388, 849 and 928. The simulator now credits and undoes an
+/// execution only for the message with that id to that destination.
+#[test]
+fn reused_message_id_139() {
+    let r = run_repro("reused_message_id_139", 139);
+    assert!(r.revert_log.iter().any(|x| x.cause.starts_with("cascade")));
+    assert!(r
+        .revert_log
+        .iter()
+        .any(|x| x.chain == 901 && x.at_ms > 36_000));
+    assert_eq!(r.liveness.stuck_count, 0, "{:?}", r.liveness);
+}
+
+/// Generated seed 436: chain 902 reverted, and its re-sequenced block 1 with 76 re-pooled
+/// transactions went to the relayer only (an equivocation; the committed twin was empty). The
+/// simulator counted those messages, never sent on the canonical chain, as settled once a batch
+/// covered their old block numbers: 69 reported stuck. So did generated seed 835 (re-pooled
+/// transactions lost in a crash). A message a roll-back of its source discarded now counts as
+/// sent again only when its transaction is included again.
+#[test]
+fn lost_resent_messages_436() {
+    let r = run_repro("lost_resent_messages_436", 436);
+    assert!(r.faults.iter().any(|f| f.kind == "equivocation"));
+    assert!(r.revert_log.iter().any(|x| x.chain == 902));
+    let m = r.mode("precommit");
+    assert!(m.settled < m.sent, "{m:?}");
+    assert_eq!(r.liveness.stuck_count, 0, "{:?}", r.liveness);
+}
+
+/// Generated seed 463: chain 902 crashed, and the relayer role forgot its executions included
+/// there with its pool; a council revert of 902 then re-pooled ~185 of them against voided
+/// roots, none withdrawn: each failed in a block of its own and the relayer's new executions
+/// waited behind them (1 226 settled messages never executed). So did generated seeds 876 and
+/// 925. The role now keeps the executions included on a destination across its restart.
+#[test]
+fn restart_then_rollback_463() {
+    let r = run_repro("restart_then_rollback_463", 463);
+    assert!(r.faults.iter().any(|f| f.kind == "crash"));
+    assert!(r.revert_log.iter().any(|x| x.chain == 902));
+    assert!(r.relayer.void_executions_replaced > 100, "{:?}", r.relayer);
+    assert_eq!(r.liveness.stuck_count, 0, "{:?}", r.liveness);
+}
+
+/// Generated seed 558: three council reverts of chain 902 each put back ~116 of the relayer's
+/// executions into its pool, over the per-sender limit; each no-op withdrawing one displaced
+/// another, which was then never reported dropped: 10 settled messages were never executed.
+/// So did generated seed 455. Every withdrawn execution is now reported dropped, and one a
+/// no-op displaced likewise.
+#[test]
+fn displaced_withdrawals_558() {
+    let r = run_repro("displaced_withdrawals_558", 558);
+    assert!(
+        r.revert_log
+            .iter()
+            .filter(|x| x.chain == 902 && x.cause == "council")
+            .count()
+            >= 3
+    );
+    assert!(r.relayer.void_executions_replaced > 64, "{:?}", r.relayer);
+    assert_eq!(r.liveness.stuck_count, 0, "{:?}", r.liveness);
+}
