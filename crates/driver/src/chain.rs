@@ -95,6 +95,17 @@ pub enum ImportRefusal {
         /// The imported block or batch number.
         height: u64,
     },
+    /// An `aggregated` import whose checkpoint the SL can no longer settle (an accepted tree
+    /// contradicts it, or the aggregator timed out before a root covered it): a batch holding
+    /// it could never execute.
+    #[error(
+        "aggregated import of checkpoint {checkpoint} can no longer settle on the SL \
+         (contradicted, or the aggregator timed out before a root covered it)"
+    )]
+    UnsettleableAggregated {
+        /// The imported checkpoint.
+        checkpoint: u64,
+    },
 }
 
 /// Why the sequencer rolled back.
@@ -289,8 +300,25 @@ impl ChainRole {
     /// longer exists, and would make the batch holding it wait for an extension proof that
     /// can never come. The sequencer's own refusals come back as
     /// `Output(SequencerOutput::ImportRejected)`.
-    pub fn import(&mut self, root: ImportedRoot, source_epoch: Option<u64>) -> Vec<ChainEffect> {
-        if let Some(reason) = self.voided_import(&root, source_epoch) {
+    ///
+    /// `sl` is the chain's SL node: an `aggregated` import it says can never settle is refused
+    /// too ([`ImportRefusal::UnsettleableAggregated`]), so a batch never waits on it.
+    pub fn import(
+        &mut self,
+        root: ImportedRoot,
+        source_epoch: Option<u64>,
+        sl: &impl SlNode,
+    ) -> Vec<ChainEffect> {
+        let unsettleable = || {
+            sl.aggregated_import_unsettleable(self.id(), &root)
+                .then_some(ImportRefusal::UnsettleableAggregated {
+                    checkpoint: root.sourceHeight,
+                })
+        };
+        if let Some(reason) = self
+            .voided_import(&root, source_epoch)
+            .or_else(unsettleable)
+        {
             return vec![ChainEffect::ImportRefused {
                 import: root,
                 reason,

@@ -197,6 +197,9 @@ pub struct RelayerRole {
     /// Execution transactions included in a destination block not final yet:
     /// (dest, hash) → (message, leaf, block). A roll-back of the destination re-pools them.
     included: BTreeMap<(ChainId, B256), (MessageId, B256, BlockNumber)>,
+    /// Executions reported dropped because a roll-back of their destination withdrew them:
+    /// when the report comes back, the core retries them without a backoff.
+    undone: BTreeSet<MessageId>,
     /// Per destination, executions waiting for pool room or their root.
     backlog: BTreeMap<ChainId, VecDeque<Waiting>>,
     counters: RelayerCounters,
@@ -216,6 +219,7 @@ impl RelayerRole {
             in_pool: BTreeMap::new(),
             pooled_proofs: BTreeMap::new(),
             included: BTreeMap::new(),
+            undone: BTreeSet::new(),
             backlog: BTreeMap::new(),
             counters: RelayerCounters::default(),
         }
@@ -307,15 +311,22 @@ impl RelayerRole {
     }
 
     /// The execution of `id` was refused or dropped: the core executes it again (after its
-    /// backoff) if it still waits for it.
+    /// backoff, or at once if a roll-back of its destination withdrew it) if it still waits
+    /// for it.
     pub fn execute_dropped(&mut self, now_ms: u64, id: MessageId) -> Vec<RelayerEffect> {
         self.execute_deadline.remove(&id);
+        let undone = self.undone.remove(&id);
         if self.core.status(&id) != Some(MessageStatus::Submitted) {
             return vec![];
         }
         self.counters.execute_retries += 1;
         let mut out = self.clock(now_ms);
-        let actions = self.core.handle(RelayerInput::ExecuteDropped { id });
+        let input = if undone {
+            RelayerInput::ExecuteUndone { id }
+        } else {
+            RelayerInput::ExecuteDropped { id }
+        };
+        let actions = self.core.handle(input);
         out.extend(self.effects(now_ms, actions));
         out
     }
@@ -714,6 +725,7 @@ impl RelayerRole {
         }
         self.counters.void_executions_replaced += 1;
         self.counters.executions_dropped += 1;
+        self.undone.insert(id);
         out.push(RelayerEffect::ExecuteDropped { dest, id });
     }
 

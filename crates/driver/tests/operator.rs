@@ -179,22 +179,22 @@ fn batches_go_commit_then_prove_then_execute_in_order() {
         w.block(A);
     }
     assert_eq!(w.ops[&A].batches().count(), 2);
+    // both sealed batches are committed at once, in order (the SL takes them in nonce order)
     let calls = w.tick_op(A);
-    assert_eq!(shape(&calls), vec![("commit", 1)]);
+    assert_eq!(shape(&calls), vec![("commit", 1), ("commit", 2)]);
     // not repeated before the SL produced a block
     assert!(w.tick_op(A).is_empty());
     w.sl_block(A, calls);
     let calls = w.tick_op(A);
-    assert_eq!(shape(&calls), vec![("prove", 1), ("commit", 2)]);
+    assert_eq!(shape(&calls), vec![("prove", 1), ("prove", 2)]);
     w.sl_block(A, calls);
     let calls = w.tick_op(A);
-    assert_eq!(shape(&calls), vec![("execute", 1), ("prove", 2)]);
+    assert_eq!(shape(&calls), vec![("execute", 1), ("execute", 2)]);
     let actions = w.sl_block(A, calls);
-    assert_eq!(actions, vec![(A, OperatorAction::Finalized { through: 1 })]);
-    assert_eq!(w.sl.chain(A).unwrap().last_executed, 1);
-    let calls = w.tick_op(A);
-    assert_eq!(shape(&calls), vec![("execute", 2)]);
-    w.sl_block(A, calls);
+    assert_eq!(
+        actions.last(),
+        Some(&(A, OperatorAction::Finalized { through: 2 }))
+    );
     assert_eq!(w.sl.chain(A).unwrap().last_executed, 2);
     assert_eq!(w.ops[&A].last_executed(), 2);
     assert_eq!(w.ops[&A].batches().count(), 0);
@@ -207,6 +207,46 @@ fn batches_go_commit_then_prove_then_execute_in_order() {
     assert_eq!(shape(&calls), vec![("commit", 3)]);
     w.sl_block(A, vec![]); // the shell lost it
     assert_eq!(shape(&w.tick_op(A)), vec![("commit", 3)]);
+}
+
+/// Issue 15, generated seed 300: a chain sealing a batch every second under 2 s SL blocks fell
+/// behind for good with one commit per SL block. The operator now commits up to
+/// `max_commits_ahead` batches past the SL's view at once, adds newly sealed ones behind
+/// those in flight, and sends the whole window again once its first commit is due again.
+#[test]
+fn a_backlog_is_committed_in_windows_and_a_lost_window_goes_out_again() {
+    let mut w = World::new();
+    for _ in 0..24 {
+        w.block(A);
+    }
+    assert_eq!(w.ops[&A].batches().count(), 12);
+    let ahead = DEFAULT_MAX_COMMITS_AHEAD;
+    let calls = w.tick_op(A);
+    let first: Vec<_> = (1..=ahead).map(|n| ("commit", n)).collect();
+    assert_eq!(shape(&calls), first);
+    // nothing new while the window is in flight...
+    assert!(w.tick_op(A).is_empty());
+    // ...but a batch sealed meanwhile inside the window joins behind the ones in flight
+    let mut w2 = World::new();
+    for _ in 0..4 {
+        w2.block(A);
+    }
+    assert_eq!(shape(&w2.tick_op(A)), vec![("commit", 1), ("commit", 2)]);
+    w2.block(A);
+    w2.block(A);
+    assert_eq!(shape(&w2.tick_op(A)), vec![("commit", 3)]);
+    // the shell lost the first window: after the SL block it goes out again, whole
+    w.sl_block(A, vec![]);
+    assert_eq!(shape(&w.tick_op(A)), first);
+    // this time it lands: the next tick proves those and commits the rest of the backlog
+    w.sl_block(A, calls);
+    assert_eq!(w.sl.chain(A).unwrap().last_committed, ahead);
+    let calls = w.tick_op(A);
+    let mut expected: Vec<_> = (1..=ahead).map(|n| ("prove", n)).collect();
+    expected.extend((ahead + 1..=12).map(|n| ("commit", n)));
+    assert_eq!(shape(&calls), expected);
+    w.sl_block(A, calls);
+    assert_eq!(w.sl.chain(A).unwrap().last_committed, 12);
 }
 
 /// Alice sends a precommit message from A to B (her `nonce`-th transaction).

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use alloy_primitives::{Address, U256};
 use alloy_sol_types::SolCall as _;
-use braid_driver::{ChainEffect, ChainRole, LocalChains, RelayerEffect, RelayerRole};
+use braid_driver::{ChainEffect, ChainRole, LocalChains, NoTree, RelayerEffect, RelayerRole};
 use braid_execution::TxSigner;
 use braid_operator::{Operator, OperatorConfig};
 use braid_primitives::{ChainId, IMessenger, ImportKind, Message, MessageProof, MESSENGER_ADDRESS};
@@ -121,11 +121,11 @@ impl World {
         for effect in effects {
             match effect {
                 RelayerEffect::Import { dest, root, epoch } => {
-                    let out = self
-                        .chains
-                        .get_mut(&dest)
-                        .unwrap()
-                        .import(root, Some(epoch));
+                    let out =
+                        self.chains
+                            .get_mut(&dest)
+                            .unwrap()
+                            .import(root, Some(epoch), &NoTree);
                     assert!(format!("{out:?}").contains("ImportQueued"), "{out:?}");
                 }
                 RelayerEffect::Execute {

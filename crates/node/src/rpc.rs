@@ -243,7 +243,7 @@ pub fn chain_extension(
                     RpcError::invalid_params("source epoch: a non-negative integer expected")
                 })?),
             };
-            match node.role.import(import, epoch).pop() {
+            match node.role.import(import, epoch, &braid_driver::NoTree).pop() {
                 Some(ChainEffect::Output(SequencerOutput::ImportQueued(_))) => Ok(json!("queued")),
                 Some(ChainEffect::ImportRefused { reason, .. }) => {
                     Err(RpcError::server(reason.to_string()))

@@ -929,7 +929,7 @@ impl Devnet {
                     let Some(node) = self.chains.get_mut(&dest) else {
                         continue;
                     };
-                    for effect in node.role.import(root, Some(epoch)) {
+                    for effect in node.role.import(root, Some(epoch), self.sl.sl()) {
                         let refused = match effect {
                             ChainEffect::Output(SequencerOutput::ImportRejected {
                                 import, ..

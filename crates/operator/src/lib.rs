@@ -3,7 +3,9 @@
 //! The operator takes the batches its chain's sequencer seals ([`Operator::batch_sealed`]) and,
 //! on every [`Operator::tick`], returns the settlement-layer calls to submit now, read from a view
 //! of the SL ([`SlView`], implemented by [`SettlementLayer`]):
-//! - commit the next batch after the SL's `last_committed` (one commit per tick);
+//! - commit the batches after the SL's `last_committed`, in order, up to
+//!   `max_commits_ahead` of them in flight at once, so a chain that seals batches faster than
+//!   the SL produces blocks (or works off a backlog after a stall) still catches up;
 //! - prove every committed batch, in order;
 //! - request execution of every proven batch once an extension proof is available for each of
 //!   its `precommit` imports ([`ExtensionProofs`]; `braid-driver` implements it over a relayer
@@ -74,7 +76,14 @@ pub struct OperatorConfig {
     /// operator that reads the SL right before each SL block (in-process); with network latency
     /// between them use more, or the call is sent twice (the SL refuses the copy).
     pub resend_after_blocks: u64,
+    /// At most this many consecutive batches past the SL's `last_committed` are committed
+    /// before the SL shows them (1: one commit per SL block, which a chain sealing faster than
+    /// the SL produces blocks never catches up with).
+    pub max_commits_ahead: u64,
 }
+
+/// Default of [`OperatorConfig::max_commits_ahead`].
+pub const DEFAULT_MAX_COMMITS_AHEAD: u64 = 8;
 
 impl OperatorConfig {
     /// An operator for `chain_id` that commits, proves and requests execution, and re-issues a
@@ -87,6 +96,7 @@ impl OperatorConfig {
             settled_by_tree: false,
             tree: None,
             resend_after_blocks: 1,
+            max_commits_ahead: DEFAULT_MAX_COMMITS_AHEAD,
         }
     }
 }
@@ -424,6 +434,16 @@ impl Operator {
         let height = sl.height();
         let mut calls = vec![];
         let mut issue = Vec::new();
+        // the next batch to commit: past the SL's view, and past commits issued and in flight
+        let mut next_commit = last_committed + 1;
+        let ahead = self.config.max_commits_ahead.max(1);
+        // the SL takes commits in batch (and nonce) order: once the first one is due again (lost
+        // or refused), the ones after it failed too, and the whole window goes out again
+        let wait = self.config.resend_after_blocks.max(1);
+        let resend_window = self
+            .issued
+            .get(&(next_commit, Stage::Commit))
+            .is_none_or(|at| height >= at.saturating_add(wait));
         for (n, held) in &self.batches {
             let wait = self.config.resend_after_blocks.max(1);
             let fresh = |stage| {
@@ -432,8 +452,9 @@ impl Operator {
                     .is_none_or(|at| height >= at.saturating_add(wait))
             };
             match sl.batch_progress(chain, *n) {
-                None if *n == last_committed + 1 => {
-                    if fresh(Stage::Commit) {
+                // commits go in batch order, at most `ahead` past the SL's view
+                None if *n == next_commit && *n <= last_committed + ahead => {
+                    if resend_window || !self.issued.contains_key(&(*n, Stage::Commit)) {
                         let b = &held.batch;
                         calls.push(SlCall::CommitBatch {
                             header: b.header.clone(),
@@ -442,7 +463,7 @@ impl Operator {
                         });
                         issue.push((*n, Stage::Commit));
                     }
-                    break; // one commit per tick keeps prove/execute ordering simple
+                    next_commit += 1;
                 }
                 Some(p) if self.config.prove_and_execute => match p.status {
                     BatchStatus::Committed

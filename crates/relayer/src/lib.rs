@@ -306,6 +306,10 @@ pub struct AggregationView {
     pub chains: Vec<ChainId>,
     /// Blocks per checkpoint: checkpoint `i` ends at block `i * checkpoint_blocks`.
     pub checkpoint_blocks: u64,
+    /// The SL's aggregator timeout: once no root was accepted for this long, the SL settles no
+    /// checkpoint past the accepted one any more (the tree chains exit), so the relayer stops
+    /// importing them and moves their messages to stronger roots. `None`: never.
+    pub aggregator_timeout_ms: Option<u64>,
 }
 
 impl AggregationView {
@@ -606,6 +610,14 @@ pub enum RelayerInput {
     /// message is retried after a backoff measured on the time of the last
     /// [`RelayerInput::Tick`].
     ExecuteDropped {
+        /// The message.
+        id: MessageId,
+    },
+    /// The execution transaction for `id` is gone through no fault of the message: a
+    /// roll-back of the destination discarded or withdrew it. Retried at once, without the
+    /// backoff a refusal earns (a destination reverted twice must not push its messages past
+    /// their deadlines).
+    ExecuteUndone {
         /// The message.
         id: MessageId,
     },
@@ -940,6 +952,9 @@ pub struct Relayer {
     tree: BTreeMap<u64, (u8, Arc<TreeSnapshot>)>,
     /// The last root the settlement layer accepted: (checkpoint, root hash).
     tree_accepted: Option<(u64, B256)>,
+    /// The relayer's time when it learned of the accepted root (the SL's time of acceptance is
+    /// at most this: the relayer gives up on a checkpoint no earlier than the SL).
+    tree_accepted_at_ms: u64,
     /// Shell time of the last [`RelayerInput::Tick`].
     now_ms: u64,
     /// Dropped executions waiting for their retry: (due time, message).
@@ -986,6 +1001,7 @@ impl Relayer {
             sl_block: None,
             tree: BTreeMap::new(),
             tree_accepted: None,
+            tree_accepted_at_ms: 0,
             now_ms: 0,
             backoff: BTreeSet::new(),
             global_waiting: BTreeMap::new(),
@@ -1093,7 +1109,8 @@ impl Relayer {
                 self.after_block(chain, &mut out);
             }
             RelayerInput::Sl(fact) => self.sl_fact(fact, &mut out),
-            RelayerInput::ExecuteDropped { id } => self.execute_dropped(id),
+            RelayerInput::ExecuteDropped { id } => self.execute_dropped(id, false),
+            RelayerInput::ExecuteUndone { id } => self.execute_dropped(id, true),
             RelayerInput::Tick { now_ms } => {
                 self.now_ms = self.now_ms.max(now_ms);
                 let resyncing: Vec<ChainId> = self
@@ -1120,7 +1137,7 @@ impl Relayer {
                     e.retry_at = None;
                     if e.record.status == MessageStatus::Submitted {
                         // an execution undone by a revert of its destination, not seen again
-                        self.execute_dropped(id);
+                        self.execute_dropped(id, false);
                     } else {
                         self.active.insert(id);
                     }
@@ -1534,6 +1551,7 @@ impl Relayer {
                 let g = state.snapshot().clone();
                 let root = g.nodes.last().and_then(|r| r.first()).map(|n| n.hash);
                 self.tree_accepted = root.map(|r| (0, r));
+                self.tree_accepted_at_ms = self.now_ms;
                 self.tree.insert(0, (tree_depth_of(agg), Arc::new(g)));
             }
         }
@@ -1575,6 +1593,14 @@ impl Relayer {
             .and_then(|s| s.nodes.last()?.first())
             .is_some_and(|n| n.hash == accepted_root);
         if !root_ok {
+            return false;
+        }
+        // past the accepted root, only while the aggregator has not timed out on the SL
+        if checkpoint > accepted
+            && agg
+                .aggregator_timeout_ms
+                .is_some_and(|t| self.now_ms >= self.tree_accepted_at_ms.saturating_add(t))
+        {
             return false;
         }
         let chains = agg.chains.len() as u32;
@@ -1762,6 +1788,7 @@ impl Relayer {
             SlFact::RootAccepted { checkpoint, root } => {
                 if self.tree_accepted.is_none_or(|(c, _)| checkpoint > c) {
                     self.tree_accepted = Some((checkpoint, root));
+                    self.tree_accepted_at_ms = self.now_ms;
                     self.prune_tree();
                 }
             }
@@ -1899,14 +1926,15 @@ impl Relayer {
         }
         // as a destination: imports in the discarded blocks are no longer there, and no
         // longer asked for either (the request was answered by a block that is gone): they are
-        // asked for again unless the re-sequenced chain includes them itself. Not `aggregated`
-        // ones: a roll-back drops those whose checkpoint no root settled in time (asked again,
-        // they would make the re-sequenced batch fail the same way), and one that is neither
-        // landed nor asked for is replaced by a newer checkpoint's (`progress`)
+        // asked for again unless the re-sequenced chain includes them itself. An `aggregated`
+        // one that is neither landed nor asked for is replaced by a newer checkpoint's, or by a
+        // stronger root once no checkpoint can settle (`progress`, `tree_node_settleable`); a
+        // roll-back drops those whose checkpoint no root settled in time, and a chain node
+        // refuses them, so none is asked for again
         let unlanded: Vec<ImportKey> = chain
             .landed
             .iter()
-            .filter(|(k, (b, _))| *b >= first_block && k.kind != ImportKind::Aggregated)
+            .filter(|(_, (b, _))| *b >= first_block)
             .map(|(k, _)| *k)
             .collect();
         chain.landed.retain(|_, (b, _)| *b < first_block);
@@ -2149,7 +2177,7 @@ impl Relayer {
 
     /// The shell reports `id`'s execution dropped: retried at once after the first drop, after
     /// a backoff after later ones.
-    fn execute_dropped(&mut self, id: MessageId) {
+    fn execute_dropped(&mut self, id: MessageId, undone: bool) {
         let Some(e) = self.messages.get_mut(&id) else {
             return;
         };
@@ -2170,7 +2198,11 @@ impl Relayer {
                 at_block: e.record.source_block,
             }
         };
-        let delay = self.config.retry_delay_ms(e.record.attempts);
+        let delay = if undone {
+            0
+        } else {
+            self.config.retry_delay_ms(e.record.attempts)
+        };
         if delay == 0 {
             self.active.insert(id);
         } else {

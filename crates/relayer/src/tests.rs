@@ -298,6 +298,36 @@ fn execution_is_retried_only_after_the_shell_reports_it_dropped() {
     assert_eq!(r.pending_messages().count(), 0);
 }
 
+/// Generated seed 364: two council reverts of the destination each withdrew a message's
+/// execution, each counted as a refusal, and the backoff pushed the next attempt past the end
+/// of the run. An execution a roll-back undid is retried at once, however often it happened;
+/// a refusal still backs off.
+#[test]
+fn an_execution_a_rollback_undid_is_retried_at_once_and_a_refusal_backs_off() {
+    let (mut a, mut b, mut r) = setup();
+    r.handle(RelayerInput::Tick { now_ms: 1_000 });
+    a.send(B, ImportKind::Precommit);
+    let (a1, _) = a.tick();
+    let out = feed_block(&mut r, &a1);
+    let [root] = &imports(&out)[..] else {
+        panic!("{out:?}")
+    };
+    b.seq.handle(SequencerInput::Import(root.clone()));
+    let (b1, _) = b.tick();
+    let out = feed_block(&mut r, &b1);
+    assert_eq!(executes(&out).len(), 1, "{out:?}");
+    // undone three times: each time the execution goes out again at once
+    for attempt in 2..=4 {
+        let out = r.handle(RelayerInput::ExecuteUndone { id: id(A, 0) });
+        assert_eq!(executes(&out).len(), 1, "attempt {attempt}: {out:?}");
+        assert_eq!(r.message(&id(A, 0)).unwrap().attempts, attempt);
+    }
+    // a refusal after those waits for its backoff
+    let out = r.handle(RelayerInput::ExecuteDropped { id: id(A, 0) });
+    assert!(executes(&out).is_empty(), "{out:?}");
+    assert_ne!(r.status(&id(A, 0)), Some(MessageStatus::Submitted));
+}
+
 fn secret(tag: &str) -> B256 {
     alloy_primitives::keccak256(tag.as_bytes())
 }
@@ -650,6 +680,7 @@ mod aggregated {
         let view = AggregationView {
             chains: vec![A, B],
             checkpoint_blocks: K,
+            aggregator_timeout_ms: None,
         };
         let mut r = Relayer::new(
             RelayerConfig::new(vec![A, B])

@@ -113,7 +113,11 @@
 //! The SL pools at most `max_pending_txs` transactions for its next block, and at most
 //! `max_pending_txs_per_sender` from one sender; beyond that `submit` refuses with
 //! [`SettlementError::QueueFull`] or [`SettlementError::SenderQueueFull`], so one account's
-//! signed junk cannot crowd out the operators.
+//! signed junk cannot crowd out the operators. The global limit does not apply to the security
+//! council and the registered operators (only their per-sender limit does): junk signed by
+//! many accounts can fill the queue, but never delay a commit, proof, execution request or
+//! council action. (The SL charges no fee or bond for admission: a Sybil flood can still
+//! crowd out deposits and other users' calls for as long as it lasts.)
 //!
 //! # Replay across SL instances
 //! Every [`SlTx`] names the SL it is for (`sl_chain_id`), and its signed digest covers that id
@@ -1250,7 +1254,12 @@ impl SettlementLayer {
         if let Err(e) = tx.verify_for(self.config.sl_chain_id) {
             return Some(reject(&tx, e));
         }
-        if self.pending.len() >= self.config.max_pending_txs {
+        // the council and the chains' operators keep their room: junk from many senders can
+        // fill the queue for everyone else, never for them (each is still held to its
+        // per-sender limit below)
+        let privileged = tx.from == self.config.security_council
+            || self.chains.values().any(|c| c.operator == tx.from);
+        if !privileged && self.pending.len() >= self.config.max_pending_txs {
             let limit = self.config.max_pending_txs;
             return Some(reject(&tx, SettlementError::QueueFull { limit }));
         }

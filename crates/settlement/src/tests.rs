@@ -470,6 +470,31 @@ fn commit_refuses_block_timestamps_that_do_not_increase_or_run_ahead_of_sl_time(
 }
 
 #[test]
+fn junk_from_many_senders_fills_the_queue_but_never_for_operators_or_the_council() {
+    let mut s = setup(1);
+    s.sl.config.max_pending_txs = 8;
+    for i in 0..8 {
+        let junk = key(&format!("junk {i}"));
+        let tx = SlTx::sign(&junk, 0, SlCall::ExitValidators).unwrap();
+        assert!(s.sl.handle(SlInput::Submit(Box::new(tx))).is_empty());
+    }
+    let one_more = SlTx::sign(&key("junk 8"), 0, SlCall::ExitValidators).unwrap();
+    let e = s.sl.handle(SlInput::Submit(Box::new(one_more)));
+    assert!(
+        matches!(rejected(&e), Some(SettlementError::QueueFull { limit: 8 })),
+        "{e:?}"
+    );
+    // the operator's commit is still admitted and lands in the next block
+    let tx = SlTx::sign(&s.operator, 0, s.commit(0)).unwrap();
+    assert!(s.sl.handle(SlInput::Submit(Box::new(tx))).is_empty());
+    s.now += 1000;
+    let e = s.sl.handle(SlInput::Tick { now_ms: s.now });
+    assert!(e
+        .iter()
+        .any(|e| matches!(e, SlEvent::BatchCommitted { batch: 1, .. })));
+}
+
+#[test]
 fn a_sender_may_pool_only_max_pending_txs_per_sender() {
     let mut s = setup(1);
     let limit = s.sl.config().max_pending_txs_per_sender;

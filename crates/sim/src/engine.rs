@@ -205,8 +205,9 @@ enum Delivery {
     Backfill { chain: ChainId, from: BlockNumber },
     /// Relayer → SL: resend the relayer's events of SL blocks `from..=to`.
     BackfillSl { from: u64, to: u64 },
-    /// Operator → SL: a call (signed on arrival with the operator's key, see docs).
-    SlCall { chain: ChainId, call: SlCall },
+    /// Operator → SL: the calls of one operator tick, in order (one connection: they arrive
+    /// together and in order; each is signed on arrival with the operator's key, see docs).
+    SlCalls { chain: ChainId, calls: Vec<SlCall> },
     /// SL → relayer (feed): the events of one SL block.
     SlToRelayer(Vec<SlEvent>),
     /// SL → an operator (feed): the events of one SL block routed to its chain.
@@ -952,7 +953,10 @@ impl<'a> Sim<'a> {
             Some(from) => {
                 self.fault_detail(fault, format!("operator reverts from batch {from}"));
                 let call = SlCall::RevertBatches { chain_id: id, from };
-                let d = Delivery::SlCall { chain: id, call };
+                let d = Delivery::SlCalls {
+                    chain: id,
+                    calls: vec![call],
+                };
                 self.send(Role::Operator(id), Role::Sl, Class::Datagram, d);
             }
             None => self.fault_detail(fault, "no unexecuted committed batch to revert".into()),
@@ -1504,6 +1508,17 @@ impl<'a> Sim<'a> {
                         self.council_stats.proofs_refused += 1;
                         self.council_reverts.insert((chain, batch));
                     }
+                } else if let SettlementError::ProofRejected {
+                    chain,
+                    batch,
+                    error: proof_error,
+                } = error
+                {
+                    // the SL re-executed the operator's batch and found an invalid block: public
+                    // evidence, the council need not wait for its own proof to fail
+                    if matches!(**proof_error, braid_proof::ProofError::InvalidBlock { .. }) {
+                        self.council_reverts.insert((*chain, *batch));
+                    }
                 }
                 self.sl_rejected(call, error)
             }
@@ -1636,6 +1651,11 @@ impl<'a> Sim<'a> {
     /// (commit, prove, request execution), as the SL allows it then.
     fn council_tick(&mut self) -> Result<(), String> {
         let now = self.now;
+        if !self.council_reverts.is_empty() {
+            // validators' accepts of invalid blocks are judged against the committed batch:
+            // report them before the revert takes it away (the reports go first in the block)
+            self.report_invalid_accepts()?;
+        }
         let mut reverting = BTreeSet::new();
         for (chain, from) in std::mem::take(&mut self.council_reverts) {
             reverting.insert(chain);
@@ -1730,6 +1750,9 @@ impl<'a> Sim<'a> {
 
     fn sl_rejected(&mut self, call: &str, error: &SettlementError) {
         self.sl_txs_rejected += 1;
+        if std::env::var("TRACE").is_ok() {
+            eprintln!("t={} SL rejected {call}: {error}", self.now);
+        }
         let kind = kind_of(error);
         *self
             .sl_rejections
@@ -1767,8 +1790,8 @@ impl<'a> Sim<'a> {
                 _ => true,
             })
             .collect();
-        for call in calls {
-            let d = Delivery::SlCall { chain: id, call };
+        if !calls.is_empty() {
+            let d = Delivery::SlCalls { chain: id, calls };
             self.send(Role::Operator(id), Role::Sl, Class::Datagram, d);
         }
         Ok(())
@@ -2103,7 +2126,11 @@ impl<'a> Sim<'a> {
                     self.send(Role::Sl, Role::Relayer, Class::Feed, d);
                 }
             }
-            Delivery::SlCall { chain, call } => self.sl_call_arrived(chain, call)?,
+            Delivery::SlCalls { chain, calls } => {
+                for call in calls {
+                    self.sl_call_arrived(chain, call)?;
+                }
+            }
             Delivery::SlToRelayer(events) => {
                 let effects = self.relayer.observe_sl_block(self.now, &events);
                 self.relayer_effects(effects);
@@ -2125,7 +2152,7 @@ impl<'a> Sim<'a> {
             }
             Delivery::Import { dest, root, epoch } => {
                 let effects = match self.chains.get_mut(&dest) {
-                    Some(node) => node.role.import(root, Some(epoch)),
+                    Some(node) => node.role.import(root, Some(epoch), &self.sl),
                     None => vec![],
                 };
                 for effect in effects {

@@ -86,16 +86,17 @@ fn liveness_section(r: &Report) -> String {
         l.checked_at_ms, l.quiet_at_ms, l.drain_ms, l.stuck_count, l.stalled_chains.len()
     );
     if !l.stalled_chains.is_empty() {
-        h.push_str("<table id=\"stalled\" class=\"bad\"><tr><th>stalled chain</th><th>last batch executed at ms</th><th>batches executed</th><th>head</th></tr>");
+        h.push_str("<table id=\"stalled\" class=\"bad\"><tr><th>stalled chain</th><th>last batch executed at ms</th><th>batches executed</th><th>head</th><th>waiting</th></tr>");
         for c in &l.stalled_chains {
             let _ = write!(
                 h,
-                "<tr class=\"bad\"><th>{}</th><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr class=\"bad\"><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 c.chain,
                 c.last_batch_executed_at_ms
                     .map_or("never".to_string(), |t| t.to_string()),
                 c.batches_executed,
-                c.head
+                c.head,
+                esc(&c.waiting)
             );
         }
         h.push_str("</table>");

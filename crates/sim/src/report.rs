@@ -614,6 +614,10 @@ pub struct StalledChain {
     pub batches_executed: u64,
     /// Its head block at the end.
     pub head: u64,
+    /// What its first unexecuted batch waits for, as the SL sees it (status, whether execution
+    /// was requested, a failed check, its imports by kind), or why there is none.
+    #[serde(default)]
+    pub waiting: String,
 }
 
 impl Report {

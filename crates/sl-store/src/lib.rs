@@ -32,8 +32,12 @@
 //!   downstream (relayers, chains, a UI) can act on an SL block that a crash would undo. If the
 //!   append fails the error is returned instead of the events and the node refuses further
 //!   ticks ([`SlStoreError::Poisoned`]): the caller must treat it as crashed and reopen.
-//! - Transactions submitted but not yet included in a block live only in memory, like a
-//!   mempool: a crash loses them and their senders resubmit (their nonces were not used).
+//! - Transactions accepted at submission but not yet in a block are journaled: table
+//!   `sl_pending` (submission sequence → `postcard(SlTx)`), each one written durably before
+//!   [`PersistentSl::submit`] returns, so an accepted transaction (one `sl_submit` answered
+//!   "queued") survives a crash. The append of a block empties the journal in the same write
+//!   transaction, so a transaction is either pending or in a logged block, never both or
+//!   neither. Reopening replays the log, then submits the journal again in order.
 //!
 //! # Cost
 //! Reopening replays the whole history: every batch is re-verified by the proof backend (with
@@ -54,6 +58,8 @@ use serde::{Deserialize, Serialize};
 const SL_BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("sl_blocks");
 /// `head` → height (8 bytes, little endian); `config` → 32-byte config fingerprint.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("sl_meta");
+/// Submission sequence → `postcard(SlTx)`: transactions accepted since the last logged block.
+const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("sl_pending");
 const META_HEAD: &str = "head";
 const META_CONFIG: &str = "config";
 
@@ -327,9 +333,51 @@ impl SlStore {
                 .map_err(db_err)?;
             meta.insert(META_HEAD, height.to_le_bytes().as_slice())
                 .map_err(db_err)?;
+            // the block holds every pending transaction (see `LoggedBlock::txs`)
+            tx.open_table(PENDING)
+                .map_err(db_err)?
+                .retain(|_, _| false)
+                .map_err(db_err)?;
         }
         tx.commit().map_err(db_err)?;
         Ok(())
+    }
+
+    /// Durably journals `tx`, accepted at submission as the `seq`-th transaction since the last
+    /// logged block (see the crate docs). Nothing is written on error.
+    pub fn add_pending(&self, seq: u64, tx: &SlTx) -> Result<(), SlStoreError> {
+        let bytes = postcard::to_allocvec(tx).map_err(|e| SlStoreError::Encode {
+            what: "pending SL transaction",
+            reason: e.to_string(),
+        })?;
+        let wtx = self.db.begin_write().map_err(db_err)?;
+        wtx.open_table(PENDING)
+            .map_err(db_err)?
+            .insert(seq, bytes.as_slice())
+            .map_err(db_err)?;
+        wtx.commit().map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The journaled transactions accepted since the last logged block, in submission order.
+    pub fn pending(&self) -> Result<Vec<SlTx>, SlStoreError> {
+        let rtx = self.db.begin_read().map_err(db_err)?;
+        let table = match rtx.open_table(PENDING) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(db_err(e)),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            out.push(
+                postcard::from_bytes(v.value()).map_err(|e| SlStoreError::Corrupt {
+                    what: "pending SL transaction",
+                    reason: format!("entry {}: {e}", k.value()),
+                })?,
+            );
+        }
+        Ok(out)
     }
 
     /// The logged block at `height`, if any.
@@ -538,11 +586,25 @@ impl PersistentSl {
         for (i, block) in store.blocks()?.into_iter().enumerate() {
             events.extend(replay_block(&mut sl, i as u64 + 1, block)?);
         }
+        // the transactions accepted after the last block, in their order: the core accepted
+        // each of them from this very state before the crash
+        let mut buffer = Vec::new();
+        for tx in store.pending()? {
+            let hash = tx.hash();
+            let refused = sl.handle(SlInput::Submit(Box::new(tx.clone())));
+            if !refused.is_empty() {
+                return Err(SlStoreError::ReplayDiverged {
+                    height: sl.height(),
+                    reason: format!("journaled transaction {hash} refused: {refused:?}"),
+                });
+            }
+            buffer.push(tx);
+        }
         Ok((
             Self {
                 sl,
                 store,
-                buffer: Vec::new(),
+                buffer,
                 poisoned: false,
             },
             events,
@@ -550,14 +612,25 @@ impl PersistentSl {
     }
 
     /// Submits a transaction for the next SL block. Returns the core's events: empty if it was
-    /// accepted (and buffered for the log), or [`SlEvent::TxRejected`] if the core refused it
-    /// at submission (bad signature, queue full), in which case it is not buffered.
+    /// accepted (buffered for the log and durably journaled before this returns), or
+    /// [`SlEvent::TxRejected`] if the core refused it at submission (bad signature, queue
+    /// full), in which case it is not buffered.
+    ///
+    /// If the journal write fails the node is poisoned (every later [`PersistentSl::tick`]
+    /// returns [`SlStoreError::Poisoned`]): the core holds a transaction a crash would lose.
     pub fn submit(&mut self, tx: SlTx) -> Vec<SlEvent> {
         let events = self.sl.handle(SlInput::Submit(Box::new(tx.clone())));
         if !events
             .iter()
             .any(|e| matches!(e, SlEvent::TxRejected { .. }))
         {
+            if self
+                .store
+                .add_pending(self.buffer.len() as u64, &tx)
+                .is_err()
+            {
+                self.poisoned = true;
+            }
             self.buffer.push(tx);
         }
         events
@@ -601,7 +674,7 @@ impl PersistentSl {
         &self.store
     }
 
-    /// Transactions accepted since the last SL block (lost on a crash).
+    /// Transactions accepted since the last SL block (journaled: they survive a crash).
     pub fn buffered(&self) -> &[SlTx] {
         &self.buffer
     }

@@ -226,7 +226,7 @@ fn a_log_that_does_not_reproduce_is_replay_diverged() {
 }
 
 #[test]
-fn only_accepted_txs_are_logged_and_unlogged_ones_are_lost_on_a_crash() {
+fn only_accepted_txs_are_logged_and_pending_ones_survive_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sl.redb");
     {
@@ -256,8 +256,9 @@ fn only_accepted_txs_are_logged_and_unlogged_ones_are_lost_on_a_crash() {
         // a tick before the next block is due logs nothing
         assert!(node.tick(999).unwrap().is_empty());
         assert_eq!(node.store().head().unwrap(), 1);
-        // submitted, never included: lost when the node goes down
+        // accepted, not yet in a block: journaled, so it survives the node going down
         assert!(node.submit(tx(2)).is_empty());
+        assert_eq!(node.store().pending().unwrap(), vec![tx(2)]);
     }
     let reference = {
         let mut sl = SettlementLayer::new(config(), fresh()).unwrap();
@@ -268,11 +269,30 @@ fn only_accepted_txs_are_logged_and_unlogged_ones_are_lost_on_a_crash() {
     };
     let (mut node, replayed) = PersistentSl::open(&path, config(), fresh()).unwrap();
     assert_eq!(replayed, 1);
-    assert!(node.buffered().is_empty());
+    assert_eq!(node.buffered(), &[tx(2)][..]);
     assert_eq!(node.state_fingerprint(), reference);
+    // the journaled transaction is the next block's, and the block's append empties the journal
     let events = node.tick(1_000).unwrap();
-    assert!(matches!(&events[..], [SlEvent::SlBlock { height: 2, .. }]));
-    assert_eq!(node.store().block(2).unwrap(), Some(block(1_000, 0)));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SlEvent::SlBlock { height: 2, .. })),
+        "{events:?}"
+    );
+    assert_eq!(
+        node.store().block(2).unwrap(),
+        Some(LoggedBlock {
+            now_ms: 1_000,
+            txs: vec![tx(2)]
+        })
+    );
+    assert!(node.store().pending().unwrap().is_empty());
+    assert!(node.buffered().is_empty());
+    drop(node);
+    // reopened again: nothing pending, nothing submitted twice
+    let (node, replayed) = PersistentSl::open(&path, config(), fresh()).unwrap();
+    assert_eq!(replayed, 2);
+    assert!(node.buffered().is_empty());
 }
 
 #[test]

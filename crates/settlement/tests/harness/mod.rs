@@ -521,12 +521,11 @@ impl Net {
             for effect in std::mem::take(&mut self.relay_queue) {
                 match effect {
                     RelayerEffect::Import { dest, root, epoch } => {
-                        let out = self
-                            .nodes
-                            .get_mut(&dest)
-                            .unwrap()
-                            .role
-                            .import(root, Some(epoch));
+                        let out = self.nodes.get_mut(&dest).unwrap().role.import(
+                            root,
+                            Some(epoch),
+                            &self.sl,
+                        );
                         for o in out {
                             self.chain_effect(dest, o);
                         }

@@ -119,6 +119,7 @@ impl AggregatorNet {
         braid_relayer::AggregationView {
             chains: self.tree.clone(),
             checkpoint_blocks: self.spec.checkpoint_blocks,
+            aggregator_timeout_ms: Some(self.spec.aggregator_timeout_ms),
         }
     }
 
@@ -453,7 +454,8 @@ impl Sim<'_> {
             root: keccak256(format!("forged tree hash {i} at checkpoint {checkpoint}")),
             messageCount: 1,
         };
-        let _refused = node.role.import(import, None); // the adversary's: no one to tell
+        // a Byzantine sequencer includes it whatever its SL says (the SL's check is under test)
+        let _refused = node.role.import(import, None, &braid_driver::NoTree);
         net.stats.forged_imports_injected += 1;
     }
 

@@ -499,7 +499,7 @@ impl Sim<'_> {
         self.report_invalid_accepts()
     }
 
-    fn report_invalid_accepts(&mut self) -> Result<(), String> {
+    pub(super) fn report_invalid_accepts(&mut self) -> Result<(), String> {
         let Some(f) = self.finality.as_mut() else {
             return Ok(());
         };

@@ -18,6 +18,9 @@
 //!
 //! A safety violation stops the run early; liveness is then not judged.
 
+use std::collections::BTreeMap;
+
+use braid_primitives::ChainId;
 use braid_relayer::MessageStatus;
 
 use super::Sim;
@@ -96,6 +99,7 @@ impl Sim<'_> {
                         .chains
                         .get(id)
                         .map_or(0, |n| n.role.seq().head().number),
+                    waiting: self.first_unexecuted_batch(*id),
                 });
             }
         }
@@ -130,10 +134,11 @@ impl Sim<'_> {
                 "chain_settles",
                 format!(
                     "{} chain(s) stopped settling: chain {} executed no batch on the SL since \
-                     {since} (run end {end} ms, drain window {drain} ms, head block {})",
+                     {since} (run end {end} ms, drain window {drain} ms, head block {}; {})",
                     report.stalled_chains.len(),
                     first.chain,
-                    first.head
+                    first.head,
+                    first.waiting
                 ),
             ));
         }
@@ -145,5 +150,40 @@ impl Sim<'_> {
             self.liveness_violations.push(violation(invariant, detail));
         }
         self.liveness = report;
+    }
+
+    /// What the first batch of `chain` the SL has not executed waits for.
+    fn first_unexecuted_batch(&self, chain: ChainId) -> String {
+        let Some(c) = self.sl.chain(chain) else {
+            return "the chain is not registered on the SL".to_string();
+        };
+        let next = c.last_executed + 1;
+        let Some(rec) = self.sl.batch(chain, next) else {
+            return format!(
+                "batch {next} is not committed (last committed {}, {} sealed)",
+                c.last_committed,
+                self.chains
+                    .get(&chain)
+                    .map_or(0, |n| n.role.seq().last_batch())
+            );
+        };
+        let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+        for i in &rec.imports {
+            let kind =
+                braid_primitives::ImportKind::try_from(i.kind).map_or("unknown", |k| k.name());
+            *kinds.entry(kind).or_default() += 1;
+        }
+        format!(
+            "batch {next}: {:?}, execution {}requested{}, imports {kinds:?}",
+            rec.status,
+            if rec.execute_request.is_some() {
+                ""
+            } else {
+                "not "
+            },
+            rec.failure
+                .as_ref()
+                .map_or(String::new(), |f| format!(", check failed: {f}")),
+        )
     }
 }
