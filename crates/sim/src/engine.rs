@@ -1750,9 +1750,6 @@ impl<'a> Sim<'a> {
 
     fn sl_rejected(&mut self, call: &str, error: &SettlementError) {
         self.sl_txs_rejected += 1;
-        if std::env::var("TRACE").is_ok() {
-            eprintln!("t={} SL rejected {call}: {error}", self.now);
-        }
         let kind = kind_of(error);
         *self
             .sl_rejections
