@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod bench;
 mod generate;
 mod relay;
 
@@ -40,6 +41,49 @@ enum Command {
     /// mode, kills processes with SIGKILL in seeded rounds and restarts them, then checks that
     /// nothing was lost or executed twice; exits non-zero otherwise.
     Chaos(ChaosArgs),
+    /// Load tests: `braid bench rpc --rpc URL` measures transfer throughput and inclusion
+    /// latency of any Ethereum JSON-RPC endpoint (a devnet chain, anvil, ...).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Funds fresh senders, sends signed transfers concurrently, polls blocks for their
+    /// inclusion and prints throughput, inclusion latency percentiles and refusals by kind.
+    Rpc(BenchRpcArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchRpcArgs {
+    /// The endpoint (`http://127.0.0.1:8545` is the devnet's chain 901).
+    #[arg(long, default_value = "http://127.0.0.1:8545")]
+    rpc: String,
+    /// Transfers to send.
+    #[arg(long, default_value_t = 6000)]
+    txs: usize,
+    /// Fresh senders to spread them over.
+    #[arg(long, default_value_t = 300)]
+    senders: usize,
+    /// Chain id to sign for, or `auto` (ask the endpoint).
+    #[arg(long, default_value = "auto")]
+    chain_id: String,
+    /// Prefunded key that funds the senders (default: the devnet's dev account 0 or anvil's
+    /// account 0, whichever holds enough).
+    #[arg(long)]
+    funder_key: Option<alloy_primitives::B256>,
+    /// Concurrent HTTP connections sending.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Block polling interval, ms.
+    #[arg(long, default_value_t = 50)]
+    poll_ms: u64,
+    /// Seconds to wait for funding and for inclusion after the last send.
+    #[arg(long, default_value_t = 120)]
+    timeout_s: u64,
+    /// Seed of the senders' keys (default: from the clock, so every run has fresh senders).
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -254,6 +298,13 @@ struct DevnetArgs {
     /// Blocks per batch.
     #[arg(long, default_value_t = 5)]
     batch_blocks: u64,
+    /// Gas limit of every chain's blocks.
+    #[arg(long, default_value_t = 30_000_000)]
+    gas_limit: u64,
+    /// Sustained JSON-RPC requests per second each chain accepts (bursts of twice that; beyond
+    /// it HTTP 429); 0 removes the bound.
+    #[arg(long, default_value_t = 20_000)]
+    rpc_rate_limit: u32,
     /// Settlement-layer block time, in ms.
     #[arg(long, default_value_t = 1000)]
     sl_block_time_ms: u64,
@@ -298,6 +349,7 @@ fn main() -> ExitCode {
         Command::Relayer(args) => runtime.block_on(relayer(args)),
         Command::Sim(args) => sim(args),
         Command::Chaos(args) => chaos(args),
+        Command::Bench(BenchCommand::Rpc(args)) => runtime.block_on(bench_rpc(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -324,6 +376,8 @@ async fn devnet(args: DevnetArgs) -> Result<(), String> {
     config.chains = (0..args.chains).map(|i| 901 + i).collect();
     config.block_time_ms = args.block_time_ms;
     config.batch_blocks = args.batch_blocks;
+    config.block_gas_limit = args.gas_limit;
+    config.rpc_requests_per_second = args.rpc_rate_limit;
     config.sl_block_time_ms = args.sl_block_time_ms;
     config.autorelay = !args.no_autorelay;
     let ports = Ports {
@@ -371,6 +425,32 @@ async fn devnet(args: DevnetArgs) -> Result<(), String> {
     println!("\nstopping…");
     handle.shutdown().await;
     println!("stopped cleanly");
+    Ok(())
+}
+
+async fn bench_rpc(args: BenchRpcArgs) -> Result<(), String> {
+    let mut config = bench::BenchConfig::new(&args.rpc);
+    config.txs = args.txs;
+    config.senders = args.senders;
+    config.chain_id = match args.chain_id.as_str() {
+        "auto" => None,
+        id => Some(
+            id.parse()
+                .map_err(|_| format!("--chain-id must be a number or `auto`, got {id}"))?,
+        ),
+    };
+    config.funder_key = args.funder_key;
+    config.connections = args.connections;
+    config.poll = std::time::Duration::from_millis(args.poll_ms.max(1));
+    config.timeout = std::time::Duration::from_secs(args.timeout_s);
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    config.progress = true;
+    let started = std::time::Instant::now();
+    let log = |line: String| eprintln!("[{:>5.1} s] {line}", started.elapsed().as_secs_f64());
+    let report = bench::run(&config, &log).await.map_err(|e| e.to_string())?;
+    print!("{}: {}", args.rpc, report.summary());
     Ok(())
 }
 

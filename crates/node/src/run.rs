@@ -61,6 +61,11 @@ pub async fn start(
 ) -> Result<DevnetHandle, NodeError> {
     let chains = config.chains.clone();
     let block_time = config.block_time_ms;
+    let limits = RpcLimits {
+        requests_per_second: config.rpc_requests_per_second,
+        burst: config.rpc_requests_per_second.saturating_mul(2),
+        ..RpcLimits::default()
+    };
     let devnet = tokio::task::block_in_place(|| Devnet::open(config))?;
     let devnet = Arc::new(Mutex::new(devnet));
     let (stop, stopped) = watch::channel(false);
@@ -74,13 +79,11 @@ pub async fn start(
         };
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let backend = Arc::new(ChainRpc::new(devnet.clone(), *id));
-        let server = braid_rpc::serve(addr, backend, RpcLimits::default())
-            .await
-            .map_err(|e| {
-                NodeError::Io(format!(
-                    "cannot bind JSON-RPC for chain {id} on {addr}: {e}"
-                ))
-            })?;
+        let server = braid_rpc::serve(addr, backend, limits).await.map_err(|e| {
+            NodeError::Io(format!(
+                "cannot bind JSON-RPC for chain {id} on {addr}: {e}"
+            ))
+        })?;
         rpc_addrs.insert(*id, server.local_addr());
         servers.push(server);
     }

@@ -41,6 +41,11 @@ pub struct DevnetConfig {
     pub block_time_ms: u64,
     /// Blocks per batch.
     pub batch_blocks: u64,
+    /// Gas limit of every chain's blocks.
+    pub block_gas_limit: u64,
+    /// Sustained JSON-RPC requests per second each chain's server accepts (bursts of twice
+    /// that); `0` removes the bound.
+    pub rpc_requests_per_second: u32,
     /// SL block time.
     pub sl_block_time_ms: u64,
     /// Number of funded dev accounts (the same keys on every chain and on the SL).
@@ -54,13 +59,16 @@ pub struct DevnetConfig {
 }
 
 impl DevnetConfig {
-    /// Defaults: chains 901-903, 1 s blocks, 5-block batches, 1 s SL blocks, 10 dev accounts
+    /// Defaults: chains 901-903, 1 s blocks, 5-block batches, 30M gas per block, 20 000 RPC
+    /// requests/s per chain, 1 s SL blocks, 10 dev accounts
     /// with 10 000 ETH each, autorelay on.
     pub fn new(datadir: impl Into<PathBuf>) -> Self {
         Self {
             chains: vec![901, 902, 903],
             block_time_ms: 1_000,
             batch_blocks: 5,
+            block_gas_limit: 30_000_000,
+            rpc_requests_per_second: 20_000,
             sl_block_time_ms: 1_000,
             dev_accounts: 10,
             dev_balance: U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18u64)),
@@ -83,6 +91,9 @@ impl DevnetConfig {
         }
         if self.block_time_ms < 50 || self.sl_block_time_ms < 50 {
             return bad("block times must be at least 50 ms");
+        }
+        if self.block_gas_limit < braid_execution::TX_BASE_GAS {
+            return bad("block_gas_limit must fit one transfer (21000)");
         }
         if self.batch_blocks == 0 || self.dev_accounts == 0 || self.dev_accounts > 1000 {
             return bad("batch_blocks must be positive and dev_accounts in 1..=1000");
@@ -605,6 +616,7 @@ impl Devnet {
         let mut c = SequencerConfig::new(id);
         c.block_time_ms = config.block_time_ms;
         c.batch_blocks = config.batch_blocks;
+        c.block_gas_limit = config.block_gas_limit;
         c.fee_recipient = Address::repeat_byte(0xfe);
         c
     }
