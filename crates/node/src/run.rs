@@ -113,26 +113,27 @@ pub async fn start(
             tracing::error!("status server failed: {e}");
         }
     }));
-    // the clock: step the world a few times per block
+    // the clock: step the world a few times per block, and exactly when a chain's block is due
+    // (a block sealed late pushes every later one back: the next is due a block time after it)
     let world = devnet.clone();
     let mut s = stopped.clone();
     let tick = Duration::from_millis((block_time / 10).clamp(10, 100));
     tasks.push(tokio::spawn(async move {
-        let mut interval = tokio::time::interval(tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut wake = tokio::time::Instant::now();
+        let mut last_due = None;
         loop {
             tokio::select! {
-                _ = interval.tick() => {}
+                _ = tokio::time::sleep_until(wake) => {}
                 _ = s.wait_for(|v| *v) => break,
             }
             let w = world.clone();
             let result = tokio::task::spawn_blocking(move || {
                 let mut d = w.lock().unwrap_or_else(|p| p.into_inner());
-                d.step(now_ms())
+                d.step(now_ms()).map(|()| d.next_block_due_ms())
             })
             .await;
-            match result {
-                Ok(Ok(())) => {}
+            let due = match result {
+                Ok(Ok(due)) => due,
                 Ok(Err(e)) => {
                     tracing::error!("devnet step failed, stopping the clock: {e}");
                     break;
@@ -141,7 +142,16 @@ pub async fn start(
                     tracing::error!("devnet step panicked, stopping the clock: {e}");
                     break;
                 }
-            }
+            };
+            let now = now_ms();
+            let until_due = match due {
+                // a block due now that the step did not seal (a chain that waits): no busy loop
+                Some(d) if d <= now && last_due == Some(d) => tick,
+                Some(d) => Duration::from_millis(d.saturating_sub(now)).min(tick),
+                None => tick,
+            };
+            last_due = due;
+            wake = tokio::time::Instant::now() + until_due;
         }
     }));
     if demo {

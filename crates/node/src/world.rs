@@ -691,6 +691,15 @@ impl Devnet {
         node.submit_tx(raw)
     }
 
+    /// When the earliest chain block is due (ms since the epoch), for a clock that wakes on
+    /// time instead of on its next periodic tick.
+    pub fn next_block_due_ms(&self) -> Option<u64> {
+        self.chains
+            .values()
+            .map(|c| c.seq().next_block_at_ms())
+            .min()
+    }
+
     /// Advances every role to `now_ms`: chains produce due blocks (persisted before anything
     /// else sees them), operators submit, the SL produces its block (logged before its events
     /// are acted on), and the relayer imports roots and executes messages.

@@ -1,6 +1,7 @@
 //! A bounded transaction pool: per-sender nonce order, replacement by a higher fee.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use alloy_primitives::{Address, B256};
 use braid_execution::RecoveredTx;
@@ -83,7 +84,9 @@ pub enum MempoolError {
 pub struct Mempool {
     config: MempoolConfig,
     by_sender: BTreeMap<Address, BTreeMap<u64, RecoveredTx>>,
-    by_hash: HashMap<B256, (Address, u64)>,
+    /// Sender, nonce and arrival number (the order transactions were accepted in).
+    by_hash: HashMap<B256, (Address, u64, u64)>,
+    arrivals: u64,
 }
 
 impl Mempool {
@@ -93,6 +96,11 @@ impl Mempool {
             config,
             ..Default::default()
         }
+    }
+
+    fn next_arrival(&mut self) -> u64 {
+        self.arrivals += 1;
+        self.arrivals
     }
 
     /// Number of pooled transactions.
@@ -112,7 +120,7 @@ impl Mempool {
 
     /// A pooled transaction by hash.
     pub fn get(&self, hash: &B256) -> Option<&RecoveredTx> {
-        let (sender, nonce) = self.by_hash.get(hash)?;
+        let (sender, nonce, _) = self.by_hash.get(hash)?;
         self.by_sender.get(sender)?.get(nonce)
     }
 
@@ -151,7 +159,8 @@ impl Mempool {
             }
             let old_hash = old.hash;
             self.by_hash.remove(&old_hash);
-            self.by_hash.insert(tx.hash, (tx.sender, nonce));
+            let arrival = self.next_arrival();
+            self.by_hash.insert(tx.hash, (tx.sender, nonce, arrival));
             self.by_sender
                 .entry(tx.sender)
                 .or_default()
@@ -184,7 +193,8 @@ impl Mempool {
                 limit: self.config.max_txs,
             });
         }
-        self.by_hash.insert(tx.hash, (tx.sender, nonce));
+        let arrival = self.next_arrival();
+        self.by_hash.insert(tx.hash, (tx.sender, nonce, arrival));
         self.by_sender
             .entry(tx.sender)
             .or_default()
@@ -209,7 +219,8 @@ impl Mempool {
         {
             return Err(MempoolError::NonceTaken { nonce });
         }
-        self.by_hash.insert(tx.hash, (tx.sender, nonce));
+        let arrival = self.next_arrival();
+        self.by_hash.insert(tx.hash, (tx.sender, nonce, arrival));
         self.by_sender
             .entry(tx.sender)
             .or_default()
@@ -241,7 +252,7 @@ impl Mempool {
 
     /// Removes a transaction by hash.
     pub fn remove(&mut self, hash: &B256) -> Option<RecoveredTx> {
-        let (sender, nonce) = self.by_hash.remove(hash)?;
+        let (sender, nonce, _) = self.by_hash.remove(hash)?;
         let queue = self.by_sender.get_mut(&sender)?;
         let tx = queue.remove(&nonce);
         if queue.is_empty() {
@@ -266,8 +277,8 @@ impl Mempool {
 
     /// Executable transactions in inclusion order: each sender's consecutive run starting at its
     /// account nonce, interleaved greedily by the tip they pay at `base_fee` (highest first, ties
-    /// by sender address so the order is deterministic). Transactions whose fee cap is below the
-    /// base fee wait.
+    /// first come, first served: by the order the pool accepted them, which is deterministic).
+    /// Transactions whose fee cap is below the base fee wait.
     pub fn ready(
         &self,
         account_nonce: impl Fn(&Address) -> u64,
@@ -287,21 +298,26 @@ impl Mempool {
                 runs.push(run);
             }
         }
-        let mut out = Vec::new();
-        loop {
-            let mut best: Option<(usize, u128)> = None;
-            for (i, run) in runs.iter().enumerate() {
-                if let Some(tx) = run.last() {
-                    if let Some(tip) = tx.effective_tip(base_fee) {
-                        if best.is_none_or(|(_, t)| tip > t) {
-                            best = Some((i, tip));
-                        }
-                    }
-                }
+        // the head of every run, best first: highest tip, then earliest arrival
+        let key = |tx: &RecoveredTx| {
+            let tip = tx.effective_tip(base_fee)?;
+            let arrival = self.by_hash.get(&tx.hash).map_or(u64::MAX, |e| e.2);
+            Some((tip, Reverse(arrival)))
+        };
+        let mut heads = BinaryHeap::with_capacity(runs.len());
+        for (i, run) in runs.iter().enumerate() {
+            if let Some(k) = run.last().and_then(|tx| key(tx)) {
+                heads.push((k, i));
             }
-            let Some((i, _)) = best else { break };
-            if let Some(tx) = runs.get_mut(i).and_then(|r| r.pop()) {
+        }
+        let mut out = Vec::new();
+        while let Some((_, i)) = heads.pop() {
+            let Some(run) = runs.get_mut(i) else { continue };
+            if let Some(tx) = run.pop() {
                 out.push(tx.clone());
+            }
+            if let Some(k) = run.last().and_then(|tx| key(tx)) {
+                heads.push((k, i));
             }
         }
         out
