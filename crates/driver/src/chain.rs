@@ -293,6 +293,11 @@ impl ChainRole {
         outs.into_iter().map(ChainEffect::Output).collect()
     }
 
+    /// A transaction already decoded and recovered (see `Sequencer::submit_recovered`).
+    pub fn submit_recovered(&mut self, tx: braid_execution::RecoveredTx) -> Vec<ChainEffect> {
+        vec![ChainEffect::Output(self.seq.submit_recovered(tx))]
+    }
+
     /// A root to import in the next block. `source_epoch` is how many reverts of the source
     /// the sender had seen when it built the import (`braid_relayer::Relayer::source_epoch`;
     /// `None`: not said, taken as current). An import that a revert the sender had not seen

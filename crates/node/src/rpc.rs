@@ -424,9 +424,11 @@ impl<H: ChainHost> ChainRpcBackend for ChainRpc<H> {
     }
 
     fn send_raw_transaction(&self, raw: Bytes) -> Result<B256, String> {
+        // decoding and signature recovery, the costly part, run before taking the host's lock
+        let decoded = RecoveredTx::decode(&raw);
         let mut h = self.lock();
         let node = h.node_mut(self.chain).ok_or("unknown chain")?;
-        node.submit_tx(raw)
+        node.submit_decoded(decoded)
     }
 
     fn estimate_gas(

@@ -9,7 +9,7 @@ use braid_driver::{
     route, submit_to_role, ChainEffect, ChainRole, LocalChain, LocalChains, RelayerEffect,
     RelayerRole, RollbackCause, SubmitRefusal, WatchedSources,
 };
-use braid_execution::TxSigner;
+use braid_execution::{RecoveredTx, TxSigner};
 use braid_operator::{Operator, OperatorConfig};
 use braid_primitives::{
     BatchNumber, Block, BlockNumber, ChainId, ImportKind, MessageId, MESSENGER_ADDRESS,
@@ -298,7 +298,18 @@ impl ChainNode {
     /// hash is returned; if the journal cannot be written it is taken out of the pool again and
     /// refused.
     pub fn submit_tx(&mut self, raw: Bytes) -> Result<B256, String> {
-        match self.role.submit_tx(raw.clone()).pop() {
+        self.submit_decoded(RecoveredTx::decode(&raw))
+    }
+
+    /// [`ChainNode::submit_tx`] for a transaction decoded (and its signature recovered) before:
+    /// the RPC does that outside the lock that guards the node.
+    pub fn submit_decoded(
+        &mut self,
+        decoded: Result<RecoveredTx, braid_execution::ExecutionError>,
+    ) -> Result<B256, String> {
+        let tx = decoded.map_err(|e| braid_sequencer::SequencerError::from(e).to_string())?;
+        let raw = tx.raw.clone();
+        match self.role.submit_recovered(tx).pop() {
             Some(ChainEffect::Output(SequencerOutput::TxAccepted { hash, replaced })) => {
                 self.journal(hash, &raw, replaced).map(|()| hash)
             }

@@ -713,6 +713,14 @@ impl Sequencer {
                 }
             }
         };
+        self.submit_recovered(tx)
+    }
+
+    /// Pool admission of a transaction already decoded and recovered, as
+    /// `SequencerInput::SubmitTx` does after decoding: a shell can recover signatures (the
+    /// costly part) before it takes whatever lock guards the sequencer. Answers `TxAccepted` or
+    /// `TxRejected`.
+    pub fn submit_recovered(&mut self, tx: RecoveredTx) -> SequencerOutput {
         let hash = tx.hash;
         match self.admit(tx) {
             Ok(replaced) => SequencerOutput::TxAccepted { hash, replaced },
