@@ -628,6 +628,13 @@ impl Devnet {
         c.block_time_ms = config.block_time_ms;
         c.batch_blocks = config.batch_blocks;
         c.block_gas_limit = config.block_gas_limit;
+        // the pool holds at least two blocks' worth of transfers, or a higher gas limit
+        // could never be filled (1M transactions at most)
+        let two_blocks = usize::try_from(config.block_gas_limit / braid_execution::TX_BASE_GAS)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(2)
+            .min(1 << 20);
+        c.mempool.max_txs = c.mempool.max_txs.max(two_blocks);
         c.fee_recipient = Address::repeat_byte(0xfe);
         c
     }
