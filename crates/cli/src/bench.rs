@@ -41,6 +41,9 @@ pub struct BenchConfig {
     pub funder_key: Option<B256>,
     /// Concurrent senders (HTTP connections).
     pub connections: usize,
+    /// Offered load: send transfer `i` no earlier than `i / rate` seconds after the first;
+    /// `None` sends as fast as the connections go.
+    pub rate_tx_s: Option<f64>,
     /// Block polling interval.
     pub poll: Duration,
     /// How long to wait for inclusion after the last send (and for funding to be mined).
@@ -68,6 +71,7 @@ impl BenchConfig {
             chain_id: None,
             funder_key: None,
             connections: 32,
+            rate_tx_s: None,
             poll: Duration::from_millis(50),
             timeout: Duration::from_secs(120),
             idle: Duration::from_secs(15),
@@ -574,6 +578,14 @@ pub async fn run(config: &BenchConfig, log: &dyn Fn(String)) -> Result<BenchRepo
             "--txs and --senders must be positive, with no more senders than transactions".into(),
         ));
     }
+    if config
+        .rate_tx_s
+        .is_some_and(|r| !(r.is_finite() && r > 0.0))
+    {
+        return Err(BenchError::Config(
+            "--rate must be a positive number".into(),
+        ));
+    }
     if config.connections == 0 || config.connections > 1024 {
         return Err(BenchError::Config(
             "--connections must be in 1..=1024".into(),
@@ -664,10 +676,15 @@ pub async fn run(config: &BenchConfig, log: &dyn Fn(String)) -> Result<BenchRepo
         let next = next.clone();
         let bar = bar.clone();
         let sent_count = sent_count.clone();
+        let rate = config.rate_tx_s;
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(tx) = prepared.get(i) else { break };
+                if let Some(rate) = rate {
+                    let due = start + Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+                }
                 let hex = format!("0x{}", alloy_primitives::hex::encode(&tx.raw));
                 let at = start.elapsed();
                 let result = rpc.call("eth_sendRawTransaction", json!([hex])).await;

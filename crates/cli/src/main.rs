@@ -75,6 +75,9 @@ struct BenchRpcArgs {
     /// Concurrent HTTP connections sending.
     #[arg(long, default_value_t = 32)]
     connections: usize,
+    /// Offered load in transfers per second (default: as fast as the connections go).
+    #[arg(long)]
+    rate: Option<f64>,
     /// Block polling interval, ms.
     #[arg(long, default_value_t = 50)]
     poll_ms: u64,
@@ -441,6 +444,7 @@ async fn bench_rpc(args: BenchRpcArgs) -> Result<(), String> {
     };
     config.funder_key = args.funder_key;
     config.connections = args.connections;
+    config.rate_tx_s = args.rate;
     config.poll = std::time::Duration::from_millis(args.poll_ms.max(1));
     config.timeout = std::time::Duration::from_secs(args.timeout_s);
     if let Some(seed) = args.seed {
