@@ -150,14 +150,18 @@ impl BenchError {
             Self::Http { status: 429, .. } => "HTTP 429 (rate limited)".into(),
             Self::Http { status, .. } => format!("HTTP {status}"),
             Self::Refused { message, .. } => {
-                let words: Vec<&str> = message
+                let words: Vec<String> = message
                     .split_whitespace()
                     .map(|w| {
-                        if w.chars().any(|c| c.is_ascii_digit()) {
-                            "N"
-                        } else {
-                            w
+                        if !w.chars().any(|c| c.is_ascii_digit()) {
+                            return w.to_string();
                         }
+                        // keep the punctuation around a number: "(9522" -> "(N"
+                        let core = w.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+                        let start = w.find(core).unwrap_or(0);
+                        let (before, rest) = w.split_at(start);
+                        let after = rest.get(core.len()..).unwrap_or("");
+                        format!("{before}N{after}")
                     })
                     .collect();
                 format!("refused: {}", words.join(" "))
@@ -405,11 +409,12 @@ struct Prepared {
 /// base fee rising under full blocks does not strand them.
 #[derive(Debug, Clone, Copy)]
 struct Fees {
+    chain_id: u64,
     max_fee: u128,
     tip: u128,
 }
 
-async fn fees(rpc: &Rpc) -> Result<Fees, BenchError> {
+async fn fees(rpc: &Rpc, chain_id: u64) -> Result<Fees, BenchError> {
     let block = rpc
         .call("eth_getBlockByNumber", json!(["latest", false]))
         .await?;
@@ -419,6 +424,7 @@ async fn fees(rpc: &Rpc) -> Result<Fees, BenchError> {
     };
     let tip = 1_000_000_000u128;
     Ok(Fees {
+        chain_id,
         max_fee: base.max(1_000_000_000).saturating_mul(10) + tip,
         tip,
     })
@@ -426,7 +432,6 @@ async fn fees(rpc: &Rpc) -> Result<Fees, BenchError> {
 
 fn transfer(
     signer: &TxSigner,
-    chain_id: u64,
     nonce: u64,
     to: Address,
     value: U256,
@@ -434,7 +439,7 @@ fn transfer(
 ) -> Result<Prepared, BenchError> {
     let raw = signer
         .sign_eip1559(TxEip1559 {
-            chain_id,
+            chain_id: fees.chain_id,
             nonce,
             gas_limit: TRANSFER_GAS,
             max_fee_per_gas: fees.max_fee,
@@ -477,7 +482,6 @@ async fn pick_funder(rpc: &Rpc, key: Option<B256>, needed: U256) -> Result<TxSig
 /// in flight, and waits until every funding transaction is mined.
 async fn fund(
     rpc: &Rpc,
-    chain_id: u64,
     funder: &TxSigner,
     senders: &[TxSigner],
     amount: U256,
@@ -493,7 +497,7 @@ async fn fund(
     while mined < end {
         while next < end && next < mined + FUNDING_WINDOW {
             let to = senders[(next - first) as usize].address();
-            let tx = transfer(funder, chain_id, next, to, amount, fees)?;
+            let tx = transfer(funder, next, to, amount, fees)?;
             rpc.call(
                 "eth_sendRawTransaction",
                 json!([format!("0x{}", alloy_primitives::hex::encode(&tx.raw))]),
@@ -596,7 +600,7 @@ pub async fn run(config: &BenchConfig, log: &dyn Fn(String)) -> Result<BenchRepo
         Some(id) => id,
         None => rpc.quantity("eth_chainId", json!([])).await? as u64,
     };
-    let fees = fees(&rpc).await?;
+    let fees = fees(&rpc, chain_id).await?;
     let per_sender = config.txs.div_ceil(config.senders) as u64;
     let value = U256::from(1u64);
     let per_tx_cost = U256::from(TRANSFER_GAS) * U256::from(fees.max_fee) + value;
@@ -612,17 +616,7 @@ pub async fn run(config: &BenchConfig, log: &dyn Fn(String)) -> Result<BenchRepo
         funder.address(),
         fees.max_fee / 1_000_000_000
     ));
-    fund(
-        &rpc,
-        chain_id,
-        &funder,
-        &senders,
-        amount,
-        fees,
-        config.timeout,
-        log,
-    )
-    .await?;
+    fund(&rpc, &funder, &senders, amount, fees, config.timeout, log).await?;
 
     // pre-sign round-robin: nonce 0 of every sender, then nonce 1, …
     let sink = funder.address();
@@ -632,7 +626,7 @@ pub async fn run(config: &BenchConfig, log: &dyn Fn(String)) -> Result<BenchRepo
             if prepared.len() == config.txs {
                 break 'rounds;
             }
-            prepared.push(transfer(s, chain_id, nonce, sink, value, fees)?);
+            prepared.push(transfer(s, nonce, sink, value, fees)?);
         }
     }
     let index: HashMap<B256, usize> = prepared
@@ -707,7 +701,7 @@ pub async fn run(config: &BenchConfig, log: &dyn Fn(String)) -> Result<BenchRepo
                 }
                 drop(s);
                 let sent = sent_count.fetch_add(1, Ordering::Relaxed) + 1;
-                if sent % 100 == 0 {
+                if sent.is_multiple_of(100) {
                     bar.set_message(format!("{sent} sent"));
                 }
             }
@@ -868,6 +862,15 @@ mod tests {
             status: 429,
         };
         assert_eq!(e.kind(), "HTTP 429 (rate limited)");
+        let e = BenchError::Refused {
+            method: "eth_sendRawTransaction".into(),
+            code: -32000,
+            message: "transaction pool is full (9522 transactions)".into(),
+        };
+        assert_eq!(
+            e.kind(),
+            "refused: transaction pool is full (N transactions)"
+        );
     }
 
     #[tokio::test]
