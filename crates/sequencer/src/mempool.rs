@@ -99,7 +99,7 @@ impl Mempool {
     }
 
     fn next_arrival(&mut self) -> u64 {
-        self.arrivals += 1;
+        self.arrivals = self.arrivals.saturating_add(1);
         self.arrivals
     }
 
