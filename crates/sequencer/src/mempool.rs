@@ -84,9 +84,7 @@ pub enum MempoolError {
 pub struct Mempool {
     config: MempoolConfig,
     by_sender: BTreeMap<Address, BTreeMap<u64, RecoveredTx>>,
-    /// Sender, nonce and arrival number (the order transactions were accepted in).
-    by_hash: HashMap<B256, (Address, u64, u64)>,
-    arrivals: u64,
+    by_hash: HashMap<B256, (Address, u64)>,
 }
 
 impl Mempool {
@@ -96,11 +94,6 @@ impl Mempool {
             config,
             ..Default::default()
         }
-    }
-
-    fn next_arrival(&mut self) -> u64 {
-        self.arrivals = self.arrivals.saturating_add(1);
-        self.arrivals
     }
 
     /// Number of pooled transactions.
@@ -120,7 +113,7 @@ impl Mempool {
 
     /// A pooled transaction by hash.
     pub fn get(&self, hash: &B256) -> Option<&RecoveredTx> {
-        let (sender, nonce, _) = self.by_hash.get(hash)?;
+        let (sender, nonce) = self.by_hash.get(hash)?;
         self.by_sender.get(sender)?.get(nonce)
     }
 
@@ -159,8 +152,7 @@ impl Mempool {
             }
             let old_hash = old.hash;
             self.by_hash.remove(&old_hash);
-            let arrival = self.next_arrival();
-            self.by_hash.insert(tx.hash, (tx.sender, nonce, arrival));
+            self.by_hash.insert(tx.hash, (tx.sender, nonce));
             self.by_sender
                 .entry(tx.sender)
                 .or_default()
@@ -193,8 +185,7 @@ impl Mempool {
                 limit: self.config.max_txs,
             });
         }
-        let arrival = self.next_arrival();
-        self.by_hash.insert(tx.hash, (tx.sender, nonce, arrival));
+        self.by_hash.insert(tx.hash, (tx.sender, nonce));
         self.by_sender
             .entry(tx.sender)
             .or_default()
@@ -219,8 +210,7 @@ impl Mempool {
         {
             return Err(MempoolError::NonceTaken { nonce });
         }
-        let arrival = self.next_arrival();
-        self.by_hash.insert(tx.hash, (tx.sender, nonce, arrival));
+        self.by_hash.insert(tx.hash, (tx.sender, nonce));
         self.by_sender
             .entry(tx.sender)
             .or_default()
@@ -252,7 +242,7 @@ impl Mempool {
 
     /// Removes a transaction by hash.
     pub fn remove(&mut self, hash: &B256) -> Option<RecoveredTx> {
-        let (sender, nonce, _) = self.by_hash.remove(hash)?;
+        let (sender, nonce) = self.by_hash.remove(hash)?;
         let queue = self.by_sender.get_mut(&sender)?;
         let tx = queue.remove(&nonce);
         if queue.is_empty() {
@@ -277,8 +267,8 @@ impl Mempool {
 
     /// Executable transactions in inclusion order: each sender's consecutive run starting at its
     /// account nonce, interleaved greedily by the tip they pay at `base_fee` (highest first, ties
-    /// first come, first served: by the order the pool accepted them, which is deterministic).
-    /// Transactions whose fee cap is below the base fee wait.
+    /// by sender address so the order is deterministic). Transactions whose fee cap is below the
+    /// base fee wait.
     pub fn ready(
         &self,
         account_nonce: impl Fn(&Address) -> u64,
@@ -298,26 +288,22 @@ impl Mempool {
                 runs.push(run);
             }
         }
-        // the head of every run, best first: highest tip, then earliest arrival
-        let key = |tx: &RecoveredTx| {
-            let tip = tx.effective_tip(base_fee)?;
-            let arrival = self.by_hash.get(&tx.hash).map_or(u64::MAX, |e| e.2);
-            Some((tip, Reverse(arrival)))
-        };
+        // the head of every run, best first: highest tip, then lowest sender address (the runs
+        // are in address order); a heap, not a scan of every run per transaction
         let mut heads = BinaryHeap::with_capacity(runs.len());
         for (i, run) in runs.iter().enumerate() {
-            if let Some(k) = run.last().and_then(|tx| key(tx)) {
-                heads.push((k, i));
+            if let Some(tip) = run.last().and_then(|tx| tx.effective_tip(base_fee)) {
+                heads.push((tip, Reverse(i)));
             }
         }
         let mut out = Vec::new();
-        while let Some((_, i)) = heads.pop() {
+        while let Some((_, Reverse(i))) = heads.pop() {
             let Some(run) = runs.get_mut(i) else { continue };
             if let Some(tx) = run.pop() {
                 out.push(tx.clone());
             }
-            if let Some(k) = run.last().and_then(|tx| key(tx)) {
-                heads.push((k, i));
+            if let Some(tip) = run.last().and_then(|tx| tx.effective_tip(base_fee)) {
+                heads.push((tip, Reverse(i)));
             }
         }
         out
