@@ -68,11 +68,15 @@ pub fn is_stuck(m: &crate::world::MessageView, now_ms: u64) -> bool {
                     .is_some_and(|t| now_ms.saturating_sub(t) > STUCK_AFTER_MS)))
 }
 
-/// `wei` (decimal) as ETH with up to 6 decimals (`"—"` if it does not parse).
+/// `wei` (decimal) as ETH with up to 6 decimals; an amount below 0.000001 ETH (but not zero)
+/// in wei, e.g. `"12345 wei"`; `"—"` if it does not parse.
 pub fn wei_to_eth(wei: &str) -> String {
     let Ok(v) = wei.parse::<u128>() else {
         return "—".to_string();
     };
+    if v > 0 && v < 1_000_000_000_000 {
+        return format!("{v} wei");
+    }
     let whole = v / 1_000_000_000_000_000_000;
     let micro = (v % 1_000_000_000_000_000_000) / 1_000_000_000_000;
     if micro == 0 {
@@ -498,7 +502,8 @@ mod tests {
         assert_eq!(wei_to_eth("1500000000000000000"), "1.5");
         assert_eq!(wei_to_eth("2000000000000000000"), "2");
         assert_eq!(wei_to_eth("1000000000000"), "0.000001");
-        assert_eq!(wei_to_eth("999"), "0");
+        assert_eq!(wei_to_eth("999"), "999 wei");
+        assert_eq!(wei_to_eth("0"), "0");
         assert_eq!(wei_to_eth("not a number"), "—");
     }
 
