@@ -424,3 +424,51 @@ fn batches_of_another_chain_or_out_of_order_are_refused() {
     op.batch_sealed(a1).unwrap();
     assert_eq!(op.batches().count(), 1);
 }
+
+/// Mutation testing (docs/testing.md) found these unguarded: a prove or an execution request is
+/// not repeated before the SL produced a block, is repeated after one without effect, and an
+/// operator that only commits, or whose chain is settled by optimistic proposals, never proves.
+#[test]
+fn proofs_and_execution_requests_wait_one_sl_block_and_only_provers_prove() {
+    let mut w = World::new();
+    for _ in 0..4 {
+        w.block(A);
+    }
+    let calls = w.tick_op(A);
+    assert_eq!(shape(&calls), vec![("commit", 1), ("commit", 2)]);
+    w.sl_block(A, calls);
+    let proves = w.tick_op(A);
+    assert_eq!(shape(&proves), vec![("prove", 1), ("prove", 2)]);
+    assert!(w.tick_op(A).is_empty(), "not again in the same SL block");
+    w.sl_block(A, vec![]); // the shell lost them
+    assert_eq!(shape(&w.tick_op(A)), vec![("prove", 1), ("prove", 2)]);
+    w.sl_block(A, proves);
+    let executes = w.tick_op(A);
+    assert_eq!(shape(&executes), vec![("execute", 1), ("execute", 2)]);
+    assert!(w.tick_op(A).is_empty(), "not again in the same SL block");
+    w.sl_block(A, vec![]);
+    assert_eq!(shape(&w.tick_op(A)), vec![("execute", 1), ("execute", 2)]);
+    w.sl_block(A, executes);
+    assert_eq!(w.sl.chain(A).unwrap().last_executed, 2);
+
+    for (commit_only, by_proposals) in [(true, false), (false, true)] {
+        let mut w = World::new();
+        let mut config = OperatorConfig::new(A);
+        config.prove_and_execute = !commit_only;
+        config.settled_by_proposals = by_proposals;
+        w.ops.insert(A, Operator::new(config));
+        for _ in 0..4 {
+            w.block(A);
+        }
+        let calls = w.tick_op(A);
+        assert_eq!(shape(&calls), vec![("commit", 1), ("commit", 2)]);
+        w.sl_block(A, calls);
+        for _ in 0..3 {
+            assert!(
+                w.tick_op(A).is_empty(),
+                "commit only {commit_only}, by proposals {by_proposals}: no proof"
+            );
+            w.sl_block(A, vec![]);
+        }
+    }
+}
