@@ -445,7 +445,6 @@ impl Operator {
             .get(&(next_commit, Stage::Commit))
             .is_none_or(|at| height >= at.saturating_add(wait));
         for (n, held) in &self.batches {
-            let wait = self.config.resend_after_blocks.max(1);
             let fresh = |stage| {
                 self.issued
                     .get(&(*n, stage))
